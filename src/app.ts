@@ -1,0 +1,108 @@
+// Builds the daemon's parts from a Config: the database (external or embedded), the Graph client, and one cycle.
+
+import type { Dispatcher } from "undici";
+
+import type { Config } from "./config.ts";
+import { GraphClient } from "./graph/client.ts";
+import { GraphClock } from "./graph/clock.ts";
+import { createAgent, type HttpSettings } from "./graph/http.ts";
+import { ClientSecretTokenProvider } from "./graph/token.ts";
+import { type CycleResult, runCycle } from "./ingest/cycle.ts";
+import type { Logger } from "./log.ts";
+import { createPool, type Pool, waitForDatabase } from "./store/db.ts";
+import { startEmbeddedPostgres } from "./store/embedded.ts";
+import { migrate } from "./store/migrate.ts";
+import { type Clock, systemClock } from "./time.ts";
+
+export interface Database {
+  url: string;
+  pool: Pool;
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+/** Connects to DATABASE_URL, or starts the embedded PostgreSQL under DATA_DIR; waits until it answers. */
+export async function openDatabase(config: Config, log: Logger, signal?: AbortSignal): Promise<Database> {
+  let url = config.databaseUrl;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  if (url === undefined) {
+    const embedded = await startEmbeddedPostgres({
+      dir: config.dataDir,
+      port: config.embeddedPgPort,
+      onLog: (line) => log.trace({ postgres: line.trim() }, "embedded postgres"),
+    });
+    log.info({ dataDir: config.dataDir, port: embedded.port }, "embedded PostgreSQL running (DATABASE_URL is unset)");
+    url = embedded.url;
+    stopEmbedded = embedded.stop;
+  }
+  const pool = createPool(url, log);
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    (closed ??= (async () => {
+      await pool.end().catch((err: unknown) => log.warn({ err }, "closing the pool failed"));
+      await stopEmbedded?.();
+    })());
+  try {
+    await waitForDatabase(pool, { timeoutMs: config.databaseWaitMs, log, ...(signal ? { signal } : {}) });
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { url, pool, embedded: stopEmbedded !== undefined, close };
+}
+
+export async function applyMigrations(database: Database, log: Logger): Promise<string[]> {
+  return migrate(database.url, log);
+}
+
+export function httpSettings(config: Config): HttpSettings {
+  return {
+    httpTimeoutMs: config.httpTimeoutMs,
+    maxRetries: config.maxRetries,
+    retryBaseDelayMs: config.retryBaseDelayMs,
+    maxRetryAfterMs: config.maxRetryAfterMs,
+    maxPageBytes: config.maxPageBytes,
+  };
+}
+
+export interface Ingester {
+  graph: GraphClient;
+  tokens: ClientSecretTokenProvider;
+  runOnce(signal: AbortSignal): Promise<CycleResult>;
+  close(): Promise<void>;
+}
+
+/** The Graph side and a `runOnce` bound to one tenant and the interactive stream. */
+export function createIngester(
+  config: Config,
+  db: Pool,
+  log: Logger,
+  options: { clock?: Clock; dispatcher?: Dispatcher } = {},
+): Ingester {
+  const clock = options.clock ?? systemClock;
+  const settings = httpSettings(config);
+  const dispatcher = options.dispatcher ?? createAgent(settings);
+  const graphClock = new GraphClock(clock);
+  const tokens = new ClientSecretTokenProvider(
+    {
+      authorityHost: config.authorityHost,
+      tenantId: config.tenantId,
+      clientId: config.clientId,
+      clientSecret: config.clientSecret,
+      scope: `${config.graphEndpoint}/.default`,
+    },
+    { dispatcher, settings, clock: graphClock, log },
+  );
+  const graph = new GraphClient(config.graphEndpoint, { tokens, dispatcher, settings, clock: graphClock, log });
+  return {
+    graph,
+    tokens,
+    runOnce: (signal) =>
+      runCycle({ db, graph, log, clock, settings: config, tenantId: config.tenantId, signal }),
+    close: async () => {
+      if (!options.dispatcher) {
+        await dispatcher.close();
+      }
+    },
+  };
+}

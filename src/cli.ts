@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+// Entry point: commands, signals and exit codes. The only module that touches `process`.
+
+import { parseArgs } from "node:util";
+
+import dotenv from "dotenv";
+
+import { applyMigrations, createIngester, type Database, openDatabase } from "./app.ts";
+import { type Config, configTableMarkdown, loadConfig } from "./config.ts";
+import { ConfigError, EXIT, type ExitCode, exitCodeFor } from "./errors.ts";
+import { startSchedule } from "./ingest/scheduler.ts";
+import { createLogger, type Logger } from "./log.ts";
+
+const USAGE = `signin-ingest: keeps a PostgreSQL copy of a Microsoft Entra ID tenant's sign-in logs.
+
+Usage: node src/cli.ts <command> [--help]
+
+Commands:
+  run         apply migrations, run a cycle now and then on every POLL_SCHEDULE tick, until SIGTERM/SIGINT
+  once        apply migrations, run one cycle, exit (0 success, 75 temporary failure, 78 configuration/credentials/licence)
+  migrate     apply database migrations and exit
+  simulate    start the local Microsoft Graph simulator (see 'simulate --help')
+  config-doc  print the configuration table (Markdown)
+
+Configuration comes from the environment and a .env file in the working directory; see README.md.
+Exit codes: 0 ok, 64 usage, 70 internal error, 75 temporary failure (retry later), 78 configuration, credential,
+permission or licence problem.`;
+
+const COMMAND_HELP: Record<string, string> = {
+  run: `Usage: node src/cli.ts run
+
+Applies migrations, runs one cycle at once, then one per POLL_SCHEDULE tick (UTC cron), never two at a time.
+SIGTERM or SIGINT stops the schedule, aborts in-flight requests, rolls back an open transaction, closes the
+database and exits 0. A second signal exits at once with 130. A cycle that fails is logged and retried on the
+next tick; the checkpoint only moves when a window is completely stored.`,
+  once: `Usage: node src/cli.ts once
+
+Applies migrations, runs one cycle and exits: 0 success, 75 temporary failure (Graph or PostgreSQL unavailable,
+throttled past the retry budget, malformed page), 78 configuration, credential, permission or licence problem,
+70 unexpected error.`,
+  migrate: `Usage: node src/cli.ts migrate
+
+Applies pending database migrations (needs only DATABASE_URL, or DATA_DIR for the embedded database) and exits.`,
+  "config-doc": `Usage: node src/cli.ts config-doc
+
+Prints the configuration table (Markdown) generated from the schema that validates the environment.`,
+};
+
+function write(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : text + "\n");
+}
+
+/** Aborts `controller` on the first SIGTERM/SIGINT; a second signal exits immediately. */
+function installSignals(controller: AbortController, log: Logger): void {
+  let count = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    count++;
+    if (count === 1) {
+      log.info({ signal }, "shutting down");
+      controller.abort(new Error(`received ${signal}`));
+    } else {
+      log.warn({ signal }, "second signal: exiting without waiting");
+      process.exit(130);
+    }
+  };
+  process.on("SIGTERM", handler);
+  process.on("SIGINT", handler);
+}
+
+async function withDatabase(
+  config: Config,
+  log: Logger,
+  signal: AbortSignal,
+  work: (database: Database) => Promise<ExitCode>,
+): Promise<ExitCode> {
+  const database = await openDatabase(config, log, signal);
+  try {
+    await applyMigrations(database, log);
+    return await work(database);
+  } finally {
+    await database.close();
+  }
+}
+
+async function main(argv: string[]): Promise<ExitCode> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    write(USAGE);
+    return command === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (command === "simulate") {
+    const { simulateCommand } = await import("./simulator/main.ts");
+    await simulateCommand(rest);
+    return EXIT.ok;
+  }
+  const help = COMMAND_HELP[command];
+  if (help === undefined) {
+    process.stderr.write(`Unknown command "${command}".\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  const { values } = parseArgs({ args: rest, options: { help: { type: "boolean", short: "h" } }, strict: false });
+  if (values.help) {
+    write(help);
+    return EXIT.ok;
+  }
+  if (command === "config-doc") {
+    write(configTableMarkdown());
+    return EXIT.ok;
+  }
+
+  dotenv.config({ quiet: true });
+  let config: Config;
+  try {
+    config = loadConfig(process.env, { require: command === "migrate" ? "database" : "all" });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\nSee README.md (Configuration) or 'node src/cli.ts config-doc'.\n`);
+      return EXIT.config;
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  const controller = new AbortController();
+  installSignals(controller, log);
+  try {
+    return await withDatabase(config, log, controller.signal, async (database) => {
+      if (command === "migrate") {
+        return EXIT.ok;
+      }
+      const ingester = createIngester(config, database.pool, log);
+      try {
+        if (command === "once") {
+          await ingester.runOnce(controller.signal);
+          return EXIT.ok;
+        }
+        await runScheduled(config, ingester.runOnce, controller.signal, log);
+        return EXIT.ok;
+      } finally {
+        await ingester.close();
+      }
+    });
+  } catch (error) {
+    if (controller.signal.aborted) {
+      log.info("stopped by signal");
+      return EXIT.ok;
+    }
+    const code = exitCodeFor(error);
+    log.error({ err: error, exitCode: code }, describeFailure(code));
+    return code;
+  } finally {
+    log.flush();
+  }
+}
+
+function describeFailure(code: ExitCode): string {
+  switch (code) {
+    case EXIT.config:
+      return "stopped: configuration, credential, permission or licence problem (retrying will not help)";
+    case EXIT.temporary:
+      return "stopped: temporary failure; a later run resumes from the checkpoint";
+    default:
+      return "stopped: unexpected error";
+  }
+}
+
+async function runScheduled(
+  config: Config,
+  runOnce: (signal: AbortSignal) => Promise<unknown>,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  const schedule = startSchedule(
+    config.pollSchedule,
+    async () => {
+      try {
+        await runOnce(signal);
+      } catch (error) {
+        if (!signal.aborted) {
+          const code = exitCodeFor(error);
+          log.error({ err: error, exitCode: code }, "cycle failed; the next tick resumes from the checkpoint");
+        }
+      }
+    },
+    log,
+  );
+  log.info({ schedule: config.pollSchedule }, "scheduled");
+  await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  await schedule.stop();
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`signin-ingest: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(EXIT.internal);
+  },
+);

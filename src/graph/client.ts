@@ -1,0 +1,164 @@
+// Reads pages from Microsoft Graph: bearer token, retries on 429/5xx/network errors, one token renewal on 401,
+// licence and permission 403s reported as what they are, and nextLinks that may only point back at Graph.
+
+import type { Dispatcher } from "undici";
+
+import { AccessError, CredentialError, GraphProtocolError, TemporaryError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { GraphClock } from "./clock.ts";
+import { type HttpResponse, type HttpSettings, retryAfterOf, sendWithRetries } from "./http.ts";
+import type { TokenProvider } from "./token.ts";
+
+export interface Page {
+  value: unknown[];
+  nextLink: string | undefined;
+  requestId: string | undefined;
+  bytes: number;
+}
+
+/** A page body that is not JSON or lacks a `value` array: the cycle fails and the next one retries. */
+export class MalformedPageError extends TemporaryError {
+  override name = "MalformedPageError";
+}
+
+interface GraphErrorBody {
+  error?: { code?: unknown; message?: unknown };
+}
+
+function graphError(response: HttpResponse): { code: string; message: string } {
+  try {
+    const body = JSON.parse(response.text) as GraphErrorBody;
+    return { code: String(body.error?.code ?? `HTTP ${response.status}`), message: String(body.error?.message ?? "") };
+  } catch {
+    return { code: `HTTP ${response.status}`, message: "" };
+  }
+}
+
+export function accessErrorFor(code: string, message: string): AccessError {
+  if (code === "Authentication_RequestFromNonPremiumTenantOrB2CTenant") {
+    return new AccessError(
+      `Graph refuses the sign-in log: the tenant has no Microsoft Entra ID P1 or P2 licence ("${message}")`,
+      code,
+      "sign-in logs through Graph need Entra ID P1 or P2 in the tenant (a trial works); assign the licence and wait up to a day",
+    );
+  }
+  return new AccessError(
+    `Graph refuses the sign-in log: the application lacks permission ("${message}")`,
+    code,
+    "grant the application permission AuditLog.Read.All (type Application) to the app registration and click 'Grant admin consent'",
+  );
+}
+
+export class GraphClient {
+  readonly #origin: string;
+  readonly #tokens: TokenProvider;
+  readonly #dispatcher: Dispatcher;
+  readonly #settings: HttpSettings;
+  readonly #clock: GraphClock;
+  readonly #log: Logger;
+
+  constructor(
+    graphEndpoint: string,
+    deps: { tokens: TokenProvider; dispatcher: Dispatcher; settings: HttpSettings; clock: GraphClock; log: Logger },
+  ) {
+    this.#origin = new URL(graphEndpoint).origin;
+    this.#tokens = deps.tokens;
+    this.#dispatcher = deps.dispatcher;
+    this.#settings = deps.settings;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+  }
+
+  get clock(): GraphClock {
+    return this.#clock;
+  }
+
+  /** Obtains a token (cached if still valid), which also tells us Graph's clock. */
+  async prepare(signal: AbortSignal): Promise<void> {
+    await this.#tokens.getToken(signal);
+  }
+
+  /** Fails unless `url` is on the Graph origin: the bearer token must never travel anywhere else. */
+  assertGraphUrl(url: string): void {
+    let origin: string;
+    try {
+      origin = new URL(url).origin;
+    } catch {
+      throw new GraphProtocolError(`Graph returned an unusable nextLink: ${JSON.stringify(url.slice(0, 200))}`);
+    }
+    if (origin !== this.#origin) {
+      throw new GraphProtocolError(`refusing a nextLink to ${origin}: it is not the Graph endpoint ${this.#origin}`);
+    }
+  }
+
+  /** GETs one page. Retries transient failures; throws classified errors otherwise. */
+  async getPage(url: string, signal: AbortSignal): Promise<Page> {
+    this.assertGraphUrl(url);
+    let token = await this.#tokens.getToken(signal);
+    let renewedAfter401 = false;
+    const response = await sendWithRetries(
+      this.#dispatcher,
+      () => url,
+      () => ({
+        method: "GET",
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: "application/json",
+          prefer: "include-unknown-enum-members",
+        },
+        signal,
+      }),
+      async (res) => {
+        this.#clock.observe(res.headers["date"], res.receivedAt);
+        if (res.status === 200) {
+          return { done: true };
+        }
+        const { code, message } = graphError(res);
+        if (res.status === 401) {
+          if (renewedAfter401) {
+            throw new CredentialError(`Graph rejects a freshly issued token (${code}: ${message})`, code);
+          }
+          renewedAfter401 = true;
+          this.#tokens.invalidate();
+          token = await this.#tokens.getToken(signal);
+          return { done: false, reason: `HTTP 401 ${code}; token renewed`, retryAfterMs: 0 };
+        }
+        if (res.status === 403) {
+          throw accessErrorFor(code, message);
+        }
+        if (res.status === 429 || res.status === 408 || res.status >= 500) {
+          return { done: false, reason: `HTTP ${res.status} ${code}`, retryAfterMs: retryAfterOf(res, res.receivedAt) };
+        }
+        throw new GraphProtocolError(
+          `Graph answered HTTP ${res.status} ${code}: ${message} (request-id ${res.headers["request-id"] ?? "?"})`,
+          res.status,
+        );
+      },
+      { settings: this.#settings, clock: this.#clock, log: this.#log, what: "Graph page request" },
+    );
+    return parsePage(response);
+  }
+}
+
+/** Parses a 200 response into a page; a body that is not a Graph collection throws MalformedPageError. */
+export function parsePage(response: HttpResponse): Page {
+  let body: unknown;
+  try {
+    body = JSON.parse(response.text);
+  } catch {
+    throw new MalformedPageError(
+      `Graph returned a page that is not JSON (${response.text.length} bytes, request-id ${response.headers["request-id"] ?? "?"})`,
+    );
+  }
+  const value = (body as { value?: unknown } | null)?.value;
+  if (!Array.isArray(value)) {
+    throw new MalformedPageError(
+      `Graph returned a page without a value array (request-id ${response.headers["request-id"] ?? "?"})`,
+    );
+  }
+  const next = (body as { "@odata.nextLink"?: unknown })["@odata.nextLink"];
+  if (next !== undefined && typeof next !== "string") {
+    throw new MalformedPageError("Graph returned a page whose @odata.nextLink is not a string");
+  }
+  return { value, nextLink: next, requestId: response.headers["request-id"], bytes: response.text.length };
+}

@@ -1,0 +1,179 @@
+// The HTTP layer shared by the token endpoint and Graph: one undici Agent, per-request timeouts, bounded bodies,
+// and one retry loop driven by a small policy (which outcomes retry, how long to wait).
+
+import { randomUUID } from "node:crypto";
+
+import { Agent, request, type Dispatcher } from "undici";
+
+import { TemporaryError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Clock } from "../time.ts";
+import { sleep } from "../time.ts";
+import { backoffDelay, clampRetryAfter, parseRetryAfter } from "./retry.ts";
+
+export interface HttpSettings {
+  httpTimeoutMs: number;
+  maxRetries: number;
+  retryBaseDelayMs: number;
+  maxRetryAfterMs: number;
+  maxPageBytes: number;
+}
+
+export const BACKOFF_CAP_MS = 120_000;
+
+export function createAgent(settings: HttpSettings): Agent {
+  return new Agent({
+    headersTimeout: settings.httpTimeoutMs,
+    bodyTimeout: settings.httpTimeoutMs,
+    connectTimeout: Math.min(settings.httpTimeoutMs, 30_000),
+    keepAliveTimeout: 10_000,
+    connections: 8,
+  });
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | undefined>;
+  text: string;
+  receivedAt: Date;
+  clientRequestId: string;
+}
+
+// undici error codes for failures that a retry can cure (connection reset, timeouts, truncated bodies).
+const RETRYABLE_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
+  "UND_ERR_CLOSED",
+  "UND_ERR_ABORTED",
+  "ResponseBodyTooLarge",
+]);
+
+export class ResponseBodyTooLarge extends Error {
+  override name = "ResponseBodyTooLarge";
+  readonly code = "ResponseBodyTooLarge";
+}
+
+/** True for network-level failures worth retrying. */
+export function isRetryableNetworkError(error: unknown): boolean {
+  const code = (error as { code?: unknown; cause?: { code?: unknown } } | undefined)?.code;
+  const causeCode = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return (
+    (typeof code === "string" && RETRYABLE_CODES.has(code)) ||
+    (typeof causeCode === "string" && RETRYABLE_CODES.has(causeCode)) ||
+    (error as Error | undefined)?.name === "TimeoutError"
+  );
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
+  const flat: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    flat[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return flat;
+}
+
+async function readBounded(body: Dispatcher.ResponseData["body"], maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      body.destroy();
+      throw new ResponseBodyTooLarge(`response body exceeds ${maxBytes} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export interface SendOptions {
+  method: "GET" | "POST";
+  headers: Record<string, string>;
+  body?: string;
+  signal: AbortSignal;
+}
+
+/** One HTTP exchange with a per-request timeout and a bounded body. Throws on network errors. */
+export async function send(
+  dispatcher: Dispatcher,
+  url: string,
+  options: SendOptions,
+  settings: HttpSettings,
+  clock: Clock,
+): Promise<HttpResponse> {
+  const clientRequestId = randomUUID();
+  const signal = AbortSignal.any([options.signal, AbortSignal.timeout(settings.httpTimeoutMs)]);
+  const response = await request(url, {
+    method: options.method,
+    headers: { ...options.headers, "client-request-id": clientRequestId },
+    body: options.body,
+    signal,
+    dispatcher,
+  });
+  const text = await readBounded(response.body, settings.maxPageBytes);
+  return {
+    status: response.statusCode,
+    headers: flattenHeaders(response.headers),
+    text,
+    receivedAt: clock.now(),
+    clientRequestId,
+  };
+}
+
+export type Verdict = { done: true } | { done: false; retryAfterMs?: number; reason: string };
+
+/**
+ * Sends a request until `judge` accepts the response, retrying network errors and the responses judge marks
+ * retryable, up to `maxRetries` times. Waits Retry-After (clamped) when given, else backoff with jitter.
+ */
+export async function sendWithRetries(
+  dispatcher: Dispatcher,
+  url: () => string,
+  options: () => SendOptions,
+  judge: (response: HttpResponse) => Verdict | Promise<Verdict>,
+  ctx: { settings: HttpSettings; clock: Clock; log: Logger; what: string },
+): Promise<HttpResponse> {
+  const { settings, log } = ctx;
+  let lastReason = "";
+  for (let attempt = 0; ; attempt++) {
+    const opts = options();
+    let waitMs: number | undefined;
+    try {
+      const response = await send(dispatcher, url(), opts, settings, ctx.clock);
+      const verdict = await judge(response);
+      if (verdict.done) {
+        return response;
+      }
+      lastReason = verdict.reason;
+      waitMs = verdict.retryAfterMs;
+    } catch (error) {
+      if (opts.signal.aborted || !isRetryableNetworkError(error)) {
+        throw error;
+      }
+      lastReason = `${(error as { code?: string }).code ?? (error as Error).name}: ${(error as Error).message}`;
+    }
+    if (attempt >= settings.maxRetries) {
+      throw new TemporaryError(`${ctx.what} failed after ${attempt + 1} attempts; last: ${lastReason}`);
+    }
+    const delay =
+      waitMs !== undefined
+        ? clampRetryAfter(waitMs, settings.maxRetryAfterMs)
+        : backoffDelay(attempt + 1, settings.retryBaseDelayMs, BACKOFF_CAP_MS);
+    log.warn({ what: ctx.what, attempt: attempt + 1, reason: lastReason, retryInMs: delay }, "request will be retried");
+    await sleep(delay, opts.signal);
+  }
+}
+
+/** The Retry-After of a response in ms, if it has a usable one. */
+export function retryAfterOf(response: HttpResponse, now: Date): number | undefined {
+  return parseRetryAfter(response.headers["retry-after"], now);
+}

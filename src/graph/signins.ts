@@ -1,0 +1,24 @@
+// Builds sign-in list queries the way Graph accepts them: unquoted UTC literals, ge/le on createdDateTime.
+
+export interface SignInQuery {
+  graphEndpoint: string;
+  version: "v1.0" | "beta";
+  from: Date;
+  to: Date;
+  top: number;
+  /** Extra filter clause ANDed to the time range, e.g. a beta signInEventTypes clause. */
+  extraFilter?: string;
+}
+
+/** `2026-11-28T03:05:00Z`: whole seconds print without fractions, as Microsoft's examples do. */
+export function graphDateTime(at: Date): string {
+  return at.toISOString().replace(/\.000Z$/, "Z");
+}
+
+export function signInsUrl(query: SignInQuery): string {
+  const range = `createdDateTime ge ${graphDateTime(query.from)} and createdDateTime le ${graphDateTime(query.to)}`;
+  const filter = query.extraFilter ? `(${range}) and ${query.extraFilter}` : range;
+  const params = new URLSearchParams({ $filter: filter, $top: String(query.top) });
+  // URLSearchParams encodes spaces as '+'; Graph wants %20 inside $filter.
+  return `${query.graphEndpoint}/${query.version}/auditLogs/signIns?${params.toString().replace(/\+/g, "%20")}`;
+}

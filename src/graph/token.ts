@@ -1,0 +1,138 @@
+// OAuth2 client-credentials tokens for Graph: cached, renewed before expiry, one request in flight at a time.
+
+import type { Dispatcher } from "undici";
+
+import { CredentialError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { GraphClock } from "./clock.ts";
+import { type HttpResponse, type HttpSettings, retryAfterOf, sendWithRetries } from "./http.ts";
+
+export interface TokenProvider {
+  /** A valid access token (cached until shortly before it expires). */
+  getToken(signal: AbortSignal): Promise<string>;
+  /** Forgets the cached token, e.g. after Graph answered 401. */
+  invalidate(): void;
+}
+
+export interface ClientSecretCredentials {
+  authorityHost: string;
+  tenantId: string;
+  clientId: string;
+  clientSecret: string;
+  /** `{GRAPH_ENDPOINT}/.default` */
+  scope: string;
+}
+
+/** Renew this long before expiry (or at half the lifetime for short-lived tokens). */
+export const RENEW_MARGIN_MS = 5 * 60_000;
+
+// AADSTS codes that mean "your configuration is wrong", with the fix to print.
+const CREDENTIAL_FIXES: Record<string, string> = {
+  "7000215": "the client secret is wrong: copy the secret's Value (not its ID) into AZURE_CLIENT_SECRET",
+  "7000222": "the client secret has expired: create a new one and update AZURE_CLIENT_SECRET",
+  "700016": "no application with this AZURE_CLIENT_ID exists in the tenant: check the client ID and tenant",
+  "90002": "the tenant was not found: check AZURE_TENANT_ID",
+  "900023": "AZURE_TENANT_ID is not a valid tenant ID or domain",
+  "70011": "the scope is invalid: check GRAPH_ENDPOINT",
+  "7000112": "the application is disabled in the tenant",
+};
+
+interface TokenBody {
+  access_token?: unknown;
+  expires_in?: unknown;
+  error?: unknown;
+  error_description?: unknown;
+  error_codes?: unknown;
+}
+
+function parseBody(response: HttpResponse): TokenBody {
+  try {
+    return JSON.parse(response.text) as TokenBody;
+  } catch {
+    return {};
+  }
+}
+
+export class ClientSecretTokenProvider implements TokenProvider {
+  readonly #credentials: ClientSecretCredentials;
+  readonly #dispatcher: Dispatcher;
+  readonly #settings: HttpSettings;
+  readonly #clock: GraphClock;
+  readonly #log: Logger;
+  #token: { value: string; renewAt: number } | undefined;
+  #inFlight: Promise<string> | undefined;
+  /** How many tokens were fetched (for logs and tests). */
+  renewals = 0;
+
+  constructor(
+    credentials: ClientSecretCredentials,
+    deps: { dispatcher: Dispatcher; settings: HttpSettings; clock: GraphClock; log: Logger },
+  ) {
+    this.#credentials = credentials;
+    this.#dispatcher = deps.dispatcher;
+    this.#settings = deps.settings;
+    this.#clock = deps.clock;
+    this.#log = deps.log;
+  }
+
+  invalidate(): void {
+    this.#token = undefined;
+  }
+
+  getToken(signal: AbortSignal): Promise<string> {
+    if (this.#token && Date.now() < this.#token.renewAt) {
+      return Promise.resolve(this.#token.value);
+    }
+    this.#inFlight ??= this.#fetch(signal).finally(() => {
+      this.#inFlight = undefined;
+    });
+    return this.#inFlight;
+  }
+
+  async #fetch(signal: AbortSignal): Promise<string> {
+    const { authorityHost, tenantId, clientId, clientSecret, scope } = this.#credentials;
+    const url = `${authorityHost}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`;
+    const form = new URLSearchParams({ grant_type: "client_credentials", client_id: clientId, client_secret: clientSecret, scope });
+    const response = await sendWithRetries(
+      this.#dispatcher,
+      () => url,
+      () => ({
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+        body: form.toString(),
+        signal,
+      }),
+      (res) => {
+        this.#clock.observe(res.headers["date"], res.receivedAt);
+        if (res.status === 429 || res.status >= 500) {
+          return { done: false, reason: `token endpoint HTTP ${res.status}`, retryAfterMs: retryAfterOf(res, res.receivedAt) };
+        }
+        return { done: true };
+      },
+      { settings: this.#settings, clock: this.#clock, log: this.#log, what: "token request" },
+    );
+    const body = parseBody(response);
+    if (response.status !== 200 || typeof body.access_token !== "string") {
+      throw credentialError(response.status, body, tenantId, clientId);
+    }
+    const lifetimeMs = (typeof body.expires_in === "number" ? body.expires_in : Number(body.expires_in) || 3599) * 1000;
+    const margin = Math.min(RENEW_MARGIN_MS, lifetimeMs / 2);
+    this.#token = { value: body.access_token, renewAt: Date.now() + lifetimeMs - margin };
+    this.renewals++;
+    this.#log.debug({ expiresInS: lifetimeMs / 1000, renewals: this.renewals }, "access token obtained");
+    return body.access_token;
+  }
+}
+
+function credentialError(status: number, body: TokenBody, tenantId: string, clientId: string): CredentialError {
+  const description = typeof body.error_description === "string" ? body.error_description.split(/\r?\n/)[0] : "";
+  const aadsts = /AADSTS(\d+)/.exec(description ?? "")?.[1];
+  const code = typeof body.error === "string" ? body.error : `HTTP ${status}`;
+  const fix = aadsts !== undefined ? CREDENTIAL_FIXES[aadsts] : undefined;
+  return new CredentialError(
+    `token request for tenant ${tenantId}, client ${clientId} was refused: ${code}` +
+      (description ? ` (${description})` : "") +
+      (fix ? `. Fix: ${fix}` : ""),
+    aadsts !== undefined ? `AADSTS${aadsts}` : code,
+  );
+}

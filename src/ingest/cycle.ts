@@ -1,0 +1,245 @@
+// One cycle for one (tenant, stream): plan windows from the checkpoint, read every page of each window, store each
+// page in its own transaction, and move the checkpoint in the same transaction as a window's last page.
+
+import { randomUUID } from "node:crypto";
+
+import { coerceError, TemporaryError } from "../errors.ts";
+import type { GraphClient } from "../graph/client.ts";
+import { SKEW_WARNING_MS } from "../graph/clock.ts";
+import { signInsUrl } from "../graph/signins.ts";
+import type { Logger } from "../log.ts";
+import { readCheckpoint, recordCycle, writeCheckpoint } from "../store/checkpoints.ts";
+import { type Pool, withTransaction } from "../store/db.ts";
+import { ensurePartitions, insertRejected, upsertSignIns } from "../store/signins.ts";
+import { type Clock, formatDuration } from "../time.ts";
+import { sortEvents } from "./events.ts";
+import { planWindows, type Window, type WindowSettings } from "./window.ts";
+
+export interface StreamSpec {
+  /** Stored in sign_ins.stream and used as the checkpoint key. */
+  name: string;
+  version: "v1.0" | "beta";
+  extraFilter?: string;
+}
+
+export const INTERACTIVE_STREAM: StreamSpec = { name: "interactiveUser", version: "v1.0" };
+
+export interface CycleSettings extends WindowSettings {
+  graphEndpoint: string;
+  pageSize: number;
+  cycleDeadlineMs: number;
+}
+
+export interface CycleDeps {
+  db: Pool;
+  graph: GraphClient;
+  log: Logger;
+  /** The host clock; Graph's Date header corrects it through graph.clock. */
+  clock: Clock;
+  settings: CycleSettings;
+  tenantId: string;
+  stream?: StreamSpec;
+  /** Aborted on shutdown: in-flight HTTP stops and the open transaction rolls back. */
+  signal: AbortSignal;
+  /** Test hook: called after each page is committed (crash tests kill the process here). */
+  afterPageCommit?: (pageNumber: number) => void | Promise<void>;
+}
+
+export interface CycleResult {
+  runId: string;
+  windows: Window[];
+  pages: number;
+  fetched: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  rejected: number;
+  duplicates: number;
+  checkpoint: Date | undefined;
+  ms: number;
+}
+
+// A nextLink crawl longer than this is a loop, not a window (1,000 pages ≈ 1M events).
+export const MAX_PAGES_PER_WINDOW = 20_000;
+
+/** Runs one complete cycle. Throws (classified) on failure; the checkpoint then stays where it was. */
+export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
+  const stream = deps.stream ?? INTERACTIVE_STREAM;
+  const runId = randomUUID();
+  const log = deps.log.child({ tenant_id: deps.tenantId, stream: stream.name, run_id: runId });
+  const startedAt = deps.clock.now();
+  const deadline = AbortSignal.timeout(deps.settings.cycleDeadlineMs);
+  const signal = AbortSignal.any([deps.signal, deadline]);
+  const result: CycleResult = {
+    runId,
+    windows: [],
+    pages: 0,
+    fetched: 0,
+    inserted: 0,
+    updated: 0,
+    unchanged: 0,
+    rejected: 0,
+    duplicates: 0,
+    checkpoint: undefined,
+    ms: 0,
+  };
+  try {
+    await readAndStore(deps, stream, log, signal, result);
+    result.ms = deps.clock.now().getTime() - startedAt.getTime();
+    log.info(
+      {
+        window_from: result.windows[0]?.from,
+        window_to: result.windows.at(-1)?.to,
+        windows: result.windows.length,
+        pages: result.pages,
+        fetched: result.fetched,
+        inserted: result.inserted,
+        updated: result.updated,
+        unchanged: result.unchanged,
+        rejected: result.rejected,
+        checkpoint: result.checkpoint,
+        ms: result.ms,
+      },
+      "cycle complete",
+    );
+    await record(deps, stream, startedAt, result, undefined, log);
+    return result;
+  } catch (thrown) {
+    let error = coerceError(thrown);
+    if (deadline.aborted && !deps.signal.aborted) {
+      error = new TemporaryError(`cycle deadline of ${formatDuration(deps.settings.cycleDeadlineMs)} exceeded`, {
+        cause: error,
+      });
+    }
+    result.ms = deps.clock.now().getTime() - startedAt.getTime();
+    if (!deps.signal.aborted) {
+      await record(deps, stream, startedAt, result, error, log);
+    }
+    throw error;
+  }
+}
+
+async function readAndStore(
+  deps: CycleDeps,
+  stream: StreamSpec,
+  log: Logger,
+  signal: AbortSignal,
+  result: CycleResult,
+): Promise<void> {
+  const { db, graph, settings, tenantId } = deps;
+  // The database first: nothing is fetched that could not be stored. Then a token, whose response's Date header
+  // tells us Graph's clock before we plan.
+  const checkpoint = await readCheckpoint(db, tenantId, stream.name);
+  await graph.prepare(signal);
+  const now = graph.clock.now();
+  const skew = graph.clock.offsetMs;
+  if (skew !== undefined && Math.abs(skew) > SKEW_WARNING_MS) {
+    log.warn({ skewMs: skew }, "host clock disagrees with Graph's Date header; using the earlier of the two");
+  }
+  const plan = planWindows(checkpoint, now, settings);
+  if (plan.lost) {
+    log.warn(
+      { lost_from: plan.lost.from, lost_to: plan.lost.to },
+      "the checkpoint is older than Graph's retention: events in this range can no longer be read",
+    );
+  }
+  result.windows = plan.windows;
+  result.checkpoint = checkpoint;
+  for (const window of plan.windows) {
+    await readWindow(deps, stream, window, log, signal, result);
+    result.checkpoint = window.to;
+  }
+}
+
+async function readWindow(
+  deps: CycleDeps,
+  stream: StreamSpec,
+  window: Window,
+  log: Logger,
+  signal: AbortSignal,
+  result: CycleResult,
+): Promise<void> {
+  const { db, graph, settings, tenantId } = deps;
+  await withTransaction(db, (client) => ensurePartitions(client, window.from, window.to));
+  let url: string | undefined = signInsUrl({
+    graphEndpoint: settings.graphEndpoint,
+    version: stream.version,
+    from: window.from,
+    to: window.to,
+    top: settings.pageSize,
+    ...(stream.extraFilter ? { extraFilter: stream.extraFilter } : {}),
+  });
+  const seen = new Set<string>();
+  for (let pageInWindow = 1; url !== undefined; pageInWindow++) {
+    if (pageInWindow > MAX_PAGES_PER_WINDOW || seen.has(url)) {
+      throw new TemporaryError(`Graph's nextLinks for window ${window.from.toISOString()} loop or never end`);
+    }
+    seen.add(url);
+    signal.throwIfAborted();
+    const page = await graph.getPage(url, signal);
+    const next = page.nextLink;
+    if (next !== undefined) {
+      graph.assertGraphUrl(next);
+    }
+    const sorted = sortEvents(page.value);
+    const seenAt = deps.clock.now();
+    const counts = await withTransaction(db, async (client) => {
+      const c = await upsertSignIns(client, tenantId, stream.name, sorted.valid, seenAt);
+      await insertRejected(client, tenantId, stream.name, sorted.rejected, seenAt);
+      if (next === undefined) {
+        await writeCheckpoint(client, tenantId, stream.name, window.to, seenAt);
+      }
+      signal.throwIfAborted();
+      return c;
+    });
+    result.pages++;
+    result.fetched += page.value.length;
+    result.inserted += counts.inserted;
+    result.updated += counts.updated;
+    result.unchanged += counts.unchanged;
+    result.rejected += sorted.rejected.length;
+    result.duplicates += sorted.duplicates;
+    if (sorted.rejected.length > 0) {
+      log.warn(
+        { page: result.pages, rejected: sorted.rejected.length, reasons: [...new Set(sorted.rejected.map((r) => r.reason))] },
+        "events set aside in rejected_events",
+      );
+    }
+    log.debug(
+      { page: result.pages, request_id: page.requestId, events: page.value.length, bytes: page.bytes, ...counts, last: next === undefined },
+      "page stored",
+    );
+    await deps.afterPageCommit?.(result.pages);
+    url = next;
+  }
+}
+
+async function record(
+  deps: CycleDeps,
+  stream: StreamSpec,
+  startedAt: Date,
+  result: CycleResult,
+  error: Error | undefined,
+  log: Logger,
+): Promise<void> {
+  try {
+    await recordCycle(deps.db, {
+      tenantId: deps.tenantId,
+      stream: stream.name,
+      startedAt,
+      finishedAt: deps.clock.now(),
+      outcome: error ? "failure" : "success",
+      windowFrom: result.windows[0]?.from,
+      windowTo: result.windows.at(-1)?.to,
+      pages: result.pages,
+      fetched: result.fetched,
+      inserted: result.inserted,
+      updated: result.updated,
+      unchanged: result.unchanged,
+      rejected: result.rejected,
+      error: error?.message,
+    });
+  } catch (recordError) {
+    log.warn({ err: recordError }, "could not record the cycle in the cycles table");
+  }
+}

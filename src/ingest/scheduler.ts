@@ -1,0 +1,39 @@
+// Runs cycles on a cron schedule (UTC), never two at once: a tick that finds a cycle still running is skipped.
+
+import cron from "node-cron";
+
+import type { Logger } from "../log.ts";
+
+export interface Schedule {
+  /** Stops future ticks and waits for a running cycle to finish. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export function startSchedule(expression: string, cycle: () => Promise<void>, log: Logger): Schedule {
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const tick = () => {
+    if (stopped) {
+      return;
+    }
+    if (running) {
+      log.warn("previous cycle still running; skipping this tick");
+      return;
+    }
+    running = cycle().finally(() => {
+      running = undefined;
+    });
+  };
+  const task = cron.schedule(expression, tick, { timezone: "UTC", name: "signin-ingest", noOverlap: true });
+  tick(); // one cycle at once, then one per tick
+  let stopping: Promise<void> | undefined;
+  return {
+    stop: () =>
+      (stopping ??= (async () => {
+        stopped = true;
+        await task.stop();
+        await task.destroy();
+        await running;
+      })()),
+  };
+}

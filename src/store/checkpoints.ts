@@ -1,0 +1,67 @@
+// Checkpoints (how far each tenant and stream is complete) and the history of cycles.
+
+import type { Pool, PoolClient } from "./db.ts";
+
+export const READ_CHECKPOINT = `select position from checkpoints where tenant_id = $1 and stream = $2`;
+
+// greatest(): a checkpoint never moves backwards, whoever writes it.
+export const WRITE_CHECKPOINT = `
+insert into checkpoints as c (tenant_id, stream, position, updated_at) values ($1, $2, $3, $4)
+on conflict (tenant_id, stream) do update
+  set position = greatest(c.position, excluded.position), updated_at = excluded.updated_at`;
+
+export const RECORD_CYCLE = `
+insert into cycles (tenant_id, stream, started_at, finished_at, outcome, window_from, window_to,
+  pages, fetched, inserted, updated, unchanged, rejected, error)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`;
+
+export async function readCheckpoint(db: Pool | PoolClient, tenantId: string, stream: string): Promise<Date | undefined> {
+  const result = await db.query<{ position: Date }>(READ_CHECKPOINT, [tenantId, stream]);
+  return result.rows[0]?.position;
+}
+
+export async function writeCheckpoint(
+  client: PoolClient,
+  tenantId: string,
+  stream: string,
+  position: Date,
+  at: Date,
+): Promise<void> {
+  await client.query(WRITE_CHECKPOINT, [tenantId, stream, position, at]);
+}
+
+export interface CycleRecord {
+  tenantId: string;
+  stream: string;
+  startedAt: Date;
+  finishedAt: Date;
+  outcome: "success" | "failure" | "skipped";
+  windowFrom: Date | undefined;
+  windowTo: Date | undefined;
+  pages: number;
+  fetched: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  rejected: number;
+  error: string | undefined;
+}
+
+export async function recordCycle(db: Pool, cycle: CycleRecord): Promise<void> {
+  await db.query(RECORD_CYCLE, [
+    cycle.tenantId,
+    cycle.stream,
+    cycle.startedAt,
+    cycle.finishedAt,
+    cycle.outcome,
+    cycle.windowFrom ?? null,
+    cycle.windowTo ?? null,
+    cycle.pages,
+    cycle.fetched,
+    cycle.inserted,
+    cycle.updated,
+    cycle.unchanged,
+    cycle.rejected,
+    cycle.error ?? null,
+  ]);
+}

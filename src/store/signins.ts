@@ -1,0 +1,77 @@
+// Writes one page of sign-ins in one statement (upsert keyed by tenant and id), and sets rejected events aside.
+
+import type { RejectedEvent, ValidEvent } from "../ingest/events.ts";
+import type { PoolClient } from "./db.ts";
+
+export interface UpsertCounts {
+  inserted: number;
+  updated: number;
+  unchanged: number;
+}
+
+// Typed columns are generated from `raw` by PostgreSQL, so only the key, the stream and `raw` travel.
+// A changed re-publish updates the row (revision + 1); an identical one fails the `where` and writes nothing.
+// (`xmax = 0` cannot tell inserts from updates on a partitioned table, hence the revision counter.)
+export const UPSERT_SIGN_INS = `
+insert into sign_ins as s (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at)
+select $1, e ->> 'id', (e ->> 'createdDateTime')::timestamptz, $2, e, $3, $3
+from jsonb_array_elements($4::jsonb) as e
+on conflict (tenant_id, id, created_date_time) do update
+  set raw = excluded.raw, stream = excluded.stream, last_changed_at = excluded.last_changed_at, revision = s.revision + 1
+  where s.raw is distinct from excluded.raw
+returning s.revision = 1 as inserted`;
+
+export const INSERT_REJECTED = `
+insert into rejected_events as r (tenant_id, stream, raw_hash, reason, raw_text, first_seen_at, last_seen_at)
+select $1, $2, md5(x.raw_text), x.reason, x.raw_text, $3, $3
+from jsonb_to_recordset($4::jsonb) as x(reason text, raw_text text)
+on conflict (tenant_id, raw_hash) do update
+  set last_seen_at = excluded.last_seen_at, times_seen = r.times_seen + 1, reason = excluded.reason`;
+
+export const ENSURE_PARTITION = `select signin_ensure_partition($1::timestamptz)`;
+
+export async function upsertSignIns(
+  client: PoolClient,
+  tenantId: string,
+  stream: string,
+  events: readonly ValidEvent[],
+  seenAt: Date,
+): Promise<UpsertCounts> {
+  if (events.length === 0) {
+    return { inserted: 0, updated: 0, unchanged: 0 };
+  }
+  const json = JSON.stringify(events.map((e) => e.raw));
+  const result = await client.query<{ inserted: boolean }>(UPSERT_SIGN_INS, [tenantId, stream, seenAt, json]);
+  let inserted = 0;
+  for (const row of result.rows) {
+    if (row.inserted) {
+      inserted++;
+    }
+  }
+  const updated = result.rows.length - inserted;
+  return { inserted, updated, unchanged: events.length - inserted - updated };
+}
+
+export async function insertRejected(
+  client: PoolClient,
+  tenantId: string,
+  stream: string,
+  rejected: readonly RejectedEvent[],
+  seenAt: Date,
+): Promise<void> {
+  if (rejected.length === 0) {
+    return;
+  }
+  const json = JSON.stringify(rejected.map((r) => ({ reason: r.reason, raw_text: r.rawText })));
+  await client.query(INSERT_REJECTED, [tenantId, stream, seenAt, json]);
+}
+
+/** Creates the monthly partitions covering [from, to] (and the month after `to`) if missing. */
+export async function ensurePartitions(client: PoolClient, from: Date, to: Date): Promise<void> {
+  const cursor = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), 1));
+  const last = new Date(Date.UTC(to.getUTCFullYear(), to.getUTCMonth() + 1, 1));
+  while (cursor <= last) {
+    await client.query(ENSURE_PARTITION, [cursor]);
+    cursor.setUTCMonth(cursor.getUTCMonth() + 1);
+  }
+}

@@ -1,0 +1,67 @@
+// Durations and the clock. Time is always passed in, never read from a global in planning code.
+
+export const SECOND = 1000;
+export const MINUTE = 60 * SECOND;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
+/** Something that tells the time; tests pass a fixed or moving fake. */
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: DAY };
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+
+/** Parses `45s`, `15m`, `2h`, `7d` (and `250ms`) into milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const match = DURATION.exec(text.trim());
+  if (!match) {
+    return undefined;
+  }
+  const [, amount, unit] = match;
+  return Number(amount) * (UNIT_MS[unit as string] as number);
+}
+
+/** Formats milliseconds the way configuration is written (`90m` → `1h30m`). */
+export function formatDuration(ms: number): string {
+  if (ms === 0) {
+    return "0s";
+  }
+  const parts: string[] = [];
+  let rest = Math.abs(ms);
+  for (const [unit, size] of [
+    ["d", DAY],
+    ["h", HOUR],
+    ["m", MINUTE],
+    ["s", SECOND],
+    ["ms", 1],
+  ] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  return (ms < 0 ? "-" : "") + parts.join("");
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
