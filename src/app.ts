@@ -9,6 +9,7 @@ import { createAgent, type HttpSettings } from "./graph/http.ts";
 import { ClientSecretTokenProvider } from "./graph/token.ts";
 import { type CycleResult, runCycle } from "./ingest/cycle.ts";
 import type { Logger } from "./log.ts";
+import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
 import { createPool, type Pool, waitForDatabase } from "./store/db.ts";
 import { startEmbeddedPostgres } from "./store/embedded.ts";
 import { migrate } from "./store/migrate.ts";
@@ -68,7 +69,7 @@ export function httpSettings(config: Config): HttpSettings {
 export interface Ingester {
   graph: GraphClient;
   tokens: ClientSecretTokenProvider;
-  runOnce(signal: AbortSignal): Promise<CycleResult>;
+  runOnce: (signal: AbortSignal) => Promise<CycleResult>;
   close(): Promise<void>;
 }
 
@@ -77,12 +78,14 @@ export function createIngester(
   config: Config,
   db: Pool,
   log: Logger,
-  options: { clock?: Clock; dispatcher?: Dispatcher } = {},
+  options: { clock?: Clock; dispatcher?: Dispatcher; metrics?: Metrics } = {},
 ): Ingester {
   const clock = options.clock ?? systemClock;
   const settings = httpSettings(config);
   const dispatcher = options.dispatcher ?? createAgent(settings);
   const graphClock = new GraphClock(clock);
+  const metrics = options.metrics;
+  const observer = metrics ?? NO_HTTP_OBSERVER;
   const tokens = new ClientSecretTokenProvider(
     {
       authorityHost: config.authorityHost,
@@ -91,14 +94,37 @@ export function createIngester(
       clientSecret: config.clientSecret,
       scope: `${config.graphEndpoint}/.default`,
     },
-    { dispatcher, settings, clock: graphClock, log },
+    {
+      dispatcher,
+      settings,
+      clock: graphClock,
+      log,
+      observer,
+      ...(metrics ? { onRenewal: () => metrics.tokenRenewals.inc() } : {}),
+    },
   );
-  const graph = new GraphClient(config.graphEndpoint, { tokens, dispatcher, settings, clock: graphClock, log });
+  const graph = new GraphClient(config.graphEndpoint, {
+    tokens,
+    dispatcher,
+    settings,
+    clock: graphClock,
+    log,
+    observer,
+  });
   return {
     graph,
     tokens,
     runOnce: (signal) =>
-      runCycle({ db, graph, log, clock, settings: config, tenantId: config.tenantId, signal }),
+      runCycle({
+        db,
+        graph,
+        log,
+        clock,
+        settings: config,
+        tenantId: config.tenantId,
+        signal,
+        ...(metrics ? { metrics } : {}),
+      }),
     close: async () => {
       if (!options.dispatcher) {
         await dispatcher.close();

@@ -8,8 +8,11 @@ import dotenv from "dotenv";
 import { applyMigrations, createIngester, type Database, openDatabase } from "./app.ts";
 import { type Config, configTableMarkdown, loadConfig } from "./config.ts";
 import { ConfigError, EXIT, type ExitCode, exitCodeFor } from "./errors.ts";
-import { startSchedule } from "./ingest/scheduler.ts";
+import { scheduleIntervalMs, startSchedule } from "./ingest/scheduler.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { startOpsServer } from "./ops-server.ts";
+import { formatStatus, readStatus } from "./status.ts";
 
 const USAGE = `signin-ingest: keeps a PostgreSQL copy of a Microsoft Entra ID tenant's sign-in logs.
 
@@ -19,6 +22,7 @@ Commands:
   run         apply migrations, run a cycle now and then on every POLL_SCHEDULE tick, until SIGTERM/SIGINT
   once        apply migrations, run one cycle, exit (0 success, 75 temporary failure, 78 configuration/credentials/licence)
   migrate     apply database migrations and exit
+  status      per tenant and stream: checkpoint, lag, last cycle, events stored, retention risk (--json)
   simulate    start the local Microsoft Graph simulator (see 'simulate --help')
   config-doc  print the configuration table (Markdown)
 
@@ -41,6 +45,11 @@ throttled past the retry budget, malformed page), 78 configuration, credential, 
   migrate: `Usage: node src/cli.ts migrate
 
 Applies pending database migrations (needs only DATABASE_URL, or DATA_DIR for the embedded database) and exits.`,
+  status: `Usage: node src/cli.ts status [--json]
+
+Per tenant and stream: the checkpoint (data is complete up to it), lag, the last cycle's result and error, events
+stored, rejected events and the retention risk (data older than GRAPH_RETENTION cannot be read from Graph any
+more). A table for people, or --json for scripts. Needs only the database settings.`,
   "config-doc": `Usage: node src/cli.ts config-doc
 
 Prints the configuration table (Markdown) generated from the schema that validates the environment.`,
@@ -98,7 +107,11 @@ async function main(argv: string[]): Promise<ExitCode> {
     process.stderr.write(`Unknown command "${command}".\n\n${USAGE}\n`);
     return EXIT.usage;
   }
-  const { values } = parseArgs({ args: rest, options: { help: { type: "boolean", short: "h" } }, strict: false });
+  const { values } = parseArgs({
+    args: rest,
+    options: { help: { type: "boolean", short: "h" }, json: { type: "boolean" } },
+    strict: false,
+  });
   if (values.help) {
     write(help);
     return EXIT.ok;
@@ -111,7 +124,7 @@ async function main(argv: string[]): Promise<ExitCode> {
   dotenv.config({ quiet: true });
   let config: Config;
   try {
-    config = loadConfig(process.env, { require: command === "migrate" ? "database" : "all" });
+    config = loadConfig(process.env, { require: command === "migrate" || command === "status" ? "database" : "all" });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\nSee README.md (Configuration) or 'node src/cli.ts config-doc'.\n`);
@@ -127,17 +140,22 @@ async function main(argv: string[]): Promise<ExitCode> {
       if (command === "migrate") {
         return EXIT.ok;
       }
-      const ingester = createIngester(config, database.pool, log);
-      try {
-        if (command === "once") {
+      if (command === "status") {
+        const rows = await readStatus(database.pool, new Date(), config.retentionMs);
+        write(values.json ? JSON.stringify(rows, null, 2) : formatStatus(rows));
+        return EXIT.ok;
+      }
+      if (command === "once") {
+        const ingester = createIngester(config, database.pool, log);
+        try {
           await ingester.runOnce(controller.signal);
           return EXIT.ok;
+        } finally {
+          await ingester.close();
         }
-        await runScheduled(config, ingester.runOnce, controller.signal, log);
-        return EXIT.ok;
-      } finally {
-        await ingester.close();
       }
+      await runDaemon(config, database, controller.signal, log);
+      return EXIT.ok;
     });
   } catch (error) {
     if (controller.signal.aborted) {
@@ -160,6 +178,38 @@ function describeFailure(code: ExitCode): string {
       return "stopped: temporary failure; a later run resumes from the checkpoint";
     default:
       return "stopped: unexpected error";
+  }
+}
+
+/** `run`: the ops listener, the schedule, and on shutdown the one path that stops them in order. */
+async function runDaemon(config: Config, database: Database, signal: AbortSignal, log: Logger): Promise<void> {
+  const metrics = new Metrics({ retentionMs: config.retentionMs });
+  for (const row of await readStatus(database.pool, new Date(), config.retentionMs)) {
+    if (row.checkpoint) {
+      metrics.checkpoint(row.tenantId, row.stream, new Date(row.checkpoint));
+    }
+  }
+  const ops =
+    config.metricsPort === 0
+      ? undefined
+      : await startOpsServer({
+          host: config.metricsHost,
+          port: config.metricsPort,
+          db: database.pool,
+          metrics,
+          readiness: {
+            maxAgeMs: config.readyCycleMultiple * scheduleIntervalMs(config.pollSchedule),
+            startedAt: new Date(),
+            now: () => new Date(),
+          },
+          log,
+        });
+  const ingester = createIngester(config, database.pool, log, { metrics });
+  try {
+    await runScheduled(config, ingester.runOnce, signal, log);
+  } finally {
+    await ops?.close();
+    await ingester.close();
   }
 }
 

@@ -32,6 +32,9 @@ export interface Config {
   maxRetryAfterMs: number;
   cycleDeadlineMs: number;
   maxPageBytes: number;
+  metricsPort: number;
+  metricsHost: string;
+  readyCycleMultiple: number;
   logLevel: LogLevel;
 }
 
@@ -154,7 +157,8 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     key: "clientSecret",
     secret: true,
     description: "Client secret value of the app registration (never logged).",
-    parse: (text) => (text.trim() === text ? ok(text) : bad("has leading or trailing whitespace; paste the secret value exactly")),
+    parse: (text) =>
+      text.trim() === text ? ok(text) : bad("has leading or trailing whitespace; paste the secret value exactly"),
   },
   {
     env: "AZURE_AUTHORITY_HOST",
@@ -167,7 +171,8 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     env: "GRAPH_ENDPOINT",
     key: "graphEndpoint",
     default: "https://graph.microsoft.com",
-    description: "Microsoft Graph origin; the token scope is `{GRAPH_ENDPOINT}/.default`. `http://` only for loopback hosts.",
+    description:
+      "Microsoft Graph origin; the token scope is `{GRAPH_ENDPOINT}/.default`. `http://` only for loopback hosts.",
     parse: httpsUrl,
   },
   {
@@ -175,7 +180,8 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     key: "pollSchedule",
     default: "*/5 * * * *",
     description: "Cron expression (UTC) for cycles in `run`.",
-    parse: (text) => (cron.validate(text) ? ok(text) : bad("is not a valid cron expression; write it like */5 * * * *")),
+    parse: (text) =>
+      cron.validate(text) ? ok(text) : bad("is not a valid cron expression; write it like */5 * * * *"),
   },
   {
     env: "INITIAL_LOOKBACK",
@@ -260,6 +266,27 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     default: "67108864",
     description: "Largest page body accepted, in bytes; a larger one fails the request.",
     parse: integer(1024, 1 << 30),
+  },
+  {
+    env: "METRICS_PORT",
+    key: "metricsPort",
+    default: "9464",
+    description: "Port of the HTTP listener for `/healthz`, `/readyz` and `/metrics` (Prometheus) in `run`; `0` turns it off.",
+    parse: integer(0, 65535),
+  },
+  {
+    env: "METRICS_HOST",
+    key: "metricsHost",
+    default: "0.0.0.0",
+    description: "Address the metrics listener binds to (`127.0.0.1` to keep it local).",
+    parse: (text) => (/^[0-9a-fA-F.:]+$|^localhost$/.test(text) ? ok(text) : bad("is not an IP address")),
+  },
+  {
+    env: "READY_CYCLE_MULTIPLE",
+    key: "readyCycleMultiple",
+    default: "3",
+    description: "`/readyz` fails when no cycle succeeded within this many schedule intervals (or since start).",
+    parse: integer(1, 1000),
   },
   {
     env: "LOG_LEVEL",

@@ -42,7 +42,16 @@ test("every bad or missing value is reported at once, naming the variable and th
   }
   assert.ok(error instanceof ConfigError);
   const text = error.message;
-  for (const name of ["AZURE_TENANT_ID is not set", "AZURE_CLIENT_ID", "PAGE_SIZE", "OVERLAP", "POLL_SCHEDULE", "GRAPH_ENDPOINT", "LOG_LEVEL", "AZURE_CLIENT_SECRET"]) {
+  for (const name of [
+    "AZURE_TENANT_ID is not set",
+    "AZURE_CLIENT_ID",
+    "PAGE_SIZE",
+    "OVERLAP",
+    "POLL_SCHEDULE",
+    "GRAPH_ENDPOINT",
+    "LOG_LEVEL",
+    "AZURE_CLIENT_SECRET",
+  ]) {
     assert.ok(text.includes(name), `mentions ${name}: ${text}`);
   }
   assert.equal(error.problems.length, 8);
@@ -53,7 +62,11 @@ test("every bad or missing value is reported at once, naming the variable and th
 });
 
 test("http:// is accepted for loopback hosts only", () => {
-  const config = loadConfig({ ...valid, GRAPH_ENDPOINT: "http://127.0.0.1:8080", AZURE_AUTHORITY_HOST: "http://localhost:8080/" });
+  const config = loadConfig({
+    ...valid,
+    GRAPH_ENDPOINT: "http://127.0.0.1:8080",
+    AZURE_AUTHORITY_HOST: "http://localhost:8080/",
+  });
   assert.equal(config.graphEndpoint, "http://127.0.0.1:8080");
   assert.equal(config.authorityHost, "http://localhost:8080");
 });

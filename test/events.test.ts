@@ -7,7 +7,15 @@ test("Graph timestamps: 0..7 fractional digits with a zone are accepted; the res
   for (const ok of ["2026-11-28T12:00:00Z", "2026-11-28T12:00:00.1834571Z", "2026-11-28T12:00:00.5+01:00"]) {
     assert.ok(isGraphDateTime(ok), ok);
   }
-  for (const bad of ["garbage", "2026-11-28", "2026-11-28T12:00:00", "2026-13-40T12:00:00Z", "9999-12-31T00:00:00Z", 5, null]) {
+  for (const bad of [
+    "garbage",
+    "2026-11-28",
+    "2026-11-28T12:00:00",
+    "2026-13-40T12:00:00Z",
+    "9999-12-31T00:00:00Z",
+    5,
+    null,
+  ]) {
     assert.ok(!isGraphDateTime(bad), String(bad));
   }
 });

@@ -23,10 +23,22 @@ test("absurd Retry-After values are clamped", () => {
 });
 
 test("backoff doubles per attempt, is capped, and never drops below half the ceiling", () => {
-  assert.equal(backoffDelay(1, 5000, 120_000, () => 0), 2500);
-  assert.equal(backoffDelay(1, 5000, 120_000, () => 1), 5000);
-  assert.equal(backoffDelay(3, 5000, 120_000, () => 1), 20_000);
-  assert.equal(backoffDelay(20, 5000, 120_000, () => 1), 120_000);
+  assert.equal(
+    backoffDelay(1, 5000, 120_000, () => 0),
+    2500,
+  );
+  assert.equal(
+    backoffDelay(1, 5000, 120_000, () => 1),
+    5000,
+  );
+  assert.equal(
+    backoffDelay(3, 5000, 120_000, () => 1),
+    20_000,
+  );
+  assert.equal(
+    backoffDelay(20, 5000, 120_000, () => 1),
+    120_000,
+  );
   for (let attempt = 1; attempt < 10; attempt++) {
     const d = backoffDelay(attempt, 5000, 120_000);
     const ceiling = Math.min(120_000, 5000 * 2 ** (attempt - 1));

@@ -16,7 +16,12 @@ after(() => db.drop());
 
 const T = "tenant-a";
 const event = (id: string, extra: Record<string, unknown> = {}): ValidEvent => {
-  const raw = { id, createdDateTime: "2026-11-28T10:00:00.1234567Z", userPrincipalName: "ann@contoso.example", ...extra };
+  const raw = {
+    id,
+    createdDateTime: "2026-11-28T10:00:00.1234567Z",
+    userPrincipalName: "ann@contoso.example",
+    ...extra,
+  };
   return { id, createdDateTime: raw.createdDateTime, raw };
 };
 const upsert = (events: ValidEvent[], at = new Date()) =>
@@ -24,13 +29,19 @@ const upsert = (events: ValidEvent[], at = new Date()) =>
 
 test("insert, then an identical re-run writes nothing, then a changed re-publish updates the row", async () => {
   const t1 = new Date("2026-11-28T10:05:00Z");
-  assert.deepEqual(await upsert([event("e1"), event("e2")], t1), { inserted: 2, updated: 0, unchanged: 0 });
-  assert.deepEqual(await upsert([event("e1"), event("e2")]), { inserted: 0, updated: 0, unchanged: 2 });
+  assert.deepEqual(await upsert([event("e1"), event("e2")], t1), {
+    inserted: 2,
+    updated: 0,
+    unchanged: 0,
+    insertedCreatedAt: [new Date("2026-11-28T10:00:00.123Z"), new Date("2026-11-28T10:00:00.123Z")],
+  });
+  assert.deepEqual(await upsert([event("e1"), event("e2")]), { inserted: 0, updated: 0, unchanged: 2, insertedCreatedAt: [] });
   const t3 = new Date("2026-11-28T11:00:00Z");
   assert.deepEqual(await upsert([event("e1", { riskLevelDuringSignIn: "high" }), event("e2")], t3), {
     inserted: 0,
     updated: 1,
     unchanged: 1,
+    insertedCreatedAt: [],
   });
   const row = (
     await db.pool.query(
@@ -105,7 +116,10 @@ test("rows land in their monthly partition; strays in the default partition move
   assert.equal(await where(), "sign_ins_default");
   await withTransaction(db.pool, (c) => ensurePartitions(c, new Date("2027-03-01Z"), new Date("2027-03-01Z")));
   assert.equal(await where(), "sign_ins_2027_03");
-  assert.equal((await db.pool.query("select tableoid::regclass::text as p from sign_ins where id = 'e1'")).rows[0]?.p, "sign_ins_2026_11");
+  assert.equal(
+    (await db.pool.query("select tableoid::regclass::text as p from sign_ins where id = 'e1'")).rows[0]?.p,
+    "sign_ins_2026_11",
+  );
 });
 
 test("rejected events are kept with reason and text, counted when seen again", async () => {

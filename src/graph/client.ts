@@ -5,6 +5,7 @@ import type { Dispatcher } from "undici";
 
 import { AccessError, CredentialError, GraphProtocolError, TemporaryError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { HttpObserver } from "../metrics.ts";
 import type { GraphClock } from "./clock.ts";
 import { type HttpResponse, type HttpSettings, retryAfterOf, sendWithRetries } from "./http.ts";
 import type { TokenProvider } from "./token.ts";
@@ -28,7 +29,12 @@ interface GraphErrorBody {
 function graphError(response: HttpResponse): { code: string; message: string } {
   try {
     const body = JSON.parse(response.text) as GraphErrorBody;
-    return { code: String(body.error?.code ?? `HTTP ${response.status}`), message: String(body.error?.message ?? "") };
+    const code = body.error?.code;
+    const message = body.error?.message;
+    return {
+      code: typeof code === "string" ? code : `HTTP ${response.status}`,
+      message: typeof message === "string" ? message : "",
+    };
   } catch {
     return { code: `HTTP ${response.status}`, message: "" };
   }
@@ -56,10 +62,18 @@ export class GraphClient {
   readonly #settings: HttpSettings;
   readonly #clock: GraphClock;
   readonly #log: Logger;
+  readonly #observer: HttpObserver;
 
   constructor(
     graphEndpoint: string,
-    deps: { tokens: TokenProvider; dispatcher: Dispatcher; settings: HttpSettings; clock: GraphClock; log: Logger },
+    deps: {
+      tokens: TokenProvider;
+      dispatcher: Dispatcher;
+      settings: HttpSettings;
+      clock: GraphClock;
+      log: Logger;
+      observer: HttpObserver;
+    },
   ) {
     this.#origin = new URL(graphEndpoint).origin;
     this.#tokens = deps.tokens;
@@ -67,6 +81,7 @@ export class GraphClient {
     this.#settings = deps.settings;
     this.#clock = deps.clock;
     this.#log = deps.log;
+    this.#observer = deps.observer;
   }
 
   get clock(): GraphClock {
@@ -134,7 +149,14 @@ export class GraphClient {
           res.status,
         );
       },
-      { settings: this.#settings, clock: this.#clock, log: this.#log, what: "Graph page request" },
+      {
+        settings: this.#settings,
+        clock: this.#clock,
+        log: this.#log,
+        what: "Graph page request",
+        endpoint: "graph",
+        observer: this.#observer,
+      },
     );
     return parsePage(response);
   }

@@ -7,6 +7,7 @@ import { Agent, request, type Dispatcher } from "undici";
 
 import { TemporaryError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { Endpoint, HttpObserver } from "../metrics.ts";
 import type { Clock } from "../time.ts";
 import { sleep } from "../time.ts";
 import { backoffDelay, clampRetryAfter, parseRetryAfter } from "./retry.ts";
@@ -140,7 +141,7 @@ export async function sendWithRetries(
   url: () => string,
   options: () => SendOptions,
   judge: (response: HttpResponse) => Verdict | Promise<Verdict>,
-  ctx: { settings: HttpSettings; clock: Clock; log: Logger; what: string },
+  ctx: { settings: HttpSettings; clock: Clock; log: Logger; what: string; endpoint: Endpoint; observer: HttpObserver },
 ): Promise<HttpResponse> {
   const { settings, log } = ctx;
   let lastReason = "";
@@ -149,6 +150,7 @@ export async function sendWithRetries(
     let waitMs: number | undefined;
     try {
       const response = await send(dispatcher, url(), opts, settings, ctx.clock);
+      ctx.observer.response(ctx.endpoint, response.status);
       const verdict = await judge(response);
       if (verdict.done) {
         return response;
@@ -169,6 +171,7 @@ export async function sendWithRetries(
         ? clampRetryAfter(waitMs, settings.maxRetryAfterMs)
         : backoffDelay(attempt + 1, settings.retryBaseDelayMs, BACKOFF_CAP_MS);
     log.warn({ what: ctx.what, attempt: attempt + 1, reason: lastReason, retryInMs: delay }, "request will be retried");
+    ctx.observer.waited(ctx.endpoint, delay, waitMs !== undefined ? "retry_after" : "backoff");
     await sleep(delay, opts.signal);
   }
 }

@@ -32,7 +32,12 @@ export function clampRetryAfter(ms: number, maxMs: number): number {
  * Backoff before retry number `attempt` (1-based): base·2^(attempt−1) capped at `capMs`, with "equal jitter"
  * (half fixed, half random) so the first retry never comes sooner than half the base, as Microsoft asks.
  */
-export function backoffDelay(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  baseMs: number,
+  capMs: number,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }

@@ -4,6 +4,7 @@ import type { Dispatcher } from "undici";
 
 import { CredentialError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { HttpObserver } from "../metrics.ts";
 import type { GraphClock } from "./clock.ts";
 import { type HttpResponse, type HttpSettings, retryAfterOf, sendWithRetries } from "./http.ts";
 
@@ -59,6 +60,8 @@ export class ClientSecretTokenProvider implements TokenProvider {
   readonly #settings: HttpSettings;
   readonly #clock: GraphClock;
   readonly #log: Logger;
+  readonly #observer: HttpObserver;
+  readonly #onRenewal: (() => void) | undefined;
   #token: { value: string; renewAt: number } | undefined;
   #inFlight: Promise<string> | undefined;
   /** How many tokens were fetched (for logs and tests). */
@@ -66,13 +69,22 @@ export class ClientSecretTokenProvider implements TokenProvider {
 
   constructor(
     credentials: ClientSecretCredentials,
-    deps: { dispatcher: Dispatcher; settings: HttpSettings; clock: GraphClock; log: Logger },
+    deps: {
+      dispatcher: Dispatcher;
+      settings: HttpSettings;
+      clock: GraphClock;
+      log: Logger;
+      observer: HttpObserver;
+      onRenewal?: () => void;
+    },
   ) {
     this.#credentials = credentials;
     this.#dispatcher = deps.dispatcher;
     this.#settings = deps.settings;
     this.#clock = deps.clock;
     this.#log = deps.log;
+    this.#observer = deps.observer;
+    this.#onRenewal = deps.onRenewal;
   }
 
   invalidate(): void {
@@ -92,7 +104,12 @@ export class ClientSecretTokenProvider implements TokenProvider {
   async #fetch(signal: AbortSignal): Promise<string> {
     const { authorityHost, tenantId, clientId, clientSecret, scope } = this.#credentials;
     const url = `${authorityHost}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`;
-    const form = new URLSearchParams({ grant_type: "client_credentials", client_id: clientId, client_secret: clientSecret, scope });
+    const form = new URLSearchParams({
+      grant_type: "client_credentials",
+      client_id: clientId,
+      client_secret: clientSecret,
+      scope,
+    });
     const response = await sendWithRetries(
       this.#dispatcher,
       () => url,
@@ -105,11 +122,22 @@ export class ClientSecretTokenProvider implements TokenProvider {
       (res) => {
         this.#clock.observe(res.headers["date"], res.receivedAt);
         if (res.status === 429 || res.status >= 500) {
-          return { done: false, reason: `token endpoint HTTP ${res.status}`, retryAfterMs: retryAfterOf(res, res.receivedAt) };
+          return {
+            done: false,
+            reason: `token endpoint HTTP ${res.status}`,
+            retryAfterMs: retryAfterOf(res, res.receivedAt),
+          };
         }
         return { done: true };
       },
-      { settings: this.#settings, clock: this.#clock, log: this.#log, what: "token request" },
+      {
+        settings: this.#settings,
+        clock: this.#clock,
+        log: this.#log,
+        what: "token request",
+        endpoint: "token",
+        observer: this.#observer,
+      },
     );
     const body = parseBody(response);
     if (response.status !== 200 || typeof body.access_token !== "string") {
@@ -119,6 +147,7 @@ export class ClientSecretTokenProvider implements TokenProvider {
     const margin = Math.min(RENEW_MARGIN_MS, lifetimeMs / 2);
     this.#token = { value: body.access_token, renewAt: Date.now() + lifetimeMs - margin };
     this.renewals++;
+    this.#onRenewal?.();
     this.#log.debug({ expiresInS: lifetimeMs / 1000, renewals: this.renewals }, "access token obtained");
     return body.access_token;
   }

@@ -8,9 +8,10 @@ import type { GraphClient } from "../graph/client.ts";
 import { SKEW_WARNING_MS } from "../graph/clock.ts";
 import { signInsUrl } from "../graph/signins.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import { readCheckpoint, recordCycle, writeCheckpoint } from "../store/checkpoints.ts";
 import { type Pool, withTransaction } from "../store/db.ts";
-import { ensurePartitions, insertRejected, upsertSignIns } from "../store/signins.ts";
+import { ensurePartitions, insertRejected, type UpsertResult, upsertSignIns } from "../store/signins.ts";
 import { type Clock, formatDuration } from "../time.ts";
 import { sortEvents } from "./events.ts";
 import { planWindows, type Window, type WindowSettings } from "./window.ts";
@@ -41,6 +42,8 @@ export interface CycleDeps {
   stream?: StreamSpec;
   /** Aborted on shutdown: in-flight HTTP stops and the open transaction rolls back. */
   signal: AbortSignal;
+  /** Prometheus metrics, when the ops listener is on. */
+  metrics?: Metrics;
   /** Test hook: called after each page is committed (crash tests kill the process here). */
   afterPageCommit?: (pageNumber: number) => void | Promise<void>;
 }
@@ -103,6 +106,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
       "cycle complete",
     );
     await record(deps, stream, startedAt, result, undefined, log);
+    observeCycle(deps, stream, "success", result);
     return result;
   } catch (thrown) {
     let error = coerceError(thrown);
@@ -114,6 +118,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     result.ms = deps.clock.now().getTime() - startedAt.getTime();
     if (!deps.signal.aborted) {
       await record(deps, stream, startedAt, result, error, log);
+      observeCycle(deps, stream, "failure", result);
     }
     throw error;
   }
@@ -145,6 +150,9 @@ async function readAndStore(
   }
   result.windows = plan.windows;
   result.checkpoint = checkpoint;
+  if (checkpoint) {
+    deps.metrics?.checkpoint(tenantId, stream.name, checkpoint);
+  }
   for (const window of plan.windows) {
     await readWindow(deps, stream, window, log, signal, result);
     result.checkpoint = window.to;
@@ -183,6 +191,7 @@ async function readWindow(
     }
     const sorted = sortEvents(page.value);
     const seenAt = deps.clock.now();
+    const storeStarted = performance.now();
     const counts = await withTransaction(db, async (client) => {
       const c = await upsertSignIns(client, tenantId, stream.name, sorted.valid, seenAt);
       await insertRejected(client, tenantId, stream.name, sorted.rejected, seenAt);
@@ -192,6 +201,7 @@ async function readWindow(
       signal.throwIfAborted();
       return c;
     });
+    observePage(deps, stream, (performance.now() - storeStarted) / 1000, counts, sorted.rejected.length, seenAt);
     result.pages++;
     result.fetched += page.value.length;
     result.inserted += counts.inserted;
@@ -201,16 +211,69 @@ async function readWindow(
     result.duplicates += sorted.duplicates;
     if (sorted.rejected.length > 0) {
       log.warn(
-        { page: result.pages, rejected: sorted.rejected.length, reasons: [...new Set(sorted.rejected.map((r) => r.reason))] },
+        {
+          page: result.pages,
+          rejected: sorted.rejected.length,
+          reasons: [...new Set(sorted.rejected.map((r) => r.reason))],
+        },
         "events set aside in rejected_events",
       );
     }
     log.debug(
-      { page: result.pages, request_id: page.requestId, events: page.value.length, bytes: page.bytes, ...counts, last: next === undefined },
+      {
+        page: result.pages,
+        request_id: page.requestId,
+        events: page.value.length,
+        bytes: page.bytes,
+        inserted: counts.inserted,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        last: next === undefined,
+      },
       "page stored",
     );
     await deps.afterPageCommit?.(result.pages);
     url = next;
+  }
+}
+
+function observePage(
+  deps: CycleDeps,
+  stream: StreamSpec,
+  seconds: number,
+  counts: UpsertResult,
+  rejected: number,
+  seenAt: Date,
+): void {
+  const m = deps.metrics;
+  if (!m) {
+    return;
+  }
+  const labels = { tenant_id: deps.tenantId, stream: stream.name };
+  m.upsertSeconds.observe(seconds);
+  m.pages.inc(labels);
+  m.events.inc({ ...labels, result: "inserted" }, counts.inserted);
+  m.events.inc({ ...labels, result: "updated" }, counts.updated);
+  m.events.inc({ ...labels, result: "unchanged" }, counts.unchanged);
+  m.events.inc({ ...labels, result: "rejected" }, rejected);
+  for (const created of counts.insertedCreatedAt) {
+    m.arrivalLag.observe(labels, Math.max(0, (seenAt.getTime() - created.getTime()) / 1000));
+  }
+}
+
+function observeCycle(deps: CycleDeps, stream: StreamSpec, outcome: "success" | "failure", result: CycleResult): void {
+  const m = deps.metrics;
+  if (!m) {
+    return;
+  }
+  const labels = { tenant_id: deps.tenantId, stream: stream.name };
+  m.cycles.inc({ ...labels, outcome });
+  m.cycleSeconds.observe({ ...labels, outcome }, result.ms / 1000);
+  if (result.checkpoint) {
+    m.checkpoint(deps.tenantId, stream.name, result.checkpoint);
+  }
+  if (outcome === "success") {
+    m.success(deps.tenantId, stream.name, deps.clock.now());
   }
 }
 

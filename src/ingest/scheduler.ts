@@ -37,3 +37,18 @@ export function startSchedule(expression: string, cycle: () => Promise<void>, lo
       })()),
   };
 }
+
+/** The longest gap between the next few runs of a cron expression (UTC), e.g. 300000 for every five minutes. */
+export function scheduleIntervalMs(expression: string): number {
+  const task = cron.createTask(expression, () => undefined, { timezone: "UTC" });
+  try {
+    const runs = task.getNextRuns(4).map((d) => d.getTime());
+    let longest = 0;
+    for (let i = 1; i < runs.length; i++) {
+      longest = Math.max(longest, (runs[i] ?? 0) - (runs[i - 1] ?? 0));
+    }
+    return longest;
+  } finally {
+    void task.destroy();
+  }
+}

@@ -43,7 +43,7 @@ export function planWindows(checkpoint: Date | undefined, now: Date, settings: W
   if (end <= start) {
     return plan;
   }
-  for (let from = start; from < end; ) {
+  for (let from = start; from < end;) {
     const to = Math.min(end, from + settings.maxWindowMs);
     plan.windows.push({ from: new Date(from), to: new Date(to) });
     // The next chunk starts at this one's end: the shared boundary second is read by both (ge/le), never by neither.

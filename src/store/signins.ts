@@ -9,6 +9,11 @@ export interface UpsertCounts {
   unchanged: number;
 }
 
+export interface UpsertResult extends UpsertCounts {
+  /** createdDateTime of each newly inserted event (for the arrival-lag histogram). */
+  insertedCreatedAt: Date[];
+}
+
 // Typed columns are generated from `raw` by PostgreSQL, so only the key, the stream and `raw` travel.
 // A changed re-publish updates the row (revision + 1); an identical one fails the `where` and writes nothing.
 // (`xmax = 0` cannot tell inserts from updates on a partitioned table, hence the revision counter.)
@@ -19,7 +24,7 @@ from jsonb_array_elements($4::jsonb) as e
 on conflict (tenant_id, id, created_date_time) do update
   set raw = excluded.raw, stream = excluded.stream, last_changed_at = excluded.last_changed_at, revision = s.revision + 1
   where s.raw is distinct from excluded.raw
-returning s.revision = 1 as inserted`;
+returning s.revision = 1 as inserted, s.created_date_time`;
 
 export const INSERT_REJECTED = `
 insert into rejected_events as r (tenant_id, stream, raw_hash, reason, raw_text, first_seen_at, last_seen_at)
@@ -36,20 +41,26 @@ export async function upsertSignIns(
   stream: string,
   events: readonly ValidEvent[],
   seenAt: Date,
-): Promise<UpsertCounts> {
+): Promise<UpsertResult> {
   if (events.length === 0) {
-    return { inserted: 0, updated: 0, unchanged: 0 };
+    return { inserted: 0, updated: 0, unchanged: 0, insertedCreatedAt: [] };
   }
   const json = JSON.stringify(events.map((e) => e.raw));
-  const result = await client.query<{ inserted: boolean }>(UPSERT_SIGN_INS, [tenantId, stream, seenAt, json]);
-  let inserted = 0;
+  const result = await client.query<{ inserted: boolean; created_date_time: Date }>(UPSERT_SIGN_INS, [
+    tenantId,
+    stream,
+    seenAt,
+    json,
+  ]);
+  const insertedCreatedAt: Date[] = [];
   for (const row of result.rows) {
     if (row.inserted) {
-      inserted++;
+      insertedCreatedAt.push(row.created_date_time);
     }
   }
+  const inserted = insertedCreatedAt.length;
   const updated = result.rows.length - inserted;
-  return { inserted, updated, unchanged: events.length - inserted - updated };
+  return { inserted, updated, unchanged: events.length - inserted - updated, insertedCreatedAt };
 }
 
 export async function insertRejected(

@@ -1,0 +1,33 @@
+# signin-ingest. Node 24 runs the TypeScript sources directly (type stripping): no build step, no compiler in the image.
+
+# Stage 1: production dependencies only.
+FROM node:24-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# Stage 2: the runtime image.
+FROM node:24-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production \
+    DATA_DIR=/data \
+    METRICS_PORT=9464
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY src ./src
+COPY migrations ./migrations
+# The only writable place (the embedded database, used only when DATABASE_URL is unset). Everything else can be a
+# read-only root filesystem.
+RUN mkdir -p /data && chown node:node /data
+VOLUME /data
+USER node
+EXPOSE 9464
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.METRICS_PORT||9464)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# tini forwards SIGTERM to Node and reaps children; src/cli.ts drains and exits 0.
+ENTRYPOINT ["/usr/bin/tini", "--"]
+# The same command the tests run (test/docker.test.ts checks it).
+CMD ["node", "src/cli.ts", "run"]

@@ -1,0 +1,100 @@
+// The operations listener: /healthz (the process answers), /readyz (database reachable and a recent successful
+// cycle), /metrics (Prometheus text format).
+
+import { createServer, type Server } from "node:http";
+
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Pool } from "./store/db.ts";
+
+export interface Readiness {
+  /** A cycle must have succeeded within this long (also counted from start, so a new process gets a grace). */
+  maxAgeMs: number;
+  startedAt: Date;
+  now: () => Date;
+}
+
+export interface ReadyReport {
+  ready: boolean;
+  database: "ok" | string;
+  lastSuccess: string | null;
+  maxAgeSeconds: number;
+}
+
+export async function checkReady(db: Pool, metrics: Metrics, readiness: Readiness): Promise<ReadyReport> {
+  let database = "ok";
+  try {
+    await Promise.race([
+      db.query("select 1"),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("timed out after 2s")), 2000).unref()),
+    ]);
+  } catch (error) {
+    database = (error as Error).message;
+  }
+  const last = metrics.lastSuccessAt();
+  const reference = last ?? readiness.startedAt;
+  const fresh = readiness.now().getTime() - reference.getTime() <= readiness.maxAgeMs;
+  return {
+    ready: database === "ok" && fresh,
+    database,
+    lastSuccess: last?.toISOString() ?? null,
+    maxAgeSeconds: readiness.maxAgeMs / 1000,
+  };
+}
+
+export interface OpsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startOpsServer(options: {
+  host: string;
+  port: number;
+  db: Pool;
+  metrics: Metrics;
+  readiness: Readiness;
+  log: Logger;
+}): Promise<OpsServer> {
+  const { db, metrics, readiness, log } = options;
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const reply = (status: number, type: string, body: string) => {
+      res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+      res.end(body);
+    };
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      reply(405, "text/plain", "method not allowed\n");
+      return;
+    }
+    if (path === "/healthz") {
+      reply(200, "text/plain", "ok\n");
+    } else if (path === "/readyz") {
+      checkReady(db, metrics, readiness).then(
+        (report) => reply(report.ready ? 200 : 503, "application/json", JSON.stringify(report) + "\n"),
+        (error: unknown) => reply(503, "text/plain", `${(error as Error).message}\n`),
+      );
+    } else if (path === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => reply(200, metrics.registry.contentType, text),
+        (error: unknown) => reply(500, "text/plain", `${(error as Error).message}\n`),
+      );
+    } else {
+      reply(404, "text/plain", "not found: try /healthz, /readyz or /metrics\n");
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  log.info({ host: options.host, port }, "ops listener: /healthz /readyz /metrics");
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

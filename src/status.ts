@@ -1,0 +1,110 @@
+// `status`: per tenant and stream, how far the copy is, how the last cycle went, and whether data is at risk of
+// falling out of Graph's retention before it is read.
+
+import type { Pool } from "./store/db.ts";
+import { formatDuration } from "./time.ts";
+
+export const STATUS_QUERY = `
+with streams as (
+  select tenant_id, stream from checkpoints
+  union select tenant_id, stream from cycles
+),
+last_cycle as (
+  select distinct on (tenant_id, stream) tenant_id, stream, finished_at, outcome, error, inserted, updated, pages
+  from cycles order by tenant_id, stream, finished_at desc
+),
+last_success as (
+  select tenant_id, stream, max(finished_at) as at from cycles where outcome = 'success' group by 1, 2
+),
+stored as (
+  select tenant_id, stream, count(*) as events, max(created_date_time) as newest from sign_ins group by 1, 2
+),
+rejected as (
+  select tenant_id, stream, count(*) as rejected from rejected_events group by 1, 2
+)
+select s.tenant_id, s.stream, c.position as checkpoint, lc.finished_at as last_cycle_at, lc.outcome as last_outcome,
+       lc.error as last_error, ls.at as last_success_at, coalesce(st.events, 0)::bigint as events,
+       st.newest as newest_event, coalesce(r.rejected, 0)::bigint as rejected
+from streams s
+left join checkpoints c using (tenant_id, stream)
+left join last_cycle lc using (tenant_id, stream)
+left join last_success ls using (tenant_id, stream)
+left join stored st using (tenant_id, stream)
+left join rejected r using (tenant_id, stream)
+order by 1, 2`;
+
+export interface StreamStatus {
+  tenantId: string;
+  stream: string;
+  checkpoint: string | null;
+  /** Now minus checkpoint, in seconds. */
+  lagSeconds: number | null;
+  /** Data with createdDateTime up to here is complete (everything Graph showed was stored). */
+  completeUpTo: string | null;
+  lastCycleAt: string | null;
+  lastOutcome: string | null;
+  lastError: string | null;
+  lastSuccessAt: string | null;
+  events: number;
+  rejected: number;
+  /** Seconds until events just after the checkpoint leave Graph's retention; negative means already lost. */
+  retentionHeadroomSeconds: number | null;
+  retentionRisk: "ok" | "at-risk" | "lost" | "unknown";
+}
+
+interface StatusRow {
+  tenant_id: string;
+  stream: string;
+  checkpoint: Date | null;
+  last_cycle_at: Date | null;
+  last_outcome: string | null;
+  last_error: string | null;
+  last_success_at: Date | null;
+  events: string;
+  rejected: string;
+}
+
+export async function readStatus(db: Pool, now: Date, retentionMs: number): Promise<StreamStatus[]> {
+  const result = await db.query<StatusRow>(STATUS_QUERY);
+  return result.rows.map((row) => {
+    const headroom = row.checkpoint ? (row.checkpoint.getTime() + retentionMs - now.getTime()) / 1000 : null;
+    return {
+      tenantId: row.tenant_id,
+      stream: row.stream,
+      checkpoint: row.checkpoint?.toISOString() ?? null,
+      lagSeconds: row.checkpoint ? Math.round((now.getTime() - row.checkpoint.getTime()) / 1000) : null,
+      completeUpTo: row.checkpoint?.toISOString() ?? null,
+      lastCycleAt: row.last_cycle_at?.toISOString() ?? null,
+      lastOutcome: row.last_outcome,
+      lastError: row.last_error,
+      lastSuccessAt: row.last_success_at?.toISOString() ?? null,
+      events: Number(row.events),
+      rejected: Number(row.rejected),
+      retentionHeadroomSeconds: headroom === null ? null : Math.round(headroom),
+      retentionRisk:
+        headroom === null ? "unknown" : headroom <= 0 ? "lost" : headroom < retentionMs / 1000 / 4 ? "at-risk" : "ok",
+    };
+  });
+}
+
+/** A table for people. */
+export function formatStatus(rows: readonly StreamStatus[]): string {
+  if (rows.length === 0) {
+    return "No tenant has been polled yet (run `node src/cli.ts once`).";
+  }
+  const header = ["tenant", "stream", "complete up to", "lag", "last cycle", "result", "events", "rejected", "retention"];
+  const lines = rows.map((r) => [
+    r.tenantId,
+    r.stream,
+    r.completeUpTo ?? "-",
+    r.lagSeconds === null ? "-" : formatDuration(r.lagSeconds * 1000),
+    r.lastCycleAt ?? "-",
+    r.lastOutcome === "failure" ? `failure: ${(r.lastError ?? "").slice(0, 60)}` : (r.lastOutcome ?? "-"),
+    String(r.events),
+    String(r.rejected),
+    r.retentionRisk,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  return [fmt(header), fmt(widths.map((w) => "-".repeat(w))), ...lines.map(fmt)].join("\n");
+}

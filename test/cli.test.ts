@@ -1,0 +1,200 @@
+// The CLI as users and the container run it: real child processes, signals and exit codes.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { type Simulator, startSimulator } from "../src/simulator/server.ts";
+import { readCheckpoint } from "../src/store/checkpoints.ts";
+import { daemonEnv, runCli, startCli } from "./helpers/daemon.ts";
+import { freePort } from "./helpers/global-setup.ts";
+import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+import { expectedIds, storedIds } from "./helpers/ingest.ts";
+
+let sim: Simulator;
+const databases: TestDatabase[] = [];
+before(async () => {
+  sim = await startSimulator({ seed: 11, users: 20, signInsPerUserPerDay: 24, historyDays: 2 });
+});
+after(async () => {
+  await sim.close();
+  await Promise.all(databases.map((d) => d.drop()));
+});
+async function fresh(): Promise<TestDatabase> {
+  const db = await createTestDatabase({ migrate: false });
+  databases.push(db);
+  return db;
+}
+const graphRequests = () => sim.requests().filter((r) => r.path.includes("/auditLogs/")).length;
+
+test("--help works on every command", async () => {
+  for (const args of [["--help"], ["run", "--help"], ["once", "--help"], ["migrate", "--help"], ["simulate", "--help"]]) {
+    const result = await runCli(args, { PATH: process.env.PATH ?? "" });
+    assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stdout, /Usage/i, args.join(" "));
+  }
+  const unknown = await runCli(["frobnicate"], { PATH: process.env.PATH ?? "" });
+  assert.equal(unknown.code, 64);
+});
+
+test("configuration errors: one message naming every bad variable, exit 78, no stack trace", async () => {
+  const result = await runCli(["once"], {
+    PATH: process.env.PATH ?? "",
+    AZURE_CLIENT_ID: "nope",
+    AZURE_CLIENT_SECRET: "x",
+    PAGE_SIZE: "0",
+  });
+  assert.equal(result.code, 78);
+  for (const name of ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "PAGE_SIZE"]) {
+    assert.ok(result.stderr.includes(name), `${name} in: ${result.stderr}`);
+  }
+  assert.ok(!/\n\s+at /.test(result.stderr + result.stdout), "no stack trace");
+});
+
+test("`once` fills sign_ins with exactly the window's events; a second `once` inserts nothing; no secret in logs", async () => {
+  const db = await fresh();
+  sim.setFaults([]);
+  const env = daemonEnv(sim, db.url, { PAGE_SIZE: "100" });
+  const first = await runCli(["once"], env);
+  assert.equal(first.code, 0, first.stderr + first.stdout);
+  const line = first.logs.find((l) => l.msg === "cycle complete");
+  assert.ok(line);
+  const expected = expectedIds(sim, new Date(String(line.window_from)), new Date(String(line.window_to)));
+  assert.deepEqual(new Set(await storedIds(db, sim.tenantId)), expected);
+  assert.equal(line.inserted, expected.size);
+
+  const second = await runCli(["once"], env);
+  assert.equal(second.code, 0);
+  assert.equal(second.logs.find((l) => l.msg === "cycle complete")?.inserted, 0);
+  const all = first.stdout + first.stderr + second.stdout + second.stderr;
+  assert.ok(!all.includes(sim.clientSecret), "secret never logged");
+  assert.ok(!/Bearer\s+\S{8,}/.test(all), "token never logged");
+});
+
+test("SIGKILL between pages leaves the checkpoint unmoved; the next run completes without loss or duplicates", async () => {
+  const db = await fresh();
+  sim.resetRequests();
+  sim.setFaults([{ match: { requestNumber: 4 }, kind: "hang", ms: 60_000 }]);
+  const env = daemonEnv(sim, db.url, { PAGE_SIZE: "50", INITIAL_LOOKBACK: "6h" });
+  const running = startCli(["once"], env);
+  await running.waitForLog((l) => l.msg === "page stored" && l.page === 3);
+  while (graphRequests() < 4) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  running.child.kill("SIGKILL");
+  const killed = await running.finished;
+  assert.equal(killed.signal, "SIGKILL");
+  assert.equal(await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"), undefined, "checkpoint unmoved");
+  assert.equal((await storedIds(db, sim.tenantId)).length, 150, "three pages were committed");
+
+  sim.setFaults([]);
+  const rerun = await runCli(["once"], env);
+  assert.equal(rerun.code, 0, rerun.stderr);
+  const line = rerun.logs.find((l) => l.msg === "cycle complete")!;
+  const expected = expectedIds(sim, new Date(String(line.window_from)), new Date(String(line.window_to)));
+  const stored = await storedIds(db, sim.tenantId);
+  assert.equal(stored.length, new Set(stored).size, "no duplicates");
+  assert.deepEqual(new Set(stored), expected, "nothing lost");
+});
+
+test("`run` cycles at once, then SIGTERM during a Retry-After wait stops it cleanly with exit 0", async () => {
+  const db = await fresh();
+  sim.resetRequests();
+  sim.setFaults([{ match: { requestNumber: 1 }, kind: "status", status: 429, retryAfter: "30" }]);
+  const env = daemonEnv(sim, db.url, { POLL_SCHEDULE: "*/5 * * * *" });
+  const running = startCli(["run"], env);
+  await running.waitForLog((l) => l.msg === "request will be retried");
+  const t0 = Date.now();
+  running.child.kill("SIGTERM");
+  const result = await running.finished;
+  sim.setFaults([]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(Date.now() - t0 < 10_000, "did not wait out the Retry-After");
+  assert.ok(result.logs.some((l) => l.msg === "shutting down"));
+  assert.equal(await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"), undefined);
+  const open = await db.pool.query("select count(*)::int as n from pg_stat_activity where application_name = 'signin-ingest'");
+  assert.equal(open.rows[0].n, 0, "the pool was closed");
+});
+
+test("`run` survives a failing cycle and keeps its schedule; SIGINT exits 0", async () => {
+  const db = await fresh();
+  sim.resetRequests();
+  sim.setFaults([{ match: { requestNumber: 1 }, kind: "status", status: 500 }]);
+  const env = daemonEnv(sim, db.url, { POLL_SCHEDULE: "* * * * * *", MAX_RETRIES: "0" });
+  const running = startCli(["run"], env);
+  await running.waitForLog((l) => l.msg === "cycle failed; the next tick resumes from the checkpoint");
+  await running.waitForLog((l) => l.msg === "cycle complete" && Number(l.inserted) > 0, 10_000);
+  await running.waitForLog((l) => l.msg === "cycle complete" && l.inserted === 0, 10_000);
+  sim.setFaults([]);
+  running.child.kill("SIGINT");
+  const result = await running.finished;
+  assert.equal(result.code, 0);
+});
+
+test("exit codes: 78 for a missing licence, 75 when Graph keeps failing", async () => {
+  const db = await fresh();
+  sim.setMode("no-licence");
+  const licence = await runCli(["once"], daemonEnv(sim, db.url));
+  sim.setMode("normal");
+  assert.equal(licence.code, 78, licence.stdout);
+  assert.ok(licence.stdout.includes("P1 or P2"));
+
+  sim.setFaults([{ match: { path: "/auditLogs/" }, kind: "status", status: 503 }]);
+  const unavailable = await runCli(["once"], daemonEnv(sim, db.url, { MAX_RETRIES: "1" }));
+  sim.setFaults([]);
+  assert.equal(unavailable.code, 75, unavailable.stdout);
+});
+
+test("`migrate` needs only the database", async () => {
+  const db = await fresh();
+  const result = await runCli(["migrate"], { PATH: process.env.PATH ?? "", DATABASE_URL: db.url });
+  assert.equal(result.code, 0, result.stderr + result.stdout);
+  const tables = await db.pool.query("select count(*)::int as n from pg_tables where tablename in ('sign_ins', 'checkpoints')");
+  assert.equal(tables.rows[0].n, 2);
+});
+
+test("PostgreSQL unreachable at start: exit 75 after DATABASE_WAIT, and Graph is never called", async () => {
+  sim.resetRequests();
+  const result = await runCli(
+    ["once"],
+    daemonEnv(sim, "postgres://postgres@127.0.0.1:1/none", { DATABASE_WAIT: "1s" }),
+  );
+  assert.equal(result.code, 75, result.stdout + result.stderr);
+  assert.equal(sim.requests().length, 0);
+});
+
+test("`run` serves /healthz, /readyz and Prometheus /metrics; `status` reports each stream", async () => {
+  const db = await fresh();
+  sim.setFaults([]);
+  const port = await freePort();
+  const env = daemonEnv(sim, db.url, { METRICS_PORT: String(port), METRICS_HOST: "127.0.0.1" });
+  const running = startCli(["run"], env);
+  const cycle = await running.waitForLog((l) => l.msg === "cycle complete");
+  const base = `http://127.0.0.1:${port}`;
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  const ready = await fetch(`${base}/readyz`);
+  assert.equal(ready.status, 200);
+  assert.equal(((await ready.json()) as { database: string }).database, "ok");
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const labels = `tenant_id="${sim.tenantId}",stream="interactiveUser"`;
+  assert.match(metrics, new RegExp(`signin_ingest_cycles_total\\{${labels},outcome="success"\\} 1`));
+  assert.match(metrics, new RegExp(`signin_ingest_events_total\\{${labels},result="inserted"\\} ${String(cycle.inserted)}`));
+  assert.match(metrics, /signin_ingest_checkpoint_lag_seconds\{[^}]*\} \d/);
+  assert.match(metrics, /signin_ingest_arrival_lag_seconds_bucket/);
+  assert.match(metrics, /signin_ingest_http_responses_total\{endpoint="graph",status="200"\}/);
+  assert.match(metrics, /signin_ingest_token_renewals_total 1/);
+  assert.equal((await fetch(`${base}/nope`)).status, 404);
+  running.child.kill("SIGTERM");
+  assert.equal((await running.finished).code, 0);
+
+  const status = await runCli(["status", "--json"], { PATH: process.env.PATH ?? "", DATABASE_URL: db.url });
+  assert.equal(status.code, 0, status.stderr);
+  const rows = JSON.parse(status.stdout) as Array<Record<string, unknown>>;
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]?.tenantId, sim.tenantId);
+  assert.equal(rows[0]?.events, cycle.inserted);
+  assert.equal(rows[0]?.lastOutcome, "success");
+  assert.equal(rows[0]?.completeUpTo, new Date(String(cycle.window_to)).toISOString());
+  assert.equal(rows[0]?.retentionRisk, "ok");
+  const table = await runCli(["status"], { PATH: process.env.PATH ?? "", DATABASE_URL: db.url });
+  assert.match(table.stdout, /complete up to/);
+});
