@@ -6,12 +6,21 @@ import type { Config } from "./config.ts";
 import { GraphClient } from "./graph/client.ts";
 import { GraphClock } from "./graph/clock.ts";
 import { createAgent, type HttpSettings } from "./graph/http.ts";
-import { ClientSecretTokenProvider } from "./graph/token.ts";
-import { type CycleResult, runCycle } from "./ingest/cycle.ts";
+import {
+  certificateFields,
+  type CredentialFields,
+  federatedFields,
+  secretFields,
+  secretFileFields,
+} from "./graph/credentials.ts";
+import { ClientCredentialsTokenProvider, ManagedIdentityTokenProvider, type TokenProvider } from "./graph/token.ts";
+import { LockedElsewhereError } from "./errors.ts";
+import { type CycleResult, INTERACTIVE_STREAM, runCycle } from "./ingest/cycle.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
 import { createPool, type Pool, waitForDatabase } from "./store/db.ts";
 import { startEmbeddedPostgres } from "./store/embedded.ts";
+import type { StreamLocks } from "./store/locks.ts";
 import { migrate } from "./store/migrate.ts";
 import { type Clock, systemClock } from "./time.ts";
 
@@ -68,7 +77,7 @@ export function httpSettings(config: Config): HttpSettings {
 
 export interface Ingester {
   graph: GraphClient;
-  tokens: ClientSecretTokenProvider;
+  tokens: TokenProvider & { renewals: number };
   runOnce: (signal: AbortSignal) => Promise<CycleResult>;
   close(): Promise<void>;
 }
@@ -78,7 +87,7 @@ export function createIngester(
   config: Config,
   db: Pool,
   log: Logger,
-  options: { clock?: Clock; dispatcher?: Dispatcher; metrics?: Metrics } = {},
+  options: { clock?: Clock; dispatcher?: Dispatcher; metrics?: Metrics; locks?: StreamLocks } = {},
 ): Ingester {
   const clock = options.clock ?? systemClock;
   const settings = httpSettings(config);
@@ -86,23 +95,21 @@ export function createIngester(
   const graphClock = new GraphClock(clock);
   const metrics = options.metrics;
   const observer = metrics ?? NO_HTTP_OBSERVER;
-  const tokens = new ClientSecretTokenProvider(
-    {
-      authorityHost: config.authorityHost,
-      tenantId: config.tenantId,
-      clientId: config.clientId,
-      clientSecret: config.clientSecret,
-      scope: `${config.graphEndpoint}/.default`,
-    },
-    {
-      dispatcher,
-      settings,
-      clock: graphClock,
-      log,
-      observer,
-      ...(metrics ? { onRenewal: () => metrics.tokenRenewals.inc() } : {}),
-    },
-  );
+  const onRenewal = metrics ? () => metrics.tokenRenewals.inc() : undefined;
+  const scope = `${config.graphEndpoint}/.default`;
+  const tokens =
+    config.auth.kind === "managed-identity"
+      ? new ManagedIdentityTokenProvider({ scope, clientId: config.clientId, ...(onRenewal ? { onRenewal } : {}) })
+      : new ClientCredentialsTokenProvider(
+          {
+            authorityHost: config.authorityHost,
+            tenantId: config.tenantId,
+            clientId: config.clientId ?? "",
+            fields: credentialFields(config),
+            scope,
+          },
+          { dispatcher, settings, clock: graphClock, log, observer, ...(onRenewal ? { onRenewal } : {}) },
+        );
   const graph = new GraphClient(config.graphEndpoint, {
     tokens,
     dispatcher,
@@ -114,8 +121,12 @@ export function createIngester(
   return {
     graph,
     tokens,
-    runOnce: (signal) =>
-      runCycle({
+    runOnce: async (signal) => {
+      const stream = INTERACTIVE_STREAM.name;
+      if (options.locks && !(await options.locks.tryAcquire(config.tenantId, stream))) {
+        throw new LockedElsewhereError(`another replica holds the lock of ${config.tenantId}/${stream}`);
+      }
+      return runCycle({
         db,
         graph,
         log,
@@ -124,11 +135,29 @@ export function createIngester(
         tenantId: config.tenantId,
         signal,
         ...(metrics ? { metrics } : {}),
-      }),
+      });
+    },
     close: async () => {
       if (!options.dispatcher) {
         await dispatcher.close();
       }
     },
   };
+}
+
+/** The credential fields for the configured secret, secret file, certificate or federated token. */
+export function credentialFields(config: Config): CredentialFields {
+  const auth = config.auth;
+  switch (auth.kind) {
+    case "secret":
+      return secretFields(auth.secret);
+    case "secret-file":
+      return secretFileFields(auth.path);
+    case "certificate":
+      return certificateFields(auth.path, auth.password, config.clientId ?? "");
+    case "federated":
+      return federatedFields(auth.tokenFile);
+    default:
+      throw new Error(`no client-credentials form for ${auth.kind}`);
+  }
 }

@@ -7,12 +7,13 @@ import dotenv from "dotenv";
 
 import { applyMigrations, createIngester, type Database, openDatabase } from "./app.ts";
 import { type Config, configTableMarkdown, loadConfig } from "./config.ts";
-import { ConfigError, EXIT, type ExitCode, exitCodeFor } from "./errors.ts";
+import { ConfigError, EXIT, type ExitCode, exitCodeFor, LockedElsewhereError } from "./errors.ts";
 import { scheduleIntervalMs, startSchedule } from "./ingest/scheduler.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startOpsServer } from "./ops-server.ts";
 import { formatStatus, readStatus } from "./status.ts";
+import { StreamLocks } from "./store/locks.ts";
 
 const USAGE = `signin-ingest: keeps a PostgreSQL copy of a Microsoft Entra ID tenant's sign-in logs.
 
@@ -146,12 +147,14 @@ async function main(argv: string[]): Promise<ExitCode> {
         return EXIT.ok;
       }
       if (command === "once") {
-        const ingester = createIngester(config, database.pool, log);
+        const locks = new StreamLocks(database.url, log);
+        const ingester = createIngester(config, database.pool, log, { locks });
         try {
           await ingester.runOnce(controller.signal);
           return EXIT.ok;
         } finally {
           await ingester.close();
+          await locks.close();
         }
       }
       await runDaemon(config, database, controller.signal, log);
@@ -204,12 +207,14 @@ async function runDaemon(config: Config, database: Database, signal: AbortSignal
           },
           log,
         });
-  const ingester = createIngester(config, database.pool, log, { metrics });
+  const locks = new StreamLocks(database.url, log);
+  const ingester = createIngester(config, database.pool, log, { metrics, locks });
   try {
     await runScheduled(config, ingester.runOnce, signal, log);
   } finally {
     await ops?.close();
     await ingester.close();
+    await locks.close();
   }
 }
 
@@ -225,7 +230,9 @@ async function runScheduled(
       try {
         await runOnce(signal);
       } catch (error) {
-        if (!signal.aborted) {
+        if (error instanceof LockedElsewhereError) {
+          log.info(error.message + "; standing by");
+        } else if (!signal.aborted) {
           const code = exitCodeFor(error);
           log.error({ err: error, exitCode: code }, "cycle failed; the next tick resumes from the checkpoint");
         }

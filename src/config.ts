@@ -2,10 +2,20 @@
 // parsed and checked together, and every problem is reported in one message. The README's table is generated from
 // CONFIG_SCHEMA (`node src/cli.ts config-doc`), and a test fails when they drift.
 
+import { accessSync, constants } from "node:fs";
+
 import cron from "node-cron";
 
 import { ConfigError } from "./errors.ts";
 import { formatDuration, parseDuration } from "./time.ts";
+
+export type AuthConfig =
+  | { kind: "secret"; secret: string }
+  | { kind: "secret-file"; path: string }
+  | { kind: "certificate"; path: string; password: string | undefined }
+  | { kind: "federated"; tokenFile: string }
+  | { kind: "managed-identity" }
+  | { kind: "none" };
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
@@ -14,9 +24,17 @@ export interface Config {
   dataDir: string;
   embeddedPgPort: number;
   databaseWaitMs: number;
+  cloud: string;
   tenantId: string;
-  clientId: string;
-  clientSecret: string;
+  clientId: string | undefined;
+  clientSecret: string | undefined;
+  clientSecretFile: string | undefined;
+  clientCertificatePath: string | undefined;
+  clientCertificatePassword: string | undefined;
+  federatedTokenFile: string | undefined;
+  managedIdentity: boolean;
+  /** The one credential in use, derived from the variables above. */
+  auth: AuthConfig;
   authorityHost: string;
   graphEndpoint: string;
   pollSchedule: string;
@@ -47,6 +65,8 @@ interface Setting {
   key: keyof Config;
   /** Default as written in the environment; undefined = required (unless `optional`). */
   default?: string;
+  /** A default that depends on other variables (e.g. hosts per AZURE_CLOUD); `default` documents the usual one. */
+  defaultFrom?: (env: Env) => string | undefined;
   optional?: boolean;
   secret?: boolean;
   description: string;
@@ -55,6 +75,35 @@ interface Setting {
 
 const ok = (value: unknown): Parsed => ({ ok: true, value });
 const bad = (problem: string): Parsed => ({ ok: false, problem });
+
+/** National clouds: login host and Graph host go together (tokens are not interchangeable between clouds). */
+export const CLOUDS: Record<string, { authorityHost: string; graphEndpoint: string }> = {
+  public: { authorityHost: "https://login.microsoftonline.com", graphEndpoint: "https://graph.microsoft.com" },
+  usgov: { authorityHost: "https://login.microsoftonline.us", graphEndpoint: "https://graph.microsoft.us" },
+  "usgov-dod": { authorityHost: "https://login.microsoftonline.us", graphEndpoint: "https://dod-graph.microsoft.us" },
+  china: {
+    authorityHost: "https://login.partner.microsoftonline.cn",
+    graphEndpoint: "https://microsoftgraph.chinacloudapi.cn",
+  },
+};
+
+function readableFile(text: string): Parsed {
+  try {
+    accessSync(text, constants.R_OK);
+    return ok(text);
+  } catch {
+    return bad("is not a readable file");
+  }
+}
+
+function boolean(text: string): Parsed {
+  const lower = text.toLowerCase();
+  return ["true", "1", "yes"].includes(lower)
+    ? ok(true)
+    : ["false", "0", "no"].includes(lower)
+      ? ok(false)
+      : bad("is not true or false");
+}
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DOMAIN = /^[a-z0-9][a-z0-9.-]*\.[a-z]{2,}$/i;
@@ -144,9 +193,19 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
         : bad("is not a tenant GUID or domain; copy the Directory (tenant) ID from the app registration"),
   },
   {
+    env: "AZURE_CLOUD",
+    key: "cloud",
+    default: "public",
+    description:
+      "National cloud: `public`, `usgov` (GCC High), `usgov-dod` or `china`; sets the login and Graph hosts (and so the token scope) together.",
+    parse: (text) => (text in CLOUDS ? ok(text) : bad(`is not a cloud; use one of ${Object.keys(CLOUDS).join(", ")}`)),
+  },
+  {
     env: "AZURE_CLIENT_ID",
     key: "clientId",
-    description: "Application (client) ID of the app registration, a GUID.",
+    optional: true,
+    description:
+      "Application (client) ID of the app registration, a GUID. Required except with a system-assigned managed identity.",
     parse: (text) =>
       GUID.test(text)
         ? ok(text.toLowerCase())
@@ -155,24 +214,67 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_CLIENT_SECRET",
     key: "clientSecret",
+    optional: true,
     secret: true,
-    description: "Client secret value of the app registration (never logged).",
+    description:
+      "Client secret value of the app registration (never logged). One credential is needed: this, or one of the four below.",
     parse: (text) =>
       text.trim() === text ? ok(text) : bad("has leading or trailing whitespace; paste the secret value exactly"),
+  },
+  {
+    env: "AZURE_CLIENT_SECRET_FILE",
+    key: "clientSecretFile",
+    optional: true,
+    description: "File holding the client secret (Docker/Kubernetes secrets); read at every token renewal.",
+    parse: readableFile,
+  },
+  {
+    env: "AZURE_CLIENT_CERTIFICATE_PATH",
+    key: "clientCertificatePath",
+    optional: true,
+    description:
+      "PEM file with the certificate and its private key; the token request carries a PS256-signed client assertion.",
+    parse: readableFile,
+  },
+  {
+    env: "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    key: "clientCertificatePassword",
+    optional: true,
+    secret: true,
+    description: "Password of an encrypted private key in `AZURE_CLIENT_CERTIFICATE_PATH`.",
+    parse: ok,
+  },
+  {
+    env: "AZURE_FEDERATED_TOKEN_FILE",
+    key: "federatedTokenFile",
+    optional: true,
+    description:
+      "Workload identity federation (as AKS injects it): a file with the external token, used as the client assertion.",
+    parse: readableFile,
+  },
+  {
+    env: "AZURE_MANAGED_IDENTITY",
+    key: "managedIdentity",
+    default: "false",
+    description:
+      "`true`: use the Azure managed identity (Container Apps, App Service, VMs; user-assigned when `AZURE_CLIENT_ID` is set).",
+    parse: boolean,
   },
   {
     env: "AZURE_AUTHORITY_HOST",
     key: "authorityHost",
     default: "https://login.microsoftonline.com",
-    description: "OAuth2 authority. `http://` only for loopback hosts (the simulator).",
+    defaultFrom: (env) => CLOUDS[env.AZURE_CLOUD ?? "public"]?.authorityHost,
+    description: "OAuth2 authority (default per `AZURE_CLOUD`). `http://` only for loopback hosts (the simulator).",
     parse: httpsUrl,
   },
   {
     env: "GRAPH_ENDPOINT",
     key: "graphEndpoint",
     default: "https://graph.microsoft.com",
+    defaultFrom: (env) => CLOUDS[env.AZURE_CLOUD ?? "public"]?.graphEndpoint,
     description:
-      "Microsoft Graph origin; the token scope is `{GRAPH_ENDPOINT}/.default`. `http://` only for loopback hosts.",
+      "Microsoft Graph origin (default per `AZURE_CLOUD`); the token scope is `{GRAPH_ENDPOINT}/.default`. `http://` only for loopback hosts.",
     parse: httpsUrl,
   },
   {
@@ -271,7 +373,8 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     env: "METRICS_PORT",
     key: "metricsPort",
     default: "9464",
-    description: "Port of the HTTP listener for `/healthz`, `/readyz` and `/metrics` (Prometheus) in `run`; `0` turns it off.",
+    description:
+      "Port of the HTTP listener for `/healthz`, `/readyz` and `/metrics` (Prometheus) in `run`; `0` turns it off.",
     parse: integer(0, 65535),
   },
   {
@@ -305,7 +408,46 @@ export interface LoadOptions {
   require?: "all" | "database";
 }
 
-const AZURE_KEYS = new Set<keyof Config>(["tenantId", "clientId", "clientSecret"]);
+const AZURE_KEYS = new Set<keyof Config>(["tenantId"]);
+
+/** Which credential the variables select; problems when none or several are given. */
+function resolveAuth(config: Config, problems: string[]): AuthConfig {
+  const given: AuthConfig[] = [];
+  if (config.clientSecret !== undefined) {
+    given.push({ kind: "secret", secret: config.clientSecret });
+  }
+  if (config.clientSecretFile !== undefined) {
+    given.push({ kind: "secret-file", path: config.clientSecretFile });
+  }
+  if (config.clientCertificatePath !== undefined) {
+    given.push({ kind: "certificate", path: config.clientCertificatePath, password: config.clientCertificatePassword });
+  }
+  if (config.federatedTokenFile !== undefined) {
+    given.push({ kind: "federated", tokenFile: config.federatedTokenFile });
+  }
+  if (config.managedIdentity) {
+    given.push({ kind: "managed-identity" });
+  }
+  const credentialVariableIsBad = problems.some((p) =>
+    /^AZURE_(CLIENT_SECRET|CLIENT_SECRET_FILE|CLIENT_CERTIFICATE_PATH|FEDERATED_TOKEN_FILE|MANAGED_IDENTITY):/.test(p),
+  );
+  if (given.length === 0 && !credentialVariableIsBad) {
+    problems.push(
+      "no credential is set: set AZURE_CLIENT_SECRET (or AZURE_CLIENT_SECRET_FILE), AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE, or AZURE_MANAGED_IDENTITY=true",
+    );
+  }
+  if (given.length === 0) {
+    return { kind: "none" };
+  }
+  if (given.length > 1) {
+    problems.push(`several credentials are set (${given.map((g) => g.kind).join(", ")}): keep exactly one`);
+  }
+  const auth = given[0] as AuthConfig;
+  if (auth.kind !== "managed-identity" && config.clientId === undefined) {
+    problems.push("AZURE_CLIENT_ID is not set: Application (client) ID of the app registration, a GUID.");
+  }
+  return auth;
+}
 
 /** Parses and validates the whole configuration; throws one ConfigError listing every problem. */
 export function loadConfig(env: Env, options: LoadOptions = {}): Config {
@@ -313,7 +455,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const values: Record<string, unknown> = {};
   for (const setting of CONFIG_SCHEMA) {
     const raw = env[setting.env];
-    const text = raw === undefined || raw === "" ? setting.default : raw;
+    const text = raw === undefined || raw === "" ? (setting.defaultFrom?.(env) ?? setting.default) : raw;
     if (text === undefined) {
       const needed = options.require !== "database" || !AZURE_KEYS.has(setting.key);
       if (!setting.optional && needed) {
@@ -331,6 +473,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     }
   }
   const config = values as unknown as Config;
+  config.auth = options.require === "database" ? { kind: "none" } : resolveAuth(config, problems);
   if (problems.length === 0 && config.overlapMs >= config.maxWindowMs) {
     problems.push("OVERLAP must be shorter than MAX_WINDOW, or a long gap could never advance");
   }

@@ -68,7 +68,10 @@ async function main(): Promise<void> {
   });
   const embedded = process.env.DATABASE_URL
     ? undefined
-    : await startEmbeddedPostgres({ dir: path.join(dataDir, "demo"), port: Number(process.env.EMBEDDED_PG_PORT ?? 54330) });
+    : await startEmbeddedPostgres({
+        dir: path.join(dataDir, "demo"),
+        port: Number(process.env.EMBEDDED_PG_PORT ?? 54330),
+      });
   const databaseUrl = process.env.DATABASE_URL ?? embedded?.url ?? "";
 
   const daemon = spawn(process.execPath, [CLI, "run"], {

@@ -54,6 +54,11 @@ export class TemporaryError extends Error {
   override name = "TemporaryError";
 }
 
+/** Another replica holds the (tenant, stream) lock: this process stands by. */
+export class LockedElsewhereError extends TemporaryError {
+  override name = "LockedElsewhereError";
+}
+
 /** Graph answered something we cannot use (malformed page, foreign nextLink, unexpected 4xx). */
 export class GraphProtocolError extends Error {
   override name = "GraphProtocolError";

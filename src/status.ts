@@ -92,7 +92,17 @@ export function formatStatus(rows: readonly StreamStatus[]): string {
   if (rows.length === 0) {
     return "No tenant has been polled yet (run `node src/cli.ts once`).";
   }
-  const header = ["tenant", "stream", "complete up to", "lag", "last cycle", "result", "events", "rejected", "retention"];
+  const header = [
+    "tenant",
+    "stream",
+    "complete up to",
+    "lag",
+    "last cycle",
+    "result",
+    "events",
+    "rejected",
+    "retention",
+  ];
   const lines = rows.map((r) => [
     r.tenantId,
     r.stream,
@@ -105,6 +115,10 @@ export function formatStatus(rows: readonly StreamStatus[]): string {
     r.retentionRisk,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  const fmt = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
   return [fmt(header), fmt(widths.map((w) => "-".repeat(w))), ...lines.map(fmt)].join("\n");
 }

@@ -198,3 +198,24 @@ test("`run` serves /healthz, /readyz and Prometheus /metrics; `status` reports e
   const table = await runCli(["status"], { PATH: process.env.PATH ?? "", DATABASE_URL: db.url });
   assert.match(table.stdout, /complete up to/);
 });
+
+test("two replicas: only the lock holder polls; the standby takes over when the holder is killed", async () => {
+  const db = await fresh();
+  sim.setFaults([]);
+  const env = daemonEnv(sim, db.url, { POLL_SCHEDULE: "* * * * * *" });
+  const a = startCli(["run"], env);
+  await a.waitForLog((l) => l.msg === "cycle complete");
+  const b = startCli(["run"], env);
+  await b.waitForLog((l) => String(l.msg).includes("standing by"));
+  const before = (await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"))!;
+  a.child.kill("SIGKILL");
+  await a.finished;
+  await b.waitForLog((l) => l.msg === "lock acquired: this replica polls the stream", 15_000);
+  await b.waitForLog((l) => l.msg === "cycle complete", 15_000);
+  const after = (await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"))!;
+  assert.ok(after.getTime() >= before.getTime(), "the checkpoint never moved backwards");
+  b.child.kill("SIGTERM");
+  assert.equal((await b.finished).code, 0);
+  const b0 = (await b.finished).logs;
+  assert.ok(!b0.some((l) => l.msg === "cycle complete" && Date.parse(String(l.time)) < Date.parse(String(b0.find((x) => x.msg === "lock acquired: this replica polls the stream")?.time))), "the standby did not poll before taking the lock");
+});

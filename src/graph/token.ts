@@ -6,6 +6,7 @@ import { CredentialError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { HttpObserver } from "../metrics.ts";
 import type { GraphClock } from "./clock.ts";
+import type { CredentialFields } from "./credentials.ts";
 import { type HttpResponse, type HttpSettings, retryAfterOf, sendWithRetries } from "./http.ts";
 
 export interface TokenProvider {
@@ -15,11 +16,12 @@ export interface TokenProvider {
   invalidate(): void;
 }
 
-export interface ClientSecretCredentials {
+export interface ClientCredentials {
   authorityHost: string;
   tenantId: string;
   clientId: string;
-  clientSecret: string;
+  /** The secret or client assertion for each request. */
+  fields: CredentialFields;
   /** `{GRAPH_ENDPOINT}/.default` */
   scope: string;
 }
@@ -54,8 +56,9 @@ function parseBody(response: HttpResponse): TokenBody {
   }
 }
 
-export class ClientSecretTokenProvider implements TokenProvider {
-  readonly #credentials: ClientSecretCredentials;
+/** OAuth2 client credentials (secret, certificate assertion or federated token) against the v2.0 token endpoint. */
+export class ClientCredentialsTokenProvider implements TokenProvider {
+  readonly #credentials: ClientCredentials;
   readonly #dispatcher: Dispatcher;
   readonly #settings: HttpSettings;
   readonly #clock: GraphClock;
@@ -68,7 +71,7 @@ export class ClientSecretTokenProvider implements TokenProvider {
   renewals = 0;
 
   constructor(
-    credentials: ClientSecretCredentials,
+    credentials: ClientCredentials,
     deps: {
       dispatcher: Dispatcher;
       settings: HttpSettings;
@@ -102,12 +105,12 @@ export class ClientSecretTokenProvider implements TokenProvider {
   }
 
   async #fetch(signal: AbortSignal): Promise<string> {
-    const { authorityHost, tenantId, clientId, clientSecret, scope } = this.#credentials;
+    const { authorityHost, tenantId, clientId, scope } = this.#credentials;
     const url = `${authorityHost}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`;
     const form = new URLSearchParams({
       grant_type: "client_credentials",
       client_id: clientId,
-      client_secret: clientSecret,
+      ...(await this.#credentials.fields(url, this.#clock.now())),
       scope,
     });
     const response = await sendWithRetries(
@@ -164,4 +167,54 @@ function credentialError(status: number, body: TokenBody, tenantId: string, clie
       (fix ? `. Fix: ${fix}` : ""),
     aadsts !== undefined ? `AADSTS${aadsts}` : code,
   );
+}
+
+/** Managed identity (Azure Container Apps, App Service, VMs) through @azure/identity, with the same caching. */
+export class ManagedIdentityTokenProvider implements TokenProvider {
+  readonly #scope: string;
+  readonly #clientId: string | undefined;
+  readonly #onRenewal: (() => void) | undefined;
+  #credential:
+    Promise<{ getToken(scope: string, options?: { abortSignal?: AbortSignal }): Promise<unknown> }> | undefined;
+  #token: { value: string; renewAt: number } | undefined;
+  renewals = 0;
+
+  constructor(options: { scope: string; clientId: string | undefined; onRenewal?: () => void }) {
+    this.#scope = options.scope;
+    this.#clientId = options.clientId;
+    this.#onRenewal = options.onRenewal;
+  }
+
+  invalidate(): void {
+    this.#token = undefined;
+  }
+
+  async getToken(signal: AbortSignal): Promise<string> {
+    if (this.#token && Date.now() < this.#token.renewAt) {
+      return this.#token.value;
+    }
+    this.#credential ??= import("@azure/identity").then(
+      ({ ManagedIdentityCredential }) =>
+        new ManagedIdentityCredential(this.#clientId ? { clientId: this.#clientId } : {}),
+    );
+    const credential = await this.#credential;
+    let token: { token: string; expiresOnTimestamp: number } | null;
+    try {
+      token = (await credential.getToken(this.#scope, { abortSignal: signal })) as typeof token;
+    } catch (error) {
+      throw new CredentialError(
+        `managed identity token request failed: ${(error as Error).message}. Fix: assign a managed identity to this resource and grant its service principal AuditLog.Read.All`,
+        "managed_identity",
+        { cause: error },
+      );
+    }
+    if (!token) {
+      throw new CredentialError("managed identity returned no token", "managed_identity");
+    }
+    const lifetime = token.expiresOnTimestamp - Date.now();
+    this.#token = { value: token.token, renewAt: Date.now() + lifetime - Math.min(RENEW_MARGIN_MS, lifetime / 2) };
+    this.renewals++;
+    this.#onRenewal?.();
+    return token.token;
+  }
 }

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 
 import { coerceError, TemporaryError } from "../errors.ts";
-import type { GraphClient } from "../graph/client.ts";
+import type { GraphClient, Page } from "../graph/client.ts";
 import { SKEW_WARNING_MS } from "../graph/clock.ts";
 import { signInsUrl } from "../graph/signins.ts";
 import type { Logger } from "../log.ts";
@@ -167,9 +167,9 @@ async function readWindow(
   signal: AbortSignal,
   result: CycleResult,
 ): Promise<void> {
-  const { db, graph, settings, tenantId } = deps;
+  const { db, graph, settings } = deps;
   await withTransaction(db, (client) => ensurePartitions(client, window.from, window.to));
-  let url: string | undefined = signInsUrl({
+  const url = signInsUrl({
     graphEndpoint: settings.graphEndpoint,
     version: stream.version,
     from: window.from,
@@ -178,63 +178,93 @@ async function readWindow(
     ...(stream.extraFilter ? { extraFilter: stream.extraFilter } : {}),
   });
   const seen = new Set<string>();
-  for (let pageInWindow = 1; url !== undefined; pageInWindow++) {
-    if (pageInWindow > MAX_PAGES_PER_WINDOW || seen.has(url)) {
-      throw new TemporaryError(`Graph's nextLinks for window ${window.from.toISOString()} loop or never end`);
-    }
-    seen.add(url);
-    signal.throwIfAborted();
-    const page = await graph.getPage(url, signal);
-    const next = page.nextLink;
-    if (next !== undefined) {
-      graph.assertGraphUrl(next);
-    }
-    const sorted = sortEvents(page.value);
-    const seenAt = deps.clock.now();
-    const storeStarted = performance.now();
-    const counts = await withTransaction(db, async (client) => {
-      const c = await upsertSignIns(client, tenantId, stream.name, sorted.valid, seenAt);
-      await insertRejected(client, tenantId, stream.name, sorted.rejected, seenAt);
-      if (next === undefined) {
-        await writeCheckpoint(client, tenantId, stream.name, window.to, seenAt);
-      }
-      signal.throwIfAborted();
-      return c;
-    });
-    observePage(deps, stream, (performance.now() - storeStarted) / 1000, counts, sorted.rejected.length, seenAt);
-    result.pages++;
-    result.fetched += page.value.length;
-    result.inserted += counts.inserted;
-    result.updated += counts.updated;
-    result.unchanged += counts.unchanged;
-    result.rejected += sorted.rejected.length;
-    result.duplicates += sorted.duplicates;
-    if (sorted.rejected.length > 0) {
-      log.warn(
-        {
-          page: result.pages,
-          rejected: sorted.rejected.length,
-          reasons: [...new Set(sorted.rejected.map((r) => r.reason))],
-        },
-        "events set aside in rejected_events",
+  // While one page is being stored, the next one is already being fetched: at most two pages are in memory, and
+  // Graph's latency overlaps PostgreSQL's work. A page is stored only after the previous one committed.
+  const fetchPage = (pageUrl: string, pageNumber: number): Promise<Page> => {
+    if (pageNumber > MAX_PAGES_PER_WINDOW || seen.has(pageUrl)) {
+      return Promise.reject(
+        new TemporaryError(`Graph's nextLinks for window ${window.from.toISOString()} loop or never end`),
       );
     }
-    log.debug(
+    seen.add(pageUrl);
+    const pending = graph.getPage(pageUrl, fetchSignal);
+    pending.catch(() => undefined); // awaited below; never an unhandled rejection if storing fails first
+    return pending;
+  };
+  const fetchController = new AbortController();
+  const fetchSignal = AbortSignal.any([signal, fetchController.signal]);
+  let pending: Promise<Page> | undefined = fetchPage(url, 1);
+  try {
+    for (let pageInWindow = 1; pending !== undefined; pageInWindow++) {
+      signal.throwIfAborted();
+      const page: Page = await pending;
+      const next: string | undefined = page.nextLink;
+      if (next !== undefined) {
+        graph.assertGraphUrl(next);
+      }
+      pending = next === undefined ? undefined : fetchPage(next, pageInWindow + 1);
+      await storePage(deps, stream, window, log, signal, result, page, next);
+    }
+  } finally {
+    fetchController.abort(new Error("window finished"));
+  }
+}
+
+async function storePage(
+  deps: CycleDeps,
+  stream: StreamSpec,
+  window: Window,
+  log: Logger,
+  signal: AbortSignal,
+  result: CycleResult,
+  page: Page,
+  next: string | undefined,
+): Promise<void> {
+  const { db, tenantId } = deps;
+  const sorted = sortEvents(page.value);
+  const seenAt = deps.clock.now();
+  const storeStarted = performance.now();
+  const counts = await withTransaction(db, async (client) => {
+    const c = await upsertSignIns(client, tenantId, stream.name, sorted.valid, seenAt);
+    await insertRejected(client, tenantId, stream.name, sorted.rejected, seenAt);
+    if (next === undefined) {
+      await writeCheckpoint(client, tenantId, stream.name, window.to, seenAt);
+    }
+    signal.throwIfAborted();
+    return c;
+  });
+  observePage(deps, stream, (performance.now() - storeStarted) / 1000, counts, sorted.rejected.length, seenAt);
+  result.pages++;
+  result.fetched += page.value.length;
+  result.inserted += counts.inserted;
+  result.updated += counts.updated;
+  result.unchanged += counts.unchanged;
+  result.rejected += sorted.rejected.length;
+  result.duplicates += sorted.duplicates;
+  if (sorted.rejected.length > 0) {
+    log.warn(
       {
         page: result.pages,
-        request_id: page.requestId,
-        events: page.value.length,
-        bytes: page.bytes,
-        inserted: counts.inserted,
-        updated: counts.updated,
-        unchanged: counts.unchanged,
-        last: next === undefined,
+        rejected: sorted.rejected.length,
+        reasons: [...new Set(sorted.rejected.map((r) => r.reason))],
       },
-      "page stored",
+      "events set aside in rejected_events",
     );
-    await deps.afterPageCommit?.(result.pages);
-    url = next;
   }
+  log.debug(
+    {
+      page: result.pages,
+      request_id: page.requestId,
+      events: page.value.length,
+      bytes: page.bytes,
+      inserted: counts.inserted,
+      updated: counts.updated,
+      unchanged: counts.unchanged,
+      last: next === undefined,
+    },
+    "page stored",
+  );
+  await deps.afterPageCommit?.(result.pages);
 }
 
 function observePage(
