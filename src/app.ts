@@ -3,6 +3,7 @@
 import type { Dispatcher } from "undici";
 
 import type { Config } from "./config.ts";
+import { GraphBudget } from "./graph/budget.ts";
 import { GraphClient } from "./graph/client.ts";
 import { GraphClock } from "./graph/clock.ts";
 import { createAgent, type HttpSettings } from "./graph/http.ts";
@@ -87,7 +88,13 @@ export function createIngester(
   config: Config,
   db: Pool,
   log: Logger,
-  options: { clock?: Clock; dispatcher?: Dispatcher; metrics?: Metrics; locks?: StreamLocks } = {},
+  options: {
+    clock?: Clock;
+    dispatcher?: Dispatcher;
+    metrics?: Metrics;
+    locks?: StreamLocks;
+    budget?: GraphBudget;
+  } = {},
 ): Ingester {
   const clock = options.clock ?? systemClock;
   const settings = httpSettings(config);
@@ -110,7 +117,9 @@ export function createIngester(
           },
           { dispatcher, settings, clock: graphClock, log, observer, ...(onRenewal ? { onRenewal } : {}) },
         );
+  const budget = options.budget ?? budgetFor(config);
   const graph = new GraphClient(config.graphEndpoint, {
+    budget: { budget, tenantId: config.tenantId, appId: config.clientId ?? "managed-identity" },
     tokens,
     dispatcher,
     settings,
@@ -143,6 +152,15 @@ export function createIngester(
       }
     },
   };
+}
+
+export function budgetFor(config: Config): GraphBudget {
+  return new GraphBudget({
+    perTenant: config.budgetPerTenant,
+    perApp: config.budgetPerApp,
+    windowMs: config.budgetWindowMs,
+    reserve: config.budgetPerTenant > 1 ? 1 : 0,
+  });
 }
 
 /** The credential fields for the configured secret, secret file, certificate or federated token. */

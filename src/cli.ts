@@ -8,12 +8,17 @@ import dotenv from "dotenv";
 import { applyMigrations, createIngester, type Database, openDatabase } from "./app.ts";
 import { type Config, configTableMarkdown, loadConfig } from "./config.ts";
 import { ConfigError, EXIT, type ExitCode, exitCodeFor, LockedElsewhereError } from "./errors.ts";
+import { GraphBudget } from "./graph/budget.ts";
+import { runBackfill } from "./ingest/backfill.ts";
+import { INTERACTIVE_STREAM } from "./ingest/cycle.ts";
+import { createProgressDisplay } from "./ingest/progress.ts";
 import { scheduleIntervalMs, startSchedule } from "./ingest/scheduler.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startOpsServer } from "./ops-server.ts";
 import { formatStatus, readStatus } from "./status.ts";
 import { StreamLocks } from "./store/locks.ts";
+import { parseDuration, systemClock } from "./time.ts";
 
 const USAGE = `signin-ingest: keeps a PostgreSQL copy of a Microsoft Entra ID tenant's sign-in logs.
 
@@ -22,6 +27,7 @@ Usage: node src/cli.ts <command> [--help]
 Commands:
   run         apply migrations, run a cycle now and then on every POLL_SCHEDULE tick, until SIGTERM/SIGINT
   once        apply migrations, run one cycle, exit (0 success, 75 temporary failure, 78 configuration/credentials/licence)
+  backfill    read a past range (e.g. --from 30d) in concurrent time slices within the throttle budget; resumable
   migrate     apply database migrations and exit
   status      per tenant and stream: checkpoint, lag, last cycle, events stored, retention risk (--json)
   simulate    start the local Microsoft Graph simulator (see 'simulate --help')
@@ -51,6 +57,20 @@ Applies pending database migrations (needs only DATABASE_URL, or DATA_DIR for th
 Per tenant and stream: the checkpoint (data is complete up to it), lag, the last cycle's result and error, events
 stored, rejected events and the retention risk (data older than GRAPH_RETENTION cannot be read from Graph any
 more). A table for people, or --json for scripts. Needs only the database settings.`,
+  backfill: `Usage: node src/cli.ts backfill --from <time> [--to <time>] [--concurrency N] [--slice 1h] [--reserve N]
+
+Reads [from, to] of the interactive sign-in stream into the database as time slices, several at a time, within
+the Graph throttle budget (GRAPH_BUDGET_*), and records each slice in the coverage ledger. A re-run (after a
+crash, a signal or a failure) reads only what the ledger does not cover yet. Does not move the checkpoint and
+does not take the tail's lock, so it runs beside 'run'.
+
+  --from          ISO time (2026-11-01T00:00:00Z) or age (30d, 12h); clamped to GRAPH_RETENTION
+  --to            ISO time or age; default now − SETTLE
+  --concurrency   most slices at once (default 6; fewer while Graph answers 429)
+  --slice         length of the first slices (default 1h; later ones follow the event density)
+  --reserve       budget slots per window left to a daemon polling the same tenant (default 1; 0 when none runs)
+
+Progress: one line on a terminal (stderr), log lines otherwise. Exit codes as for 'once'.`,
   "config-doc": `Usage: node src/cli.ts config-doc
 
 Prints the configuration table (Markdown) generated from the schema that validates the environment.`,
@@ -146,6 +166,9 @@ async function main(argv: string[]): Promise<ExitCode> {
         write(values.json ? JSON.stringify(rows, null, 2) : formatStatus(rows));
         return EXIT.ok;
       }
+      if (command === "backfill") {
+        return await backfillCommand(config, database, rest, controller.signal, log);
+      }
       if (command === "once") {
         const locks = new StreamLocks(database.url, log);
         const ingester = createIngester(config, database.pool, log, { locks });
@@ -170,6 +193,80 @@ async function main(argv: string[]): Promise<ExitCode> {
     return code;
   } finally {
     log.flush();
+  }
+}
+
+/** `backfill`: its own budget (leaving `--reserve` slots to a daemon) and its own lock, never the tail's. */
+async function backfillCommand(
+  config: Config,
+  database: Database,
+  args: string[],
+  signal: AbortSignal,
+  log: Logger,
+): Promise<ExitCode> {
+  const { values: o } = parseArgs({
+    args,
+    options: {
+      from: { type: "string" },
+      to: { type: "string" },
+      concurrency: { type: "string", default: "6" },
+      slice: { type: "string", default: "1h" },
+      reserve: { type: "string", default: config.budgetPerTenant > 1 ? "1" : "0" },
+    },
+    strict: false,
+  });
+  const now = Date.now();
+  const at = (text: unknown): Date | undefined => {
+    const age = typeof text === "string" ? parseDuration(text) : undefined;
+    const ms = age !== undefined ? now - age : typeof text === "string" ? Date.parse(text) : NaN;
+    return Number.isFinite(ms) ? new Date(ms) : undefined;
+  };
+  const from = at(o.from);
+  const to = o.to === undefined ? new Date(now - config.settleMs) : at(o.to);
+  const sliceMs = parseDuration(String(o.slice));
+  const concurrency = Number(o.concurrency);
+  const reserve = Number(o.reserve);
+  if (!from || !to || from >= to || !sliceMs || !(concurrency >= 1) || !(reserve >= 0 && reserve < config.budgetPerTenant)) {
+    process.stderr.write(`backfill: needs --from before --to, a --slice duration, --concurrency ≥ 1 and 0 ≤ --reserve < GRAPH_BUDGET_PER_TENANT.\n\n${COMMAND_HELP.backfill}\n`);
+    return EXIT.usage;
+  }
+  const horizon = now - config.retentionMs + 60_000;
+  if (from.getTime() < horizon) {
+    log.warn({ from, retention_starts: new Date(horizon) }, "--from lies beyond GRAPH_RETENTION; starting where Graph still has data");
+    from.setTime(horizon);
+  }
+  const locks = new StreamLocks(database.url, log);
+  const budget = new GraphBudget({
+    perTenant: config.budgetPerTenant,
+    perApp: config.budgetPerApp,
+    windowMs: config.budgetWindowMs,
+    reserve: Math.floor(reserve),
+  });
+  const ingester = createIngester(config, database.pool, log, { budget });
+  try {
+    if (!(await locks.tryAcquire(config.tenantId, `${INTERACTIVE_STREAM.name}/backfill`))) {
+      throw new LockedElsewhereError("another backfill of this tenant and stream is running");
+    }
+    const display = createProgressDisplay({ log, terminal: process.stderr.isTTY ? process.stderr : undefined });
+    const deps = { db: database.pool, graph: ingester.graph, clock: systemClock, tenantId: config.tenantId, budget };
+    const result = await runBackfill(
+      { ...deps, graphEndpoint: config.graphEndpoint, pageSize: config.pageSize },
+      INTERACTIVE_STREAM,
+      from,
+      to,
+      {
+        log,
+        signal,
+        concurrency: Math.floor(concurrency),
+        sliceMs,
+        onProgress: (p) => (p.finished ? display.finish(p) : display.update(p)),
+      },
+    );
+    log.info(result, "backfill complete");
+    return EXIT.ok;
+  } finally {
+    await ingester.close();
+    await locks.close();
   }
 }
 

@@ -44,6 +44,9 @@ export interface Config {
   maxWindowMs: number;
   retentionMs: number;
   pageSize: number;
+  budgetPerTenant: number;
+  budgetPerApp: number;
+  budgetWindowMs: number;
   httpTimeoutMs: number;
   maxRetries: number;
   retryBaseDelayMs: number;
@@ -326,6 +329,29 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     default: "999",
     description: "`$top` for each Graph request, 1..1000.",
     parse: integer(1, 1000),
+  },
+  {
+    env: "GRAPH_BUDGET_PER_TENANT",
+    key: "budgetPerTenant",
+    default: "5",
+    description:
+      "Graph requests allowed per `GRAPH_BUDGET_WINDOW` per tenant (Graph's reporting limit is 5 per 10 s per app per tenant).",
+    parse: integer(1, 100_000),
+  },
+  {
+    env: "GRAPH_BUDGET_PER_APP",
+    key: "budgetPerApp",
+    default: "122",
+    description:
+      "Graph requests allowed per `GRAPH_BUDGET_WINDOW` for the app across all tenants (Graph: 122 per 10 s).",
+    parse: integer(1, 1_000_000),
+  },
+  {
+    env: "GRAPH_BUDGET_WINDOW",
+    key: "budgetWindowMs",
+    default: "10s",
+    description: "The window of the two budgets above.",
+    parse: duration(100, 3_600_000),
   },
   {
     env: "HTTP_TIMEOUT",

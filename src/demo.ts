@@ -40,13 +40,23 @@ group by 1, 2 order by 3 desc limit 8`,
   },
 ];
 
+function cell(value: unknown): string {
+  if (value === null || value === undefined) {
+    return "";
+  }
+  if (value instanceof Date) {
+    return value.toISOString();
+  }
+  return typeof value === "object" ? JSON.stringify(value) : String(value as string | number | boolean);
+}
+
 /** Renders rows as an aligned text table. */
 export function formatTable(rows: ReadonlyArray<Record<string, unknown>>): string {
   if (rows.length === 0) {
     return "  (no rows)";
   }
   const columns = Object.keys(rows[0] ?? {});
-  const cells = rows.map((row) => columns.map((c) => (row[c] === null || row[c] === undefined ? "" : String(row[c]))));
+  const cells = rows.map((row) => columns.map((c) => cell(row[c])));
   const widths = columns.map((c, i) => Math.min(60, Math.max(c.length, ...cells.map((r) => (r[i] ?? "").length))));
   const line = (values: string[]) => "  " + values.map((v, i) => v.slice(0, 60).padEnd(widths[i] ?? 0)).join("  ");
   return [line(columns), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");

@@ -16,7 +16,8 @@ export interface Readiness {
 
 export interface ReadyReport {
   ready: boolean;
-  database: "ok" | string;
+  /** "ok", or why the database did not answer. */
+  database: string;
   lastSuccess: string | null;
   maxAgeSeconds: number;
 }

@@ -24,10 +24,28 @@ async function fresh(): Promise<TestDatabase> {
   databases.push(db);
   return db;
 }
+/** Adds `n` sign-ins spread over the last five hours, so paging tests do not depend on the synthetic daily rhythm. */
+function seedRecent(n: number, tag: string): void {
+  const now = sim.now().getTime();
+  sim.addEvents(
+    Array.from({ length: n }, (_, i) => ({
+      id: `${tag}-${i}`,
+      createdDateTime: new Date(now - 5 * 60_000 - i * ((290 * 60_000) / n)).toISOString(),
+      userPrincipalName: `${tag}-${i}@example.com`,
+      status: { errorCode: 0 },
+    })),
+  );
+}
 const graphRequests = () => sim.requests().filter((r) => r.path.includes("/auditLogs/")).length;
 
 test("--help works on every command", async () => {
-  for (const args of [["--help"], ["run", "--help"], ["once", "--help"], ["migrate", "--help"], ["simulate", "--help"]]) {
+  for (const args of [
+    ["--help"],
+    ["run", "--help"],
+    ["once", "--help"],
+    ["migrate", "--help"],
+    ["simulate", "--help"],
+  ]) {
     const result = await runCli(args, { PATH: process.env.PATH ?? "" });
     assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
     assert.match(result.stdout, /Usage/i, args.join(" "));
@@ -72,6 +90,7 @@ test("`once` fills sign_ins with exactly the window's events; a second `once` in
 
 test("SIGKILL between pages leaves the checkpoint unmoved; the next run completes without loss or duplicates", async () => {
   const db = await fresh();
+  seedRecent(300, "crash-test");
   sim.resetRequests();
   sim.setFaults([{ match: { requestNumber: 4 }, kind: "hang", ms: 60_000 }]);
   const env = daemonEnv(sim, db.url, { PAGE_SIZE: "50", INITIAL_LOOKBACK: "6h" });
@@ -111,7 +130,9 @@ test("`run` cycles at once, then SIGTERM during a Retry-After wait stops it clea
   assert.ok(Date.now() - t0 < 10_000, "did not wait out the Retry-After");
   assert.ok(result.logs.some((l) => l.msg === "shutting down"));
   assert.equal(await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"), undefined);
-  const open = await db.pool.query("select count(*)::int as n from pg_stat_activity where application_name = 'signin-ingest'");
+  const open = await db.pool.query(
+    "select count(*)::int as n from pg_stat_activity where application_name = 'signin-ingest'",
+  );
   assert.equal(open.rows[0].n, 0, "the pool was closed");
 });
 
@@ -148,7 +169,9 @@ test("`migrate` needs only the database", async () => {
   const db = await fresh();
   const result = await runCli(["migrate"], { PATH: process.env.PATH ?? "", DATABASE_URL: db.url });
   assert.equal(result.code, 0, result.stderr + result.stdout);
-  const tables = await db.pool.query("select count(*)::int as n from pg_tables where tablename in ('sign_ins', 'checkpoints')");
+  const tables = await db.pool.query(
+    "select count(*)::int as n from pg_tables where tablename in ('sign_ins', 'checkpoints')",
+  );
   assert.equal(tables.rows[0].n, 2);
 });
 
@@ -177,7 +200,10 @@ test("`run` serves /healthz, /readyz and Prometheus /metrics; `status` reports e
   const metrics = await (await fetch(`${base}/metrics`)).text();
   const labels = `tenant_id="${sim.tenantId}",stream="interactiveUser"`;
   assert.match(metrics, new RegExp(`signin_ingest_cycles_total\\{${labels},outcome="success"\\} 1`));
-  assert.match(metrics, new RegExp(`signin_ingest_events_total\\{${labels},result="inserted"\\} ${String(cycle.inserted)}`));
+  assert.match(
+    metrics,
+    new RegExp(`signin_ingest_events_total\\{${labels},result="inserted"\\} ${String(cycle.inserted)}`),
+  );
   assert.match(metrics, /signin_ingest_checkpoint_lag_seconds\{[^}]*\} \d/);
   assert.match(metrics, /signin_ingest_arrival_lag_seconds_bucket/);
   assert.match(metrics, /signin_ingest_http_responses_total\{endpoint="graph",status="200"\}/);
@@ -217,5 +243,13 @@ test("two replicas: only the lock holder polls; the standby takes over when the 
   b.child.kill("SIGTERM");
   assert.equal((await b.finished).code, 0);
   const b0 = (await b.finished).logs;
-  assert.ok(!b0.some((l) => l.msg === "cycle complete" && Date.parse(String(l.time)) < Date.parse(String(b0.find((x) => x.msg === "lock acquired: this replica polls the stream")?.time))), "the standby did not poll before taking the lock");
+  assert.ok(
+    !b0.some(
+      (l) =>
+        l.msg === "cycle complete" &&
+        Date.parse(String(l.time)) <
+          Date.parse(String(b0.find((x) => x.msg === "lock acquired: this replica polls the stream")?.time)),
+    ),
+    "the standby did not poll before taking the lock",
+  );
 });

@@ -46,7 +46,10 @@ test("docker-compose.yml is valid (docker-compose config)", (t) => {
     copyFileSync(`${ROOT}.env.example`, env);
   }
   try {
-    for (const args of [["config", "-q"], ["--profile", "demo", "config", "-q"]]) {
+    for (const args of [
+      ["config", "-q"],
+      ["--profile", "demo", "config", "-q"],
+    ]) {
       execFileSync(binary, args, { cwd: ROOT, stdio: "pipe" });
     }
   } finally {

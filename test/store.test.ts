@@ -35,7 +35,12 @@ test("insert, then an identical re-run writes nothing, then a changed re-publish
     unchanged: 0,
     insertedCreatedAt: [new Date("2026-11-28T10:00:00.123Z"), new Date("2026-11-28T10:00:00.123Z")],
   });
-  assert.deepEqual(await upsert([event("e1"), event("e2")]), { inserted: 0, updated: 0, unchanged: 2, insertedCreatedAt: [] });
+  assert.deepEqual(await upsert([event("e1"), event("e2")]), {
+    inserted: 0,
+    updated: 0,
+    unchanged: 2,
+    insertedCreatedAt: [],
+  });
   const t3 = new Date("2026-11-28T11:00:00Z");
   assert.deepEqual(await upsert([event("e1", { riskLevelDuringSignIn: "high" }), event("e2")], t3), {
     inserted: 0,

@@ -6,9 +6,16 @@ import type { Dispatcher } from "undici";
 import { AccessError, CredentialError, GraphProtocolError, TemporaryError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { HttpObserver } from "../metrics.ts";
+import type { GraphBudget, Priority } from "./budget.ts";
 import type { GraphClock } from "./clock.ts";
 import { type HttpResponse, type HttpSettings, retryAfterOf, sendWithRetries } from "./http.ts";
 import type { TokenProvider } from "./token.ts";
+
+export interface BudgetKey {
+  budget: GraphBudget;
+  tenantId: string;
+  appId: string;
+}
 
 export interface Page {
   value: unknown[];
@@ -63,6 +70,7 @@ export class GraphClient {
   readonly #clock: GraphClock;
   readonly #log: Logger;
   readonly #observer: HttpObserver;
+  readonly #budget: BudgetKey | undefined;
 
   constructor(
     graphEndpoint: string,
@@ -73,6 +81,8 @@ export class GraphClient {
       clock: GraphClock;
       log: Logger;
       observer: HttpObserver;
+      /** The shared throttle budget and this client's place in it. */
+      budget?: BudgetKey;
     },
   ) {
     this.#origin = new URL(graphEndpoint).origin;
@@ -82,6 +92,7 @@ export class GraphClient {
     this.#clock = deps.clock;
     this.#log = deps.log;
     this.#observer = deps.observer;
+    this.#budget = deps.budget;
   }
 
   get clock(): GraphClock {
@@ -107,7 +118,7 @@ export class GraphClient {
   }
 
   /** GETs one page. Retries transient failures; throws classified errors otherwise. */
-  async getPage(url: string, signal: AbortSignal): Promise<Page> {
+  async getPage(url: string, signal: AbortSignal, priority: Priority = "tail"): Promise<Page> {
     this.assertGraphUrl(url);
     let token = await this.#tokens.getToken(signal);
     let renewedAfter401 = false;
@@ -142,7 +153,12 @@ export class GraphClient {
           throw accessErrorFor(code, message);
         }
         if (res.status === 429 || res.status === 408 || res.status >= 500) {
-          return { done: false, reason: `HTTP ${res.status} ${code}`, retryAfterMs: retryAfterOf(res, res.receivedAt) };
+          const retryAfterMs = retryAfterOf(res, res.receivedAt);
+          if (res.status === 429 && retryAfterMs !== undefined && this.#budget) {
+            // Everyone polling this tenant waits, not just this request.
+            this.#budget.budget.penalize(this.#budget.tenantId, Date.now() + retryAfterMs);
+          }
+          return { done: false, reason: `HTTP ${res.status} ${code}`, retryAfterMs };
         }
         throw new GraphProtocolError(
           `Graph answered HTTP ${res.status} ${code}: ${message} (request-id ${res.headers["request-id"] ?? "?"})`,
@@ -156,6 +172,14 @@ export class GraphClient {
         what: "Graph page request",
         endpoint: "graph",
         observer: this.#observer,
+        ...(this.#budget
+          ? {
+              beforeAttempt: () => {
+                const b = this.#budget as BudgetKey;
+                return b.budget.take(b.tenantId, b.appId, signal, priority);
+              },
+            }
+          : {}),
       },
     );
     return parsePage(response);

@@ -141,11 +141,21 @@ export async function sendWithRetries(
   url: () => string,
   options: () => SendOptions,
   judge: (response: HttpResponse) => Verdict | Promise<Verdict>,
-  ctx: { settings: HttpSettings; clock: Clock; log: Logger; what: string; endpoint: Endpoint; observer: HttpObserver },
+  ctx: {
+    settings: HttpSettings;
+    clock: Clock;
+    log: Logger;
+    what: string;
+    endpoint: Endpoint;
+    observer: HttpObserver;
+    /** Awaited before every attempt (retries too): the throttle budget. */
+    beforeAttempt?: () => Promise<void>;
+  },
 ): Promise<HttpResponse> {
   const { settings, log } = ctx;
   let lastReason = "";
   for (let attempt = 0; ; attempt++) {
+    await ctx.beforeAttempt?.();
     const opts = options();
     let waitMs: number | undefined;
     try {

@@ -1,8 +1,10 @@
-// Builds sign-in list queries the way Graph accepts them: unquoted UTC literals, ge/le on createdDateTime.
+// Builds audit-log list queries the way Graph accepts them: unquoted UTC literals, ge/le on the time field.
 
 export interface SignInQuery {
   graphEndpoint: string;
   version: "v1.0" | "beta";
+  /** Default signIns (createdDateTime); directoryAudits uses activityDateTime. */
+  resource?: "signIns" | "directoryAudits";
   from: Date;
   to: Date;
   top: number;
@@ -16,9 +18,11 @@ export function graphDateTime(at: Date): string {
 }
 
 export function signInsUrl(query: SignInQuery): string {
-  const range = `createdDateTime ge ${graphDateTime(query.from)} and createdDateTime le ${graphDateTime(query.to)}`;
+  const resource = query.resource ?? "signIns";
+  const field = resource === "signIns" ? "createdDateTime" : "activityDateTime";
+  const range = `${field} ge ${graphDateTime(query.from)} and ${field} le ${graphDateTime(query.to)}`;
   const filter = query.extraFilter ? `(${range}) and ${query.extraFilter}` : range;
   const params = new URLSearchParams({ $filter: filter, $top: String(query.top) });
   // URLSearchParams encodes spaces as '+'; Graph wants %20 inside $filter.
-  return `${query.graphEndpoint}/${query.version}/auditLogs/signIns?${params.toString().replace(/\+/g, "%20")}`;
+  return `${query.graphEndpoint}/${query.version}/auditLogs/${resource}?${params.toString().replace(/\+/g, "%20")}`;
 }

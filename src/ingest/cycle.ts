@@ -4,26 +4,24 @@
 import { randomUUID } from "node:crypto";
 
 import { coerceError, TemporaryError } from "../errors.ts";
-import type { GraphClient, Page } from "../graph/client.ts";
+import type { GraphClient } from "../graph/client.ts";
 import { SKEW_WARNING_MS } from "../graph/clock.ts";
-import { signInsUrl } from "../graph/signins.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { readCheckpoint, recordCycle, writeCheckpoint } from "../store/checkpoints.ts";
-import { type Pool, withTransaction } from "../store/db.ts";
-import { ensurePartitions, insertRejected, type UpsertResult, upsertSignIns } from "../store/signins.ts";
+import { readCheckpoint, recordCycle } from "../store/checkpoints.ts";
+import type { Pool } from "../store/db.ts";
 import { type Clock, formatDuration } from "../time.ts";
-import { sortEvents } from "./events.ts";
+import {
+  type Counts,
+  emptyCounts,
+  INTERACTIVE_STREAM,
+  readWindow,
+  type ReaderDeps,
+  type StreamSpec,
+} from "./reader.ts";
 import { planWindows, type Window, type WindowSettings } from "./window.ts";
 
-export interface StreamSpec {
-  /** Stored in sign_ins.stream and used as the checkpoint key. */
-  name: string;
-  version: "v1.0" | "beta";
-  extraFilter?: string;
-}
-
-export const INTERACTIVE_STREAM: StreamSpec = { name: "interactiveUser", version: "v1.0" };
+export { INTERACTIVE_STREAM, type StreamSpec } from "./reader.ts";
 
 export interface CycleSettings extends WindowSettings {
   graphEndpoint: string;
@@ -48,22 +46,12 @@ export interface CycleDeps {
   afterPageCommit?: (pageNumber: number) => void | Promise<void>;
 }
 
-export interface CycleResult {
+export interface CycleResult extends Counts {
   runId: string;
   windows: Window[];
-  pages: number;
-  fetched: number;
-  inserted: number;
-  updated: number;
-  unchanged: number;
-  rejected: number;
-  duplicates: number;
   checkpoint: Date | undefined;
   ms: number;
 }
-
-// A nextLink crawl longer than this is a loop, not a window (1,000 pages ≈ 1M events).
-export const MAX_PAGES_PER_WINDOW = 20_000;
 
 /** Runs one complete cycle. Throws (classified) on failure; the checkpoint then stays where it was. */
 export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
@@ -73,19 +61,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
   const startedAt = deps.clock.now();
   const deadline = AbortSignal.timeout(deps.settings.cycleDeadlineMs);
   const signal = AbortSignal.any([deps.signal, deadline]);
-  const result: CycleResult = {
-    runId,
-    windows: [],
-    pages: 0,
-    fetched: 0,
-    inserted: 0,
-    updated: 0,
-    unchanged: 0,
-    rejected: 0,
-    duplicates: 0,
-    checkpoint: undefined,
-    ms: 0,
-  };
+  const result: CycleResult = { runId, windows: [], ...emptyCounts(), checkpoint: undefined, ms: 0 };
   try {
     await readAndStore(deps, stream, log, signal, result);
     result.ms = deps.clock.now().getTime() - startedAt.getTime();
@@ -153,141 +129,19 @@ async function readAndStore(
   if (checkpoint) {
     deps.metrics?.checkpoint(tenantId, stream.name, checkpoint);
   }
-  for (const window of plan.windows) {
-    await readWindow(deps, stream, window, log, signal, result);
-    result.checkpoint = window.to;
-  }
-}
-
-async function readWindow(
-  deps: CycleDeps,
-  stream: StreamSpec,
-  window: Window,
-  log: Logger,
-  signal: AbortSignal,
-  result: CycleResult,
-): Promise<void> {
-  const { db, graph, settings } = deps;
-  await withTransaction(db, (client) => ensurePartitions(client, window.from, window.to));
-  const url = signInsUrl({
+  const reader: ReaderDeps = {
+    db,
+    graph,
+    clock: deps.clock,
+    tenantId,
     graphEndpoint: settings.graphEndpoint,
-    version: stream.version,
-    from: window.from,
-    to: window.to,
-    top: settings.pageSize,
-    ...(stream.extraFilter ? { extraFilter: stream.extraFilter } : {}),
-  });
-  const seen = new Set<string>();
-  // While one page is being stored, the next one is already being fetched: at most two pages are in memory, and
-  // Graph's latency overlaps PostgreSQL's work. A page is stored only after the previous one committed.
-  const fetchPage = (pageUrl: string, pageNumber: number): Promise<Page> => {
-    if (pageNumber > MAX_PAGES_PER_WINDOW || seen.has(pageUrl)) {
-      return Promise.reject(
-        new TemporaryError(`Graph's nextLinks for window ${window.from.toISOString()} loop or never end`),
-      );
-    }
-    seen.add(pageUrl);
-    const pending = graph.getPage(pageUrl, fetchSignal);
-    pending.catch(() => undefined); // awaited below; never an unhandled rejection if storing fails first
-    return pending;
+    pageSize: settings.pageSize,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.afterPageCommit ? { afterPageCommit: deps.afterPageCommit } : {}),
   };
-  const fetchController = new AbortController();
-  const fetchSignal = AbortSignal.any([signal, fetchController.signal]);
-  let pending: Promise<Page> | undefined = fetchPage(url, 1);
-  try {
-    for (let pageInWindow = 1; pending !== undefined; pageInWindow++) {
-      signal.throwIfAborted();
-      const page: Page = await pending;
-      const next: string | undefined = page.nextLink;
-      if (next !== undefined) {
-        graph.assertGraphUrl(next);
-      }
-      pending = next === undefined ? undefined : fetchPage(next, pageInWindow + 1);
-      await storePage(deps, stream, window, log, signal, result, page, next);
-    }
-  } finally {
-    fetchController.abort(new Error("window finished"));
-  }
-}
-
-async function storePage(
-  deps: CycleDeps,
-  stream: StreamSpec,
-  window: Window,
-  log: Logger,
-  signal: AbortSignal,
-  result: CycleResult,
-  page: Page,
-  next: string | undefined,
-): Promise<void> {
-  const { db, tenantId } = deps;
-  const sorted = sortEvents(page.value);
-  const seenAt = deps.clock.now();
-  const storeStarted = performance.now();
-  const counts = await withTransaction(db, async (client) => {
-    const c = await upsertSignIns(client, tenantId, stream.name, sorted.valid, seenAt);
-    await insertRejected(client, tenantId, stream.name, sorted.rejected, seenAt);
-    if (next === undefined) {
-      await writeCheckpoint(client, tenantId, stream.name, window.to, seenAt);
-    }
-    signal.throwIfAborted();
-    return c;
-  });
-  observePage(deps, stream, (performance.now() - storeStarted) / 1000, counts, sorted.rejected.length, seenAt);
-  result.pages++;
-  result.fetched += page.value.length;
-  result.inserted += counts.inserted;
-  result.updated += counts.updated;
-  result.unchanged += counts.unchanged;
-  result.rejected += sorted.rejected.length;
-  result.duplicates += sorted.duplicates;
-  if (sorted.rejected.length > 0) {
-    log.warn(
-      {
-        page: result.pages,
-        rejected: sorted.rejected.length,
-        reasons: [...new Set(sorted.rejected.map((r) => r.reason))],
-      },
-      "events set aside in rejected_events",
-    );
-  }
-  log.debug(
-    {
-      page: result.pages,
-      request_id: page.requestId,
-      events: page.value.length,
-      bytes: page.bytes,
-      inserted: counts.inserted,
-      updated: counts.updated,
-      unchanged: counts.unchanged,
-      last: next === undefined,
-    },
-    "page stored",
-  );
-  await deps.afterPageCommit?.(result.pages);
-}
-
-function observePage(
-  deps: CycleDeps,
-  stream: StreamSpec,
-  seconds: number,
-  counts: UpsertResult,
-  rejected: number,
-  seenAt: Date,
-): void {
-  const m = deps.metrics;
-  if (!m) {
-    return;
-  }
-  const labels = { tenant_id: deps.tenantId, stream: stream.name };
-  m.upsertSeconds.observe(seconds);
-  m.pages.inc(labels);
-  m.events.inc({ ...labels, result: "inserted" }, counts.inserted);
-  m.events.inc({ ...labels, result: "updated" }, counts.updated);
-  m.events.inc({ ...labels, result: "unchanged" }, counts.unchanged);
-  m.events.inc({ ...labels, result: "rejected" }, rejected);
-  for (const created of counts.insertedCreatedAt) {
-    m.arrivalLag.observe(labels, Math.max(0, (seenAt.getTime() - created.getTime()) / 1000));
+  for (const window of plan.windows) {
+    await readWindow(reader, stream, window, { log, signal, reader: "tail", priority: "tail" }, result);
+    result.checkpoint = window.to;
   }
 }
 

@@ -7,6 +7,7 @@ export type RawSignIn = Partial<SignIn> & Record<string, unknown>;
 
 export interface ValidEvent {
   id: string;
+  /** The event's time (createdDateTime for sign-ins, activityDateTime for directory audits). */
   createdDateTime: string;
   raw: RawSignIn;
 }
@@ -38,12 +39,12 @@ export function isGraphDateTime(text: unknown): text is string {
 }
 
 /** Splits a page's `value` array into storable and rejected events, de-duplicating ids within the page. */
-export function sortEvents(value: readonly unknown[]): SortedEvents {
+export function sortEvents(value: readonly unknown[], timeField = "createdDateTime"): SortedEvents {
   const byId = new Map<string, ValidEvent>();
   const rejected: RejectedEvent[] = [];
   let duplicates = 0;
   for (const item of value) {
-    const reason = rejectionReason(item);
+    const reason = rejectionReason(item, timeField);
     if (reason !== undefined) {
       rejected.push({ reason, rawText: JSON.stringify(item) ?? String(item) });
       continue;
@@ -54,24 +55,24 @@ export function sortEvents(value: readonly unknown[]): SortedEvents {
       duplicates++;
       byId.delete(id);
     }
-    byId.set(id, { id, createdDateTime: raw.createdDateTime as string, raw });
+    byId.set(id, { id, createdDateTime: raw[timeField] as string, raw });
   }
   return { valid: [...byId.values()], rejected, duplicates };
 }
 
-function rejectionReason(item: unknown): string | undefined {
+function rejectionReason(item: unknown, timeField: string): string | undefined {
   if (item === null || typeof item !== "object" || Array.isArray(item)) {
     return "not a JSON object";
   }
-  const { id, createdDateTime } = item as Record<string, unknown>;
+  const { id, [timeField]: time } = item as Record<string, unknown>;
   if (typeof id !== "string" || id.trim() === "") {
     return "missing or empty id";
   }
   if (id.length > 200) {
     return "id longer than 200 characters";
   }
-  if (!isGraphDateTime(createdDateTime)) {
-    return "missing or unparsable createdDateTime";
+  if (!isGraphDateTime(time)) {
+    return `missing or unparsable ${timeField}`;
   }
   return undefined;
 }

@@ -10,7 +10,12 @@ export interface City {
 }
 
 const c = (city: string, state: string, country: string, lat: number, lon: number, tz: number): City => ({
-  city, state, country, lat, lon, tz,
+  city,
+  state,
+  country,
+  lat,
+  lon,
+  tz,
 });
 
 /** Cities where employees live and work. */
@@ -51,16 +56,80 @@ export const FOREIGN_CITIES: readonly City[] = [
 ];
 
 export const FIRST_NAMES = [
-  "Priya", "James", "Maria", "Wei", "Fatima", "Lukas", "Sofia", "Mohammed", "Emma", "Hiroshi",
-  "Olivia", "Carlos", "Aisha", "Noah", "Ingrid", "Rahul", "Chloe", "Mateo", "Hannah", "Kenji",
-  "Amelia", "Oluwaseun", "Lena", "Diego", "Grace", "Arjun", "Zoe", "Pierre", "Mia", "Tomasz",
+  "Priya",
+  "James",
+  "Maria",
+  "Wei",
+  "Fatima",
+  "Lukas",
+  "Sofia",
+  "Mohammed",
+  "Emma",
+  "Hiroshi",
+  "Olivia",
+  "Carlos",
+  "Aisha",
+  "Noah",
+  "Ingrid",
+  "Rahul",
+  "Chloe",
+  "Mateo",
+  "Hannah",
+  "Kenji",
+  "Amelia",
+  "Oluwaseun",
+  "Lena",
+  "Diego",
+  "Grace",
+  "Arjun",
+  "Zoe",
+  "Pierre",
+  "Mia",
+  "Tomasz",
 ] as const;
 export const LAST_NAMES = [
-  "Natarajan", "Smith", "Garcia", "Chen", "Khan", "Muller", "Rossi", "Ali", "Johnson", "Tanaka",
-  "Brown", "Silva", "Okafor", "Williams", "Larsen", "Sharma", "Martin", "Lopez", "Schmidt", "Sato",
-  "Taylor", "Adeyemi", "Fischer", "Fernandez", "Kelly", "Patel", "Dubois", "Kowalski", "Nguyen", "Walsh",
+  "Natarajan",
+  "Smith",
+  "Garcia",
+  "Chen",
+  "Khan",
+  "Muller",
+  "Rossi",
+  "Ali",
+  "Johnson",
+  "Tanaka",
+  "Brown",
+  "Silva",
+  "Okafor",
+  "Williams",
+  "Larsen",
+  "Sharma",
+  "Martin",
+  "Lopez",
+  "Schmidt",
+  "Sato",
+  "Taylor",
+  "Adeyemi",
+  "Fischer",
+  "Fernandez",
+  "Kelly",
+  "Patel",
+  "Dubois",
+  "Kowalski",
+  "Nguyen",
+  "Walsh",
 ] as const;
-export const DEPARTMENTS = ["Sales", "Engineering", "Finance", "HR", "Marketing", "IT", "Legal", "Operations", "Support"];
+export const DEPARTMENTS = [
+  "Sales",
+  "Engineering",
+  "Finance",
+  "HR",
+  "Marketing",
+  "IT",
+  "Legal",
+  "Operations",
+  "Support",
+];
 export const DOMAINS = ["northwind", "fabrikam", "contoso", "tailspin", "woodgrove", "adatum", "litware", "proseware"];
 
 export interface App {
@@ -78,8 +147,14 @@ const GRAPH = ["00000003-0000-0000-c000-000000000000", "Microsoft Graph"] as con
 const ARM = ["797f4846-ba00-4fd7-ba43-dac1f8f63013", "Windows Azure Service Management API"] as const;
 const AAD = ["00000002-0000-0000-c000-000000000000", "Windows Azure Active Directory"] as const;
 const TEAMS_SVC = ["cc15fd57-2c6c-4117-a88c-83b1d56b4bbe", "Microsoft Teams Services"] as const;
-const app = (appId: string, name: string, r: readonly [string, string], weight: number, niWeight: number, admin = false): App =>
-  ({ appId, name, resourceId: r[0], resource: r[1], weight, niWeight, admin });
+const app = (
+  appId: string,
+  name: string,
+  r: readonly [string, string],
+  weight: number,
+  niWeight: number,
+  admin = false,
+): App => ({ appId, name, resourceId: r[0], resource: r[1], weight, niWeight, admin });
 
 export const APPS: readonly App[] = [
   app(EXO[0], EXO[1], EXO, 20, 4),
@@ -112,22 +187,46 @@ export const INTERACTIVE_FAILURES: ReadonlyArray<readonly [number, readonly [num
   [14, [50074, "Strong Authentication is required."]],
   [14, [50140, "This error occurred due to 'Keep me signed in' interrupt when the user was signing in."]],
   [8, [500121, "Authentication failed during strong authentication request."]],
-  [8, [53003, "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."]],
-  [6, [50076, "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access."]],
+  [
+    8,
+    [53003, "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."],
+  ],
+  [
+    6,
+    [
+      50076,
+      "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access.",
+    ],
+  ],
   [4, [50053, "Account is locked because user tried to sign in too many times with an incorrect user ID or password."]],
   [3, [50057, "User account is disabled. The account has been disabled by an administrator."]],
   [3, [50055, "Invalid password, entered expired password."]],
   [2, [50058, "Session information is not sufficient for single-sign-on."]],
-  [2, [700016, "Application with identifier was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."]],
+  [
+    2,
+    [
+      700016,
+      "Application with identifier was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+    ],
+  ],
 ];
 export const NON_INTERACTIVE_FAILURES: ReadonlyArray<readonly [number, readonly [number, string]]> = [
   [5, [50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed."]],
   [4, [70043, "The refresh token has expired or is invalid due to sign-in frequency checks by conditional access."]],
   [3, [50133, "Session is invalid due to expiration or recent password change."]],
-  [2, [53003, "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."]],
+  [
+    2,
+    [53003, "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."],
+  ],
 ];
 export const SP_FAILURES: ReadonlyArray<readonly [number, readonly [number, string]]> = [
-  [5, [7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID."]],
+  [
+    5,
+    [
+      7000215,
+      "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+    ],
+  ],
   [3, [7000222, "The provided client secret keys for app are expired."]],
   [2, [700027, "Client assertion failed signature validation."]],
 ];
@@ -142,16 +241,80 @@ export interface Device {
   mobile: boolean;
 }
 export const DESKTOPS: ReadonlyArray<readonly [number, Device]> = [
-  [45, { os: "Windows 10", browser: (v) => `Edge ${v}.0.0`, ua: (v) => `Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Safari/537.36 Edg/${v}.0.0.0`, trust: ["Azure AD joined", "Hybrid Azure AD joined"], mobile: false }],
-  [25, { os: "Windows 11", browser: (v) => `Chrome ${v}.0.0`, ua: (v) => `Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Safari/537.36`, trust: ["Azure AD joined"], mobile: false }],
-  [15, { os: "MacOs", browser: (v) => `Safari ${Math.floor(v / 7)}.1`, ua: (v) => `Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/${Math.floor(v / 7)}.1 Safari/605.1.15`, trust: ["Azure AD registered", ""], mobile: false }],
-  [4, { os: "Linux", browser: (v) => `Firefox ${v}.0`, ua: (v) => `Mozilla/5.0 (X11; Linux x86_64; rv:${v}.0) Gecko/20100101 Firefox/${v}.0`, trust: [""], mobile: false }],
+  [
+    45,
+    {
+      os: "Windows 10",
+      browser: (v) => `Edge ${v}.0.0`,
+      ua: (v) =>
+        `Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Safari/537.36 Edg/${v}.0.0.0`,
+      trust: ["Azure AD joined", "Hybrid Azure AD joined"],
+      mobile: false,
+    },
+  ],
+  [
+    25,
+    {
+      os: "Windows 11",
+      browser: (v) => `Chrome ${v}.0.0`,
+      ua: (v) =>
+        `Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Safari/537.36`,
+      trust: ["Azure AD joined"],
+      mobile: false,
+    },
+  ],
+  [
+    15,
+    {
+      os: "MacOs",
+      browser: (v) => `Safari ${Math.floor(v / 7)}.1`,
+      ua: (v) =>
+        `Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/${Math.floor(v / 7)}.1 Safari/605.1.15`,
+      trust: ["Azure AD registered", ""],
+      mobile: false,
+    },
+  ],
+  [
+    4,
+    {
+      os: "Linux",
+      browser: (v) => `Firefox ${v}.0`,
+      ua: (v) => `Mozilla/5.0 (X11; Linux x86_64; rv:${v}.0) Gecko/20100101 Firefox/${v}.0`,
+      trust: [""],
+      mobile: false,
+    },
+  ],
 ];
 export const MOBILES: ReadonlyArray<readonly [number, Device]> = [
-  [55, { os: "Ios 17", browser: (v) => `Mobile Safari ${Math.floor(v / 7)}.0`, ua: (v) => `Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/${Math.floor(v / 7)}.0 Mobile/15E148 Safari/604.1`, trust: ["Azure AD registered", ""], mobile: true }],
-  [45, { os: "Android 14", browser: (v) => `Chrome Mobile ${v}.0.0`, ua: (v) => `Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Mobile Safari/537.36`, trust: ["Azure AD registered", ""], mobile: true }],
+  [
+    55,
+    {
+      os: "Ios 17",
+      browser: (v) => `Mobile Safari ${Math.floor(v / 7)}.0`,
+      ua: (v) =>
+        `Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/${Math.floor(v / 7)}.0 Mobile/15E148 Safari/604.1`,
+      trust: ["Azure AD registered", ""],
+      mobile: true,
+    },
+  ],
+  [
+    45,
+    {
+      os: "Android 14",
+      browser: (v) => `Chrome Mobile ${v}.0.0`,
+      ua: (v) =>
+        `Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Mobile Safari/537.36`,
+      trust: ["Azure AD registered", ""],
+      mobile: true,
+    },
+  ],
 ];
-export const SPRAY_USER_AGENTS = ["python-requests/2.31.0", "BAV2ROPC", "Mozilla/5.0 (compatible; MSAL 1.0)", "Go-http-client/1.1"];
+export const SPRAY_USER_AGENTS = [
+  "python-requests/2.31.0",
+  "BAV2ROPC",
+  "Mozilla/5.0 (compatible; MSAL 1.0)",
+  "Go-http-client/1.1",
+];
 
 export const CA_POLICIES = [
   { name: "Require MFA for all users", grant: ["Mfa"] },
@@ -163,8 +326,12 @@ export const CA_POLICIES = [
 export const UNTRUSTED_COUNTRIES = new Set(["RU", "CN", "NG", "VN"]);
 
 export const SERVICE_PRINCIPALS = [
-  "HR Sync Connector", "Backup Orchestrator", "SIEM Log Collector", "Build Pipeline (CI)",
-  "Invoice Processing Bot", "Terraform Deployer",
+  "HR Sync Connector",
+  "Backup Orchestrator",
+  "SIEM Log Collector",
+  "Build Pipeline (CI)",
+  "Invoice Processing Bot",
+  "Terraform Deployer",
 ];
 export const MANAGED_IDENTITIES = [
   "/subscriptions/{sub}/resourceGroups/rg-web/providers/Microsoft.Web/sites/intranet-web",
@@ -173,4 +340,6 @@ export const MANAGED_IDENTITIES = [
 ];
 
 /** Public-looking first octets for synthetic IPv4 prefixes (avoids private ranges). */
-export const IPV4_FIRST_OCTETS = [20, 23, 31, 37, 45, 51, 62, 77, 81, 86, 91, 94, 102, 103, 109, 145, 151, 176, 185, 188, 193, 194, 195, 212, 213, 217];
+export const IPV4_FIRST_OCTETS = [
+  20, 23, 31, 37, 45, 51, 62, 77, 81, 86, 91, 94, 102, 103, 109, 145, 151, 176, 185, 188, 193, 194, 195, 212, 213, 217,
+];

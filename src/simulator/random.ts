@@ -45,21 +45,29 @@ export function int(rng: Rng, min: number, maxInclusive: number): number {
 
 export function pick<T>(rng: Rng, items: readonly T[]): T {
   const item = items[Math.floor(rng() * items.length)];
-  if (item === undefined) throw new Error("pick from empty list");
+  if (item === undefined) {
+    throw new Error("pick from empty list");
+  }
   return item;
 }
 
 /** Pick from [weight, value] pairs. */
 export function weighted<T>(rng: Rng, items: ReadonlyArray<readonly [number, T]>): T {
   let total = 0;
-  for (const [w] of items) total += w;
+  for (const [w] of items) {
+    total += w;
+  }
   let r = rng() * total;
   for (const [w, v] of items) {
     r -= w;
-    if (r < 0) return v;
+    if (r < 0) {
+      return v;
+    }
   }
   const last = items[items.length - 1];
-  if (last === undefined) throw new Error("weighted pick from empty list");
+  if (last === undefined) {
+    throw new Error("weighted pick from empty list");
+  }
   return last[1];
 }
 
@@ -76,8 +84,12 @@ export function normal(rng: Rng): number {
 
 /** Poisson sample (Knuth for small lambda, normal approximation for large). */
 export function poisson(rng: Rng, lambda: number): number {
-  if (lambda <= 0) return 0;
-  if (lambda > 30) return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * normal(rng)));
+  if (lambda <= 0) {
+    return 0;
+  }
+  if (lambda > 30) {
+    return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * normal(rng)));
+  }
   const l = Math.exp(-lambda);
   let k = 0;
   let p = 1;
@@ -102,10 +114,15 @@ export function uuid(rng: Rng): string {
   let s = "";
   for (let i = 0; i < 32; i++) {
     let d = Math.floor(rng() * 16);
-    if (i === 12) d = 4;
-    else if (i === 16) d = 8 + (d & 3);
+    if (i === 12) {
+      d = 4;
+    } else if (i === 16) {
+      d = 8 + (d & 3);
+    }
     s += HEX[d];
-    if (i === 7 || i === 11 || i === 15 || i === 19) s += "-";
+    if (i === 7 || i === 11 || i === 15 || i === 19) {
+      s += "-";
+    }
   }
   return s;
 }

@@ -86,3 +86,40 @@ export async function ensurePartitions(client: PoolClient, from: Date, to: Date)
     cursor.setUTCMonth(cursor.getUTCMonth() + 1);
   }
 }
+
+export const UPSERT_DIRECTORY_AUDITS = `
+insert into directory_audits as s (tenant_id, id, activity_date_time, stream, raw, first_seen_at, last_changed_at)
+select $1, e ->> 'id', (e ->> 'activityDateTime')::timestamptz, $2, e, $3, $3
+from jsonb_array_elements($4::jsonb) as e
+on conflict (tenant_id, id) do update
+  set raw = excluded.raw, activity_date_time = excluded.activity_date_time, last_changed_at = excluded.last_changed_at,
+      revision = s.revision + 1
+  where s.raw is distinct from excluded.raw
+returning s.revision = 1 as inserted, s.activity_date_time as created_date_time`;
+
+/** Directory audit events, same contract as upsertSignIns. */
+export async function upsertDirectoryAudits(
+  client: PoolClient,
+  tenantId: string,
+  stream: string,
+  events: readonly ValidEvent[],
+  seenAt: Date,
+): Promise<UpsertResult> {
+  if (events.length === 0) {
+    return { inserted: 0, updated: 0, unchanged: 0, insertedCreatedAt: [] };
+  }
+  const result = await client.query<{ inserted: boolean; created_date_time: Date }>(UPSERT_DIRECTORY_AUDITS, [
+    tenantId,
+    stream,
+    seenAt,
+    JSON.stringify(events.map((e) => e.raw)),
+  ]);
+  const insertedCreatedAt = result.rows.filter((r) => r.inserted).map((r) => r.created_date_time);
+  const updated = result.rows.length - insertedCreatedAt.length;
+  return {
+    inserted: insertedCreatedAt.length,
+    updated,
+    unchanged: events.length - insertedCreatedAt.length - updated,
+    insertedCreatedAt,
+  };
+}

@@ -22,11 +22,18 @@ export interface Running {
   /** Resolves when the process exits. */
   finished: Promise<Finished>;
   /** Resolves with the first log line that satisfies `predicate`. */
-  waitForLog(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(
+    predicate: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
 }
 
 /** Environment that points the daemon at a simulator and a database, with fast retries for tests. */
-export function daemonEnv(sim: Simulator, databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+export function daemonEnv(
+  sim: Simulator,
+  databaseUrl: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     PATH: process.env.PATH ?? "",
     HOME: process.env.HOME ?? "/tmp",
@@ -42,6 +49,7 @@ export function daemonEnv(sim: Simulator, databaseUrl: string, extra: Record<str
     HTTP_TIMEOUT: "5s",
     LOG_LEVEL: "debug",
     METRICS_PORT: "0",
+    GRAPH_BUDGET_PER_TENANT: "10000",
     ...extra,
   };
 }
@@ -64,7 +72,10 @@ export function startCli(args: string[], env: Record<string, string>): Running {
   const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  const waiters: Array<{ predicate: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  const waiters: Array<{
+    predicate: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
     stdout += chunk;
     for (const line of parseLines(chunk)) {
@@ -93,7 +104,10 @@ export function startCli(args: string[], env: Record<string, string>): Running {
           resolve(existing);
           return;
         }
-        const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms:\n${stdout}\n${stderr}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no matching log line within ${timeoutMs} ms:\n${stdout}\n${stderr}`)),
+          timeoutMs,
+        );
         waiters.push({
           predicate,
           resolve: (line) => {

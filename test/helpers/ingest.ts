@@ -38,6 +38,7 @@ export function ingestHarness(
     MAX_RETRIES: "3",
     HTTP_TIMEOUT: "3s",
     LOG_LEVEL: "trace",
+    GRAPH_BUDGET_PER_TENANT: "10000",
     ...env,
   });
   let text = "";
@@ -63,11 +64,16 @@ export function ingestHarness(
 }
 
 /** Events the simulator shows now with createdDateTime in [from, to] (the oracle for one window). */
-export function expectedIds(sim: Simulator, from: Date, to: Date): Set<string> {
+export function expectedIds(sim: Simulator, from: Date, to: Date, eventType = "interactiveUser"): Set<string> {
   const lo = sevenDigits(from.toISOString());
   const hi = sevenDigits(to.toISOString());
   const ids = new Set<string>();
   for (const e of sim.visibleEvents()) {
+    const types = e.signInEventTypes;
+    const type = Array.isArray(types) && typeof types[0] === "string" ? types[0] : "interactiveUser";
+    if (type !== eventType) {
+      continue;
+    }
     const at = sevenDigits(String(e.createdDateTime));
     if (at >= lo && at <= hi) {
       ids.add(String(e.id));

@@ -1,0 +1,443 @@
+// Builders for realistic (beta-shaped) signIn objects.
+import {
+  APPS,
+  CA_POLICIES,
+  HOME_CITIES,
+  INTERACTIVE_FAILURES,
+  LEGACY_CLIENTS,
+  NON_INTERACTIVE_FAILURES,
+  PRIMARY_AUTH_FAILURES,
+  SP_FAILURES,
+  UNTRUSTED_COUNTRIES,
+} from "./catalog.ts";
+import type { App, City } from "./catalog.ts";
+import { chance, int, mulberry32, pick, uuid, weighted } from "./random.ts";
+import type { Rng } from "./random.ts";
+import { ipv4For, tenantModel } from "./tenant.ts";
+import type { ManagedIdentity, ServicePrincipal, TenantModel, User } from "./tenant.ts";
+
+export interface Stamp {
+  sec: number;
+  frac: number;
+  text: string;
+}
+
+/** Graph-style timestamp: 7 fractional digits sometimes, none other times; always Z. */
+export function stampAt(ms: number, rng: Rng): Stamp {
+  const sec = Math.floor(ms / 1000);
+  const iso = new Date(sec * 1000).toISOString().slice(0, 19);
+  if (chance(rng, 0.35)) {
+    return { sec, frac: 0, text: `${iso}Z` };
+  }
+  const frac = int(rng, 0, 9_999_999);
+  return { sec, frac, text: `${iso}.${String(frac).padStart(7, "0")}Z` };
+}
+
+export interface UserEventOptions {
+  interactive: boolean;
+  city?: City;
+  ip?: string;
+  app?: App;
+  status?: readonly [number, string];
+  clientAppUsed?: string;
+  userAgent?: string;
+  risk?: { level: string; types: string[] };
+}
+
+function location(c: City): Record<string, unknown> {
+  return {
+    city: c.city,
+    state: c.state,
+    countryOrRegion: c.country,
+    geoCoordinates: { altitude: null, latitude: c.lat, longitude: c.lon },
+  };
+}
+
+function authStep(
+  at: string,
+  method: string,
+  detail: string,
+  ok: boolean,
+  result: string,
+  req: string,
+): Record<string, unknown> {
+  return {
+    authenticationStepDateTime: at,
+    authenticationMethod: method,
+    authenticationMethodDetail: detail,
+    succeeded: ok,
+    authenticationStepResultDetail: result,
+    authenticationStepRequirement: req,
+  };
+}
+
+/** Fields every signIn carries (beta shape); callers overwrite what differs. */
+function base(model: TenantModel, rng: Rng, at: Stamp): Record<string, unknown> {
+  const id = uuid(rng);
+  return {
+    id,
+    createdDateTime: at.text,
+    userDisplayName: null,
+    userPrincipalName: null,
+    userId: "",
+    appId: "",
+    appDisplayName: "",
+    ipAddress: "",
+    ipAddressFromResourceProvider: null,
+    clientAppUsed: "",
+    userAgent: "",
+    correlationId: uuid(rng),
+    conditionalAccessStatus: "notApplied",
+    originalRequestId: id,
+    isInteractive: false,
+    tokenIssuerName: "",
+    tokenIssuerType: "AzureAD",
+    clientCredentialType: "none",
+    processingTimeInMilliseconds: int(rng, 20, 900),
+    riskDetail: "none",
+    riskLevelAggregated: "none",
+    riskLevelDuringSignIn: "none",
+    riskState: "none",
+    riskEventTypes: [],
+    riskEventTypes_v2: [],
+    resourceDisplayName: "",
+    resourceId: "",
+    resourceTenantId: model.tenantId,
+    homeTenantId: model.tenantId,
+    homeTenantName: "",
+    authenticationMethodsUsed: [],
+    authenticationRequirement: "singleFactorAuthentication",
+    signInIdentifier: "",
+    signInIdentifierType: null,
+    servicePrincipalName: null,
+    servicePrincipalId: "",
+    federatedCredentialId: "",
+    userType: "member",
+    flaggedForReview: false,
+    isTenantRestricted: false,
+    autonomousSystemNumber: int(rng, 1000, 65000),
+    crossTenantAccessType: "none",
+    servicePrincipalCredentialKeyId: "",
+    servicePrincipalCredentialThumbprint: "",
+    uniqueTokenIdentifier: uuid(rng).replace(/-/g, "").slice(0, 22),
+    incomingTokenType: "none",
+    authenticationProtocol: "none",
+    resourceServicePrincipalId: uuid(rng),
+    signInEventTypes: [],
+    status: { errorCode: 0, failureReason: "Other.", additionalDetails: null },
+    deviceDetail: {
+      deviceId: "",
+      displayName: "",
+      operatingSystem: "",
+      browser: "",
+      isCompliant: false,
+      isManaged: false,
+      trustType: "",
+    },
+    location: { city: "", state: "", countryOrRegion: "", geoCoordinates: null },
+    appliedConditionalAccessPolicies: [],
+    authenticationContextClassReferences: [],
+    authenticationProcessingDetails: [],
+    networkLocationDetails: [],
+    authenticationDetails: [],
+    authenticationRequirementPolicies: [],
+    sessionLifetimePolicies: [],
+    managedServiceIdentity: {
+      msiType: "none",
+      associatedResourceId: null,
+      federatedTokenId: null,
+      federatedTokenIssuer: null,
+    },
+  };
+}
+
+/** A user sign-in (interactive or non-interactive) consistent across status, CA, MFA and risk. */
+export function userEvent(
+  model: TenantModel,
+  rng: Rng,
+  user: User,
+  at: Stamp,
+  o: UserEventOptions,
+): Record<string, unknown> {
+  const e = base(model, rng, at);
+  const legacy =
+    o.clientAppUsed !== undefined ? LEGACY_CLIENTS.includes(o.clientAppUsed) : o.interactive && chance(rng, 0.03);
+  const app =
+    o.app ??
+    (legacy
+      ? APPS[0]
+      : weighted(
+          rng,
+          APPS.map(
+            (a) => [o.interactive ? (a.admin && !user.admin ? a.weight * 0.05 : a.weight) : a.niWeight, a] as const,
+          ),
+        ));
+  if (!app) {
+    throw new Error("no app");
+  }
+  const dev = chance(rng, o.interactive ? 0.3 : 0.45) ? user.mobile : user.desktop;
+  const travel = !o.city && chance(rng, 0.04);
+  const city = o.city ?? (travel ? pick(rng, HOME_CITIES) : user.home);
+  let ip = o.ip ?? (city === user.home ? user.homeIp : ipv4For(rng, city.country));
+  if (user.guest && !o.ip && chance(rng, 0.5)) {
+    ip = ip.includes(":") ? ip : ip.replace(/\.\d+$/, ".XXX");
+  }
+  const clientAppUsed =
+    o.clientAppUsed ??
+    (legacy
+      ? pick(rng, LEGACY_CLIENTS)
+      : dev.kind.mobile || !o.interactive
+        ? "Mobile Apps and Desktop clients"
+        : "Browser");
+  let status =
+    o.status ??
+    (o.interactive
+      ? chance(rng, 0.11)
+        ? weighted(rng, INTERACTIVE_FAILURES)
+        : undefined
+      : chance(rng, 0.02)
+        ? weighted(rng, NON_INTERACTIVE_FAILURES)
+        : undefined);
+  if (!o.status && legacy && chance(rng, 0.8)) {
+    status = INTERACTIVE_FAILURES[4]?.[1];
+  }
+  if (!o.status && UNTRUSTED_COUNTRIES.has(city.country) && !status) {
+    status = INTERACTIVE_FAILURES[4]?.[1];
+  }
+  const code = status?.[0] ?? 0;
+  const primaryFailed = PRIMARY_AUTH_FAILURES.has(code);
+  const mfaNeeded = o.interactive && !legacy && (city !== user.home || chance(rng, 0.45) || app.admin === true);
+  const mfaFailed = code === 500121 || code === 50074 || code === 50076;
+  // Conditional Access
+  const pol = CA_POLICIES.map((p, i) => {
+    let result = "notApplied";
+    if (!primaryFailed && o.interactive) {
+      if (i === 0) {
+        result = mfaNeeded ? (mfaFailed ? "failure" : code === 0 ? "success" : "notApplied") : "notApplied";
+      }
+      if (i === 1 && legacy) {
+        result = code === 53003 ? "failure" : "notApplied";
+      }
+      if (i === 2 && app.admin) {
+        result = dev.compliant ? "success" : "failure";
+      }
+      if (i === 3 && UNTRUSTED_COUNTRIES.has(city.country)) {
+        result = "failure";
+      }
+      if (i === 4 && app.admin) {
+        result = mfaFailed ? "failure" : "success";
+      }
+    }
+    return {
+      id: model.caPolicyIds[i] ?? "",
+      displayName: p.name,
+      enforcedGrantControls: [...p.grant],
+      enforcedSessionControls: [],
+      result,
+    };
+  });
+  if (code === 53003 && !pol.some((p) => p.result === "failure")) {
+    const blocker = pol[3];
+    if (blocker) {
+      blocker.result = "failure";
+    }
+  }
+  const caStatus = pol.some((p) => p.result === "failure")
+    ? "failure"
+    : pol.some((p) => p.result === "success")
+      ? "success"
+      : "notApplied";
+  const mfaDone = mfaNeeded && code === 0;
+  const method = pick(rng, [
+    "Mobile app notification",
+    "Mobile app notification",
+    "OATH verification code",
+    "Text message",
+    "FIDO2 security key",
+  ]);
+  const details: Array<Record<string, unknown>> = [];
+  if (o.interactive) {
+    details.push(
+      authStep(
+        at.text,
+        "Password",
+        "Password in the cloud",
+        !primaryFailed,
+        primaryFailed ? (status?.[1] ?? "Invalid username or password") : "Correct password",
+        "Primary authentication",
+      ),
+    );
+    if (mfaNeeded && !primaryFailed) {
+      details.push(
+        authStep(
+          at.text,
+          method,
+          "",
+          mfaDone,
+          mfaDone ? "MFA successfully completed" : "MFA denied; user declined the authentication",
+          "Multifactor authentication",
+        ),
+      );
+    }
+  } else {
+    details.push(
+      authStep(
+        at.text,
+        "Previously satisfied",
+        "",
+        true,
+        "First factor requirement satisfied by claim in the token",
+        "Primary authentication",
+      ),
+    );
+  }
+  const ver = dev.version;
+  Object.assign(e, {
+    userDisplayName: user.displayName,
+    userPrincipalName: user.upn,
+    userId: user.id,
+    appId: app.appId,
+    appDisplayName: app.name,
+    ipAddress: ip,
+    clientAppUsed,
+    userAgent: o.userAgent ?? (legacy ? "" : dev.kind.ua(ver)),
+    conditionalAccessStatus: caStatus,
+    isInteractive: o.interactive,
+    resourceDisplayName: app.resource,
+    resourceId: app.resourceId,
+    homeTenantName: user.guest ? "" : model.domain,
+    authenticationRequirement: mfaNeeded ? "multiFactorAuthentication" : "singleFactorAuthentication",
+    authenticationMethodsUsed: details
+      .filter((d) => d.succeeded && d.authenticationMethod !== "Previously satisfied")
+      .map((d) => d.authenticationMethod),
+    signInIdentifier: user.upn,
+    signInIdentifierType: "userPrincipalName",
+    userType: user.guest ? "guest" : "member",
+    crossTenantAccessType: user.guest ? "b2bCollaboration" : "none",
+    authenticationProtocol: o.interactive ? "none" : "none",
+    incomingTokenType: o.interactive ? "none" : "primaryRefreshToken",
+    signInEventTypes: [o.interactive ? "interactiveUser" : "nonInteractiveUser"],
+    status: {
+      errorCode: code,
+      failureReason: status ? status[1] : "Other.",
+      additionalDetails: code === 0 && mfaDone ? "MFA requirement satisfied by claim in the token" : null,
+    },
+    deviceDetail: {
+      deviceId: dev.deviceId,
+      displayName: dev.displayName,
+      operatingSystem: dev.kind.os,
+      browser: legacy ? "" : dev.kind.browser(ver),
+      isCompliant: dev.compliant,
+      isManaged: dev.managed,
+      trustType: dev.trustType,
+    },
+    location: location(city),
+    appliedConditionalAccessPolicies: pol,
+    authenticationDetails: details,
+  });
+  if (user.guest) {
+    e.homeTenantId = "00000000-0000-4000-8000-00000000beef";
+  }
+  const risk =
+    o.risk ??
+    (o.interactive && chance(rng, 0.015)
+      ? {
+          level: pick(rng, ["low", "low", "medium", "high"]),
+          types: [pick(rng, ["unfamiliarFeatures", "anonymizedIPAddress", "unlikelyTravel"])],
+        }
+      : undefined);
+  if (risk) {
+    Object.assign(e, riskPatch(risk.level, risk.types));
+  }
+  return e;
+}
+
+export function riskPatch(level: string, types: string[]): Record<string, unknown> {
+  return {
+    riskLevelDuringSignIn: level,
+    riskLevelAggregated: level,
+    riskState: "atRisk",
+    riskDetail: "none",
+    riskEventTypes: types,
+    riskEventTypes_v2: types,
+  };
+}
+
+export function servicePrincipalEvent(
+  model: TenantModel,
+  rng: Rng,
+  sp: ServicePrincipal,
+  at: Stamp,
+): Record<string, unknown> {
+  const e = base(model, rng, at);
+  const res = pick(
+    rng,
+    APPS.filter((a) => a.resourceId.startsWith("0000000")),
+  );
+  const status = chance(rng, 0.03) ? weighted(rng, SP_FAILURES) : undefined;
+  Object.assign(e, {
+    appId: sp.appId,
+    appDisplayName: sp.name,
+    servicePrincipalId: sp.id,
+    servicePrincipalName: sp.name,
+    ipAddress: ipv4For(rng, "AZ"),
+    resourceDisplayName: res.resource,
+    resourceId: res.resourceId,
+    clientCredentialType: sp.credential,
+    signInEventTypes: ["servicePrincipal"],
+    servicePrincipalCredentialKeyId: uuid(rng),
+    status: { errorCode: status?.[0] ?? 0, failureReason: status?.[1] ?? "Other.", additionalDetails: null },
+    location: location(
+      pick(rng, [{ city: "Amsterdam", state: "Noord-Holland", country: "NL", lat: 52.3676, lon: 4.9041, tz: 1 }]),
+    ),
+  });
+  return e;
+}
+
+export function managedIdentityEvent(
+  model: TenantModel,
+  rng: Rng,
+  mi: ManagedIdentity,
+  at: Stamp,
+): Record<string, unknown> {
+  const e = base(model, rng, at);
+  const res = pick(
+    rng,
+    APPS.filter((a) => a.resourceId.startsWith("0000000") || a.resource.startsWith("Windows Azure")),
+  );
+  Object.assign(e, {
+    appId: mi.appId,
+    appDisplayName: mi.name,
+    servicePrincipalId: mi.id,
+    servicePrincipalName: mi.name,
+    ipAddress: "",
+    resourceDisplayName: res.resource,
+    resourceId: res.resourceId,
+    clientCredentialType: "managedIdentity",
+    signInEventTypes: ["managedIdentity"],
+    managedServiceIdentity: {
+      msiType: "systemAssigned",
+      associatedResourceId: mi.resourceId,
+      federatedTokenId: null,
+      federatedTokenIssuer: null,
+    },
+  });
+  return e;
+}
+
+/**
+ * Builds one realistic interactive sign-in for tests. `rng` may be a seed.
+ * Overrides are shallow-merged last (so `{id, createdDateTime}` pin those fields).
+ */
+export function makeSignIn(
+  rng: Rng | number = 1,
+  overrides: Record<string, unknown> = {},
+  opts: { tenantId?: string; interactive?: boolean } = {},
+): Record<string, unknown> {
+  const r = typeof rng === "number" ? mulberry32(rng) : rng;
+  const model = tenantModel(1, opts.tenantId ?? "00000000-0000-4000-8000-000000000001", 50);
+  const user = pick(r, model.users);
+  const at = stampAt(Date.now() - int(r, 0, 3_600_000), r);
+  const e = userEvent(model, r, user, at, { interactive: opts.interactive ?? true });
+  return { ...e, ...overrides };
+}

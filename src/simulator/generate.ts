@@ -1,0 +1,193 @@
+// Lazy, deterministic event generation per (tenant, UTC hour) bucket.
+import { FOREIGN_CITIES, HOME_CITIES, SPRAY_APPS, SPRAY_USER_AGENTS } from "./catalog.ts";
+import { managedIdentityEvent, riskPatch, servicePrincipalEvent, stampAt, userEvent } from "./events.ts";
+import type { Stamp, UserEventOptions } from "./events.ts";
+import { chance, int, logNormalSeconds, pick, poisson, rngFor } from "./random.ts";
+import type { Rng } from "./random.ts";
+import { DAY_WEIGHT_SUM, hourWeight, ipv4For, tenantModel } from "./tenant.ts";
+import type { TenantModel, User } from "./tenant.ts";
+
+export const HOUR_MS = 3_600_000;
+
+export interface GenConfig {
+  seed: number;
+  users: number;
+  signInsPerUserPerDay: number;
+  arrivalLatency: { p50Seconds: number; p99Seconds: number; maxSeconds: number } | false;
+  republishRate: number;
+}
+export interface GenEvent {
+  obj: Record<string, unknown>;
+  sec: number;
+  frac: number;
+  types: string[];
+  visibleAtMs: number;
+  republish?: { atMs: number; patch: Record<string, unknown> };
+}
+
+function localHourAndWeekend(hourMs: number, tz: number): { h: number; weekend: boolean } {
+  const d = new Date(hourMs + tz * HOUR_MS);
+  const day = d.getUTCDay();
+  return { h: d.getUTCHours(), weekend: day === 0 || day === 6 };
+}
+
+function shuffled<T>(rng: Rng, items: readonly T[]): T[] {
+  const a = [...items];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const x = a[i] as T;
+    a[i] = a[j] as T;
+    a[j] = x;
+  }
+  return a;
+}
+
+/** Generates every event created within [hour*1h, (hour+1)*1h) for a tenant, sorted by time then id. */
+export function generateHour(cfg: GenConfig, tenantId: string, hour: number): GenEvent[] {
+  const model = tenantModel(cfg.seed, tenantId, cfg.users);
+  const hourMs = hour * HOUR_MS;
+  const rng = rngFor(cfg.seed, tenantId, "hour", hour);
+  const raw: Array<{ obj: Record<string, unknown>; at: Stamp }> = [];
+  const at = (offsetMs?: number): Stamp => stampAt(hourMs + (offsetMs ?? Math.floor(rng() * HOUR_MS)), rng);
+  const add = (u: User, s: Stamp, o: UserEventOptions): void => {
+    raw.push({ obj: userEvent(model, rng, u, s, o), at: s });
+  };
+  const perDay = cfg.signInsPerUserPerDay;
+  for (const user of model.users) {
+    const { h, weekend } = localHourAndWeekend(hourMs, user.home.tz);
+    const w = hourWeight(h) / DAY_WEIGHT_SUM;
+    const nInt = poisson(rng, perDay * user.activity * w * (weekend ? 0.15 : 1));
+    const nNon = poisson(rng, 3 * perDay * user.activity * (0.3 / 24 + 0.7 * w) * (weekend ? 0.4 : 1));
+    for (let i = 0; i < nInt; i++) {
+      add(user, at(), { interactive: true });
+    }
+    for (let i = 0; i < nNon; i++) {
+      add(user, at(), { interactive: false });
+    }
+  }
+  for (const sp of model.servicePrincipals) {
+    const n = poisson(rng, sp.perHour);
+    for (let i = 0; i < n; i++) {
+      const s = at();
+      raw.push({ obj: servicePrincipalEvent(model, rng, sp, s), at: s });
+    }
+  }
+  for (const mi of model.managedIdentities) {
+    const n = poisson(rng, mi.perHour);
+    for (let i = 0; i < n; i++) {
+      const s = at();
+      raw.push({ obj: managedIdentityEvent(model, rng, mi, s), at: s });
+    }
+  }
+  attacks(model, cfg.seed, hour, rng, at, add);
+  // Arrival latency and re-publication use their own stream so content does not depend on them.
+  const lat = rngFor(cfg.seed, tenantId, "latency", hour);
+  const out: GenEvent[] = raw.map(({ obj, at: s }) => {
+    const createdMs = s.sec * 1000 + s.frac / 10_000;
+    const delay = cfg.arrivalLatency
+      ? logNormalSeconds(
+          lat,
+          cfg.arrivalLatency.p50Seconds,
+          cfg.arrivalLatency.p99Seconds,
+          cfg.arrivalLatency.maxSeconds,
+        ) * 1000
+      : 0;
+    const ev: GenEvent = {
+      obj,
+      sec: s.sec,
+      frac: s.frac,
+      types: obj.signInEventTypes as string[],
+      visibleAtMs: Math.ceil(createdMs + delay),
+    };
+    if (cfg.republishRate > 0 && chance(lat, cfg.republishRate)) {
+      ev.republish = { atMs: ev.visibleAtMs + int(lat, 10, 120) * 60_000, patch: republishPatch(lat, obj) };
+    }
+    return ev;
+  });
+  out.sort((a, b) => a.sec - b.sec || a.frac - b.frac || (String(a.obj.id) < String(b.obj.id) ? -1 : 1));
+  return out;
+}
+
+/** A later version of an event: risk detected, or MFA details aggregated. */
+function republishPatch(rng: Rng, obj: Record<string, unknown>): Record<string, unknown> {
+  if (obj.riskState === "none" && chance(rng, 0.5)) {
+    return riskPatch(pick(rng, ["low", "medium", "high"]), [
+      pick(rng, ["unfamiliarFeatures", "anonymizedIPAddress", "unlikelyTravel"]),
+    ]);
+  }
+  const details = Array.isArray(obj.authenticationDetails) ? [...(obj.authenticationDetails as unknown[])] : [];
+  details.push({
+    authenticationStepDateTime: obj.createdDateTime,
+    authenticationMethod: "Mobile app notification",
+    authenticationMethodDetail: "",
+    succeeded: true,
+    authenticationStepResultDetail: "MFA completed in Azure AD",
+    authenticationStepRequirement: "Multifactor authentication",
+  });
+  const status = (obj.status ?? {}) as Record<string, unknown>;
+  return {
+    authenticationRequirement: "multiFactorAuthentication",
+    authenticationDetails: details,
+    authenticationMethodsUsed: ["Password", "Mobile app notification"],
+    status: { ...status, additionalDetails: "MFA completed in Azure AD" },
+  };
+}
+
+/** Password spray (about every other day) and impossible travel (about one day in three). */
+function attacks(
+  model: TenantModel,
+  seed: number,
+  hour: number,
+  rng: Rng,
+  at: (offsetMs?: number) => Stamp,
+  add: (u: User, s: Stamp, o: UserEventOptions) => void,
+): void {
+  if (model.users.length === 0) {
+    return;
+  }
+  const day = Math.floor(hour / 24);
+  const spray = rngFor(seed, model.tenantId, "spray", day);
+  if (spray() < 0.5 && int(spray, 0, 23) === hour % 24) {
+    const city = pick(spray, FOREIGN_CITIES);
+    const ip = ipv4For(spray, city.country);
+    const app = pick(spray, SPRAY_APPS);
+    const userAgent = pick(spray, SPRAY_USER_AGENTS);
+    const start = int(spray, 0, 15) * 60_000;
+    const count = Math.max(Math.min(model.users.length, 10), Math.ceil(model.users.length * 0.4));
+    for (const user of shuffled(spray, model.users).slice(0, count)) {
+      const attempts = chance(rng, 0.3) ? 2 : 1;
+      for (let i = 0; i < attempts; i++) {
+        add(user, at(start + int(rng, 0, 40 * 60_000)), {
+          interactive: true,
+          city,
+          ip,
+          app,
+          userAgent,
+          clientAppUsed: chance(rng, 0.5) ? "Browser" : "other clients",
+          status: chance(rng, 0.92)
+            ? [50126, "Error validating credentials due to invalid username or password."]
+            : [
+                50053,
+                "Account is locked because user tried to sign in too many times with an incorrect user ID or password.",
+              ],
+        });
+      }
+    }
+  }
+  const travel = rngFor(seed, model.tenantId, "travel", day);
+  if (travel() < 0.35 && int(travel, 0, 23) === hour % 24) {
+    const user = pick(travel, model.users);
+    const far = pick(
+      travel,
+      HOME_CITIES.filter((c) => Math.abs(c.lon - user.home.lon) > 60),
+    );
+    const t1 = int(travel, 0, 25) * 60_000;
+    add(user, at(t1), { interactive: true, status: [0, "Other."] });
+    add(user, at(t1 + int(travel, 8, 30) * 60_000), {
+      interactive: true,
+      city: far,
+      status: [0, "Other."],
+      ...(chance(travel, 0.6) ? { risk: { level: "medium", types: ["unlikelyTravel"] } } : {}),
+    });
+  }
+}

@@ -1,0 +1,92 @@
+// Fills a test database with simulator-generated sign-ins through the real write path (upsertSignIns, one
+// transaction per page of 1000), then re-publishes the events the simulator re-publishes (changed raw → UPDATE).
+
+import type { ValidEvent } from "../../src/ingest/events.ts";
+import { type GenConfig, generateHour, HOUR_MS } from "../../src/simulator/generate.ts";
+import { type Pool, withTransaction } from "../../src/store/db.ts";
+import { ensurePartitions, upsertSignIns } from "../../src/store/signins.ts";
+
+export interface FixtureOptions {
+  tenantId?: string;
+  users?: number;
+  days?: number;
+  /** Exclusive end of the generated range (an hour boundary). */
+  end?: Date;
+  seed?: number;
+}
+
+export interface Fixture {
+  tenantId: string;
+  from: Date;
+  to: Date;
+  /** The final version of every stored event (after re-publication), as stored in raw. */
+  events: Array<Record<string, unknown>>;
+  republished: number;
+}
+
+export const PAGE_SIZE = 1000;
+
+export function streamOf(raw: Record<string, unknown>): string {
+  const types = raw.signInEventTypes;
+  return Array.isArray(types) && typeof types[0] === "string" ? types[0] : "interactiveUser";
+}
+
+const toValid = (raw: Record<string, unknown>): ValidEvent => ({
+  id: String(raw.id),
+  createdDateTime: String(raw.createdDateTime),
+  raw,
+});
+
+/** Upserts events grouped by stream, one transaction per page, as the daemon does. */
+export async function upsertPages(
+  pool: Pool,
+  tenantId: string,
+  events: ReadonlyArray<Record<string, unknown>>,
+  seenAt: Date,
+): Promise<void> {
+  const byStream = new Map<string, ValidEvent[]>();
+  for (const raw of events) {
+    const stream = streamOf(raw);
+    const list = byStream.get(stream) ?? [];
+    list.push(toValid(raw));
+    byStream.set(stream, list);
+  }
+  for (const [stream, list] of byStream) {
+    for (let i = 0; i < list.length; i += PAGE_SIZE) {
+      const page = list.slice(i, i + PAGE_SIZE);
+      await withTransaction(pool, (c) => upsertSignIns(c, tenantId, stream, page, seenAt));
+    }
+  }
+}
+
+export async function loadSimulatedSignIns(pool: Pool, options: FixtureOptions = {}): Promise<Fixture> {
+  const tenantId = options.tenantId ?? "11111111-2222-4333-8444-555555555555";
+  const days = options.days ?? 7;
+  const to = options.end ?? new Date("2026-03-09T00:00:00Z");
+  const from = new Date(to.getTime() - days * 24 * HOUR_MS);
+  const cfg: GenConfig = {
+    seed: options.seed ?? 42,
+    users: options.users ?? 150,
+    signInsPerUserPerDay: 1.5,
+    arrivalLatency: false,
+    republishRate: 0.02,
+  };
+  await withTransaction(pool, (c) => ensurePartitions(c, from, to));
+  const byId = new Map<string, Record<string, unknown>>();
+  const republish: Array<Record<string, unknown>> = [];
+  for (let hour = from.getTime() / HOUR_MS; hour < to.getTime() / HOUR_MS; hour++) {
+    for (const ev of generateHour(cfg, tenantId, hour)) {
+      byId.set(String(ev.obj.id), ev.obj);
+      if (ev.republish) {
+        republish.push({ ...ev.obj, ...ev.republish.patch });
+      }
+    }
+  }
+  await upsertPages(pool, tenantId, [...byId.values()], to);
+  await upsertPages(pool, tenantId, republish, new Date(to.getTime() + HOUR_MS));
+  for (const raw of republish) {
+    byId.set(String(raw.id), raw);
+  }
+  await pool.query("analyze");
+  return { tenantId, from, to, events: [...byId.values()], republished: republish.length };
+}
