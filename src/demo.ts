@@ -86,6 +86,8 @@ async function main(): Promise<void> {
 
   const daemon = spawn(process.execPath, [CLI, "run"], {
     cwd: ROOT,
+    // Its own process group: Ctrl-C reaches only the demo, which then stops the daemon with one SIGTERM.
+    detached: true,
     stdio: ["ignore", "pipe", "inherit"],
     env: {
       ...process.env,
@@ -97,6 +99,9 @@ async function main(): Promise<void> {
       GRAPH_ENDPOINT: sim.url,
       POLL_SCHEDULE: process.env.DEMO_SCHEDULE ?? "*/30 * * * * *",
       INITIAL_LOOKBACK: "7d",
+      MAX_WINDOW: "1d",
+      // The simulator does not throttle unless asked; a real tenant keeps the 5 requests / 10 s default.
+      GRAPH_BUDGET_PER_TENANT: "1000",
       LOG_LEVEL: "info",
     },
   });
@@ -150,6 +155,11 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void stop());
   process.on("SIGTERM", () => void stop());
+  process.on("exit", () => {
+    if (daemon.exitCode === null) {
+      daemon.kill("SIGKILL");
+    }
+  });
   daemon.on("exit", (code) => {
     if (!stopping) {
       say(`the daemon exited unexpectedly with code ${String(code)}`);

