@@ -270,7 +270,8 @@ create index sign_ins_risky_idx on sign_ins (created_date_time, tenant_id)
     or risk_state in ('atRisk', 'confirmedCompromised');
 -- Impossible travel: the later sign-in by time, the earlier one by user (index-only probes).
 create index sign_ins_travel_time_idx on sign_ins (created_date_time, tenant_id)
-  include (user_principal_name, location_latitude, location_longitude)
+  include (user_principal_name, location_latitude, location_longitude, location_country_or_region, location_city,
+    ip_address, id)
   where is_interactive and status_error_code = 0 and location_latitude is not null and location_longitude is not null;
 create index sign_ins_travel_user_idx on sign_ins (tenant_id, user_principal_name, created_date_time)
   include (location_latitude, location_longitude, location_country_or_region, location_city, ip_address, id)
@@ -383,7 +384,7 @@ select b.tenant_id, b.user_principal_name, b.id, b.created_date_time,
   a.id as previous_id, a.created_date_time as previous_created_date_time,
   a.location_country_or_region as previous_country_or_region, a.location_city as previous_city,
   a.ip_address as previous_ip_address,
-  s.location_country_or_region as country_or_region, s.location_city as city, s.ip_address,
+  b.location_country_or_region as country_or_region, b.location_city as city, b.ip_address,
   round(a.distance_km::numeric, 1) as distance_km,
   round((extract(epoch from b.created_date_time - a.created_date_time) / 60)::numeric, 1) as minutes_between,
   round((a.distance_km / greatest(extract(epoch from b.created_date_time - a.created_date_time), 60) * 3600)::numeric, 0)
@@ -399,8 +400,6 @@ cross join lateral (
   order by p.created_date_time desc
   limit 1
 ) a
--- b's own place is read from the heap only for the few candidate pairs (the time index above covers the rest).
-join sign_ins s on s.tenant_id = b.tenant_id and s.id = b.id and s.created_date_time = b.created_date_time
 where b.is_interactive and b.status_error_code = 0 and b.location_latitude is not null and b.location_longitude is not null
   and a.distance_km > 500
   and a.distance_km / greatest(extract(epoch from b.created_date_time - a.created_date_time), 60) * 3600 > 900;

@@ -2,7 +2,7 @@
 
 import type { Dispatcher } from "undici";
 
-import type { Config } from "./config.ts";
+import type { Config, TenantConfig } from "./config.ts";
 import { GraphBudget } from "./graph/budget.ts";
 import { GraphClient } from "./graph/client.ts";
 import { GraphClock } from "./graph/clock.ts";
@@ -16,7 +16,8 @@ import {
 } from "./graph/credentials.ts";
 import { ClientCredentialsTokenProvider, ManagedIdentityTokenProvider, type TokenProvider } from "./graph/token.ts";
 import { LockedElsewhereError } from "./errors.ts";
-import { type CycleResult, INTERACTIVE_STREAM, runCycle } from "./ingest/cycle.ts";
+import { type CycleResult, runCycle, type StreamSpec } from "./ingest/cycle.ts";
+import { STREAMS } from "./ingest/streams.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
 import { createPool, type Pool, waitForDatabase } from "./store/db.ts";
@@ -76,14 +77,43 @@ export function httpSettings(config: Config): HttpSettings {
   };
 }
 
+/** One (tenant, stream) pair: the unit of checkpoints, locks and cycles. */
+export interface Target {
+  tenant: TenantConfig;
+  stream: StreamSpec;
+}
+
+export interface TargetOutcome {
+  target: Target;
+  result?: CycleResult;
+  error?: Error;
+  /** Another replica polls this target. */
+  standby?: boolean;
+}
+
 export interface Ingester {
+  targets: Target[];
+  /** The first tenant's Graph client and tokens (single-tenant use and tests). */
   graph: GraphClient;
   tokens: TokenProvider & { renewals: number };
+  graphFor(tenantId: string): GraphClient;
+  /** One cycle of the first target (single tenant, first stream). */
   runOnce: (signal: AbortSignal) => Promise<CycleResult>;
+  runTarget: (target: Target, signal: AbortSignal) => Promise<CycleResult>;
+  /**
+   * One cycle of every target this replica holds (see StreamLocks.rebalance), TENANT_CONCURRENCY at a time. One
+   * target's failure never stops the others; each outcome is returned.
+   */
+  runAll: (signal: AbortSignal) => Promise<TargetOutcome[]>;
   close(): Promise<void>;
 }
 
-/** The Graph side and a `runOnce` bound to one tenant and the interactive stream. */
+interface TenantClient {
+  graph: GraphClient;
+  tokens: TokenProvider & { renewals: number };
+}
+
+/** The Graph side (one client per tenant, one shared budget and connection pool) and the cycle runners. */
 export function createIngester(
   config: Config,
   db: Pool,
@@ -99,52 +129,96 @@ export function createIngester(
   const clock = options.clock ?? systemClock;
   const settings = httpSettings(config);
   const dispatcher = options.dispatcher ?? createAgent(settings);
-  const graphClock = new GraphClock(clock);
   const metrics = options.metrics;
   const observer = metrics ?? NO_HTTP_OBSERVER;
   const onRenewal = metrics ? () => metrics.tokenRenewals.inc() : undefined;
-  const scope = `${config.graphEndpoint}/.default`;
-  const tokens =
-    config.auth.kind === "managed-identity"
-      ? new ManagedIdentityTokenProvider({ scope, clientId: config.clientId, ...(onRenewal ? { onRenewal } : {}) })
-      : new ClientCredentialsTokenProvider(
-          {
-            authorityHost: config.authorityHost,
-            tenantId: config.tenantId,
-            clientId: config.clientId ?? "",
-            fields: credentialFields(config),
-            scope,
-          },
-          { dispatcher, settings, clock: graphClock, log, observer, ...(onRenewal ? { onRenewal } : {}) },
-        );
   const budget = options.budget ?? budgetFor(config);
-  const graph = new GraphClient(config.graphEndpoint, {
-    budget: { budget, tenantId: config.tenantId, appId: config.clientId ?? "managed-identity" },
-    tokens,
-    dispatcher,
-    settings,
-    clock: graphClock,
-    log,
-    observer,
-  });
+  const clients = new Map<string, TenantClient>();
+  for (const tenant of config.tenants) {
+    const tenantLog = log.child({ tenant_id: tenant.tenantId });
+    const graphClock = new GraphClock(clock);
+    const scope = `${tenant.graphEndpoint}/.default`;
+    const tokens =
+      tenant.auth.kind === "managed-identity"
+        ? new ManagedIdentityTokenProvider({ scope, clientId: tenant.clientId, ...(onRenewal ? { onRenewal } : {}) })
+        : new ClientCredentialsTokenProvider(
+            {
+              authorityHost: tenant.authorityHost,
+              tenantId: tenant.tenantId,
+              clientId: tenant.clientId ?? "",
+              fields: credentialFields(tenant),
+              scope,
+            },
+            { dispatcher, settings, clock: graphClock, log: tenantLog, observer, ...(onRenewal ? { onRenewal } : {}) },
+          );
+    const graph = new GraphClient(tenant.graphEndpoint, {
+      budget: { budget, tenantId: tenant.tenantId, appId: tenant.clientId ?? "managed-identity" },
+      tokens,
+      dispatcher,
+      settings,
+      clock: graphClock,
+      log: tenantLog,
+      observer,
+    });
+    clients.set(tenant.tenantId, { graph, tokens });
+  }
+  const targets = config.tenants.flatMap((tenant) => tenant.streams.map((name) => ({ tenant, stream: STREAMS[name] })));
+  const first = clients.get(config.tenants[0]?.tenantId ?? "");
+  const clientFor = (tenantId: string): TenantClient => {
+    const client = clients.get(tenantId);
+    if (!client) {
+      throw new Error(`unknown tenant ${tenantId}`);
+    }
+    return client;
+  };
+  const runTarget = (target: Target, signal: AbortSignal) =>
+    runCycle({
+      db,
+      graph: clientFor(target.tenant.tenantId).graph,
+      log,
+      clock,
+      settings: config,
+      tenantId: target.tenant.tenantId,
+      stream: target.stream,
+      signal,
+      ...(metrics ? { metrics } : {}),
+    });
   return {
-    graph,
-    tokens,
+    targets,
+    graph: first?.graph as GraphClient,
+    tokens: first?.tokens as TokenProvider & { renewals: number },
+    graphFor: (tenantId) => clientFor(tenantId).graph,
+    runTarget,
     runOnce: async (signal) => {
-      const stream = INTERACTIVE_STREAM.name;
-      if (options.locks && !(await options.locks.tryAcquire(config.tenantId, stream))) {
-        throw new LockedElsewhereError(`another replica holds the lock of ${config.tenantId}/${stream}`);
+      const target = targets[0];
+      if (!target) {
+        throw new Error("no tenant is configured");
       }
-      return runCycle({
-        db,
-        graph,
-        log,
-        clock,
-        settings: config,
-        tenantId: config.tenantId,
-        signal,
-        ...(metrics ? { metrics } : {}),
-      });
+      if (options.locks && !(await options.locks.tryAcquire(target.tenant.tenantId, target.stream.name))) {
+        throw new LockedElsewhereError(
+          `another replica holds the lock of ${target.tenant.tenantId}/${target.stream.name}`,
+        );
+      }
+      return runTarget(target, signal);
+    },
+    runAll: async (signal) => {
+      const mine = options.locks ? await options.locks.rebalance(targets) : targets;
+      const outcomes: TargetOutcome[] = targets
+        .filter((t) => !mine.includes(t))
+        .map((target) => ({ target, standby: true }));
+      let next = 0;
+      const worker = async () => {
+        while (next < mine.length && !signal.aborted) {
+          const target = mine[next++] as Target;
+          try {
+            outcomes.push({ target, result: await runTarget(target, signal) });
+          } catch (error) {
+            outcomes.push({ target, error: error as Error });
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(config.tenantConcurrency, mine.length) }, worker));
+      return outcomes;
     },
     close: async () => {
       if (!options.dispatcher) {
@@ -163,16 +237,16 @@ export function budgetFor(config: Config): GraphBudget {
   });
 }
 
-/** The credential fields for the configured secret, secret file, certificate or federated token. */
-export function credentialFields(config: Config): CredentialFields {
-  const auth = config.auth;
+/** The credential fields for the tenant's secret, secret file, certificate or federated token. */
+export function credentialFields(tenant: TenantConfig): CredentialFields {
+  const auth = tenant.auth;
   switch (auth.kind) {
     case "secret":
       return secretFields(auth.secret);
     case "secret-file":
       return secretFileFields(auth.path);
     case "certificate":
-      return certificateFields(auth.path, auth.password, config.clientId ?? "");
+      return certificateFields(auth.path, auth.password, tenant.clientId ?? "");
     case "federated":
       return federatedFields(auth.tokenFile);
     default:

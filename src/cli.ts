@@ -5,13 +5,20 @@ import { parseArgs } from "node:util";
 
 import dotenv from "dotenv";
 
-import { applyMigrations, createIngester, type Database, openDatabase } from "./app.ts";
+import {
+  applyMigrations,
+  createIngester,
+  type Database,
+  type Ingester,
+  openDatabase,
+  type TargetOutcome,
+} from "./app.ts";
 import { type Config, configTableMarkdown, loadConfig } from "./config.ts";
 import { ConfigError, EXIT, type ExitCode, exitCodeFor, LockedElsewhereError } from "./errors.ts";
 import { GraphBudget } from "./graph/budget.ts";
 import { runBackfill } from "./ingest/backfill.ts";
-import { INTERACTIVE_STREAM } from "./ingest/cycle.ts";
 import { createProgressDisplay } from "./ingest/progress.ts";
+import { isStreamName, STREAMS } from "./ingest/streams.ts";
 import { scheduleIntervalMs, startSchedule } from "./ingest/scheduler.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -57,9 +64,10 @@ Applies pending database migrations (needs only DATABASE_URL, or DATA_DIR for th
 Per tenant and stream: the checkpoint (data is complete up to it), lag, the last cycle's result and error, events
 stored, rejected events and the retention risk (data older than GRAPH_RETENTION cannot be read from Graph any
 more). A table for people, or --json for scripts. Needs only the database settings.`,
-  backfill: `Usage: node src/cli.ts backfill --from <time> [--to <time>] [--concurrency N] [--slice 1h] [--reserve N]
+  backfill: `Usage: node src/cli.ts backfill --from <time> [--to <time>] [--tenant ID] [--stream NAME] [--concurrency N]
+                                 [--slice 1h] [--reserve N]
 
-Reads [from, to] of the interactive sign-in stream into the database as time slices, several at a time, within
+Reads [from, to] of one tenant's stream (default: the first configured tenant and its first stream) into the database as time slices, several at a time, within
 the Graph throttle budget (GRAPH_BUDGET_*), and records each slice in the coverage ledger. A re-run (after a
 crash, a signal or a failure) reads only what the ledger does not cover yet. Does not move the checkpoint and
 does not take the tail's lock, so it runs beside 'run'.
@@ -173,8 +181,9 @@ async function main(argv: string[]): Promise<ExitCode> {
         const locks = new StreamLocks(database.url, log);
         const ingester = createIngester(config, database.pool, log, { locks });
         try {
-          await ingester.runOnce(controller.signal);
-          return EXIT.ok;
+          const outcomes = await ingester.runAll(controller.signal);
+          logOutcomes(outcomes, controller.signal, log);
+          return onceExitCode(outcomes);
         } finally {
           await ingester.close();
           await locks.close();
@@ -212,6 +221,8 @@ async function backfillCommand(
       concurrency: { type: "string", default: "6" },
       slice: { type: "string", default: "1h" },
       reserve: { type: "string", default: config.budgetPerTenant > 1 ? "1" : "0" },
+      tenant: { type: "string" },
+      stream: { type: "string" },
     },
     strict: false,
   });
@@ -226,13 +237,33 @@ async function backfillCommand(
   const sliceMs = parseDuration(String(o.slice));
   const concurrency = Number(o.concurrency);
   const reserve = Number(o.reserve);
-  if (!from || !to || from >= to || !sliceMs || !(concurrency >= 1) || !(reserve >= 0 && reserve < config.budgetPerTenant)) {
-    process.stderr.write(`backfill: needs --from before --to, a --slice duration, --concurrency ≥ 1 and 0 ≤ --reserve < GRAPH_BUDGET_PER_TENANT.\n\n${COMMAND_HELP.backfill}\n`);
+  const tenant =
+    o.tenant === undefined
+      ? config.tenants[0]
+      : config.tenants.find((t) => t.tenantId === o.tenant || t.name === o.tenant);
+  const streamName = o.stream === undefined ? tenant?.streams[0] : String(o.stream);
+  const stream = streamName !== undefined && isStreamName(streamName) ? STREAMS[streamName] : undefined;
+  if (
+    !from ||
+    !to ||
+    from >= to ||
+    !sliceMs ||
+    !(concurrency >= 1) ||
+    !(reserve >= 0 && reserve < config.budgetPerTenant) ||
+    !tenant ||
+    !stream
+  ) {
+    process.stderr.write(
+      `backfill: needs --from before --to, a --slice duration, --concurrency ≥ 1, 0 ≤ --reserve < GRAPH_BUDGET_PER_TENANT, and a configured --tenant and --stream.\n\n${COMMAND_HELP.backfill}\n`,
+    );
     return EXIT.usage;
   }
   const horizon = now - config.retentionMs + 60_000;
   if (from.getTime() < horizon) {
-    log.warn({ from, retention_starts: new Date(horizon) }, "--from lies beyond GRAPH_RETENTION; starting where Graph still has data");
+    log.warn(
+      { from, retention_starts: new Date(horizon) },
+      "--from lies beyond GRAPH_RETENTION; starting where Graph still has data",
+    );
     from.setTime(horizon);
   }
   const locks = new StreamLocks(database.url, log);
@@ -244,14 +275,14 @@ async function backfillCommand(
   });
   const ingester = createIngester(config, database.pool, log, { budget });
   try {
-    if (!(await locks.tryAcquire(config.tenantId, `${INTERACTIVE_STREAM.name}/backfill`))) {
+    if (!(await locks.tryAcquire(tenant.tenantId, `${stream.name}/backfill`))) {
       throw new LockedElsewhereError("another backfill of this tenant and stream is running");
     }
     const display = createProgressDisplay({ log, terminal: process.stderr.isTTY ? process.stderr : undefined });
-    const deps = { db: database.pool, graph: ingester.graph, clock: systemClock, tenantId: config.tenantId, budget };
+    const deps = { db: database.pool, graph: ingester.graphFor(tenant.tenantId), clock: systemClock, budget };
     const result = await runBackfill(
-      { ...deps, graphEndpoint: config.graphEndpoint, pageSize: config.pageSize },
-      INTERACTIVE_STREAM,
+      { ...deps, tenantId: tenant.tenantId, graphEndpoint: tenant.graphEndpoint, pageSize: config.pageSize },
+      stream,
       from,
       to,
       {
@@ -307,7 +338,7 @@ async function runDaemon(config: Config, database: Database, signal: AbortSignal
   const locks = new StreamLocks(database.url, log);
   const ingester = createIngester(config, database.pool, log, { metrics, locks });
   try {
-    await runScheduled(config, ingester.runOnce, signal, log);
+    await runScheduled(config, ingester, signal, log);
   } finally {
     await ops?.close();
     await ingester.close();
@@ -315,29 +346,59 @@ async function runDaemon(config: Config, database: Database, signal: AbortSignal
   }
 }
 
-async function runScheduled(
-  config: Config,
-  runOnce: (signal: AbortSignal) => Promise<unknown>,
-  signal: AbortSignal,
-  log: Logger,
-): Promise<void> {
+/** Logs what went wrong per (tenant, stream): one failing tenant is reported, never stops the others. */
+function logOutcomes(outcomes: readonly TargetOutcome[], signal: AbortSignal, log: Logger): void {
+  const standby = outcomes.filter((o) => o.standby);
+  if (standby.length > 0 && standby.length === outcomes.length) {
+    log.info({ targets: standby.length }, "another replica holds every lock; standing by");
+  }
+  for (const outcome of outcomes) {
+    if (outcome.error && !signal.aborted) {
+      const code = exitCodeFor(outcome.error);
+      log.error(
+        {
+          err: outcome.error,
+          exitCode: code,
+          tenant_id: outcome.target.tenant.tenantId,
+          stream: outcome.target.stream.name,
+        },
+        outcome.error instanceof LockedElsewhereError
+          ? "another replica holds the lock; standing by"
+          : "cycle failed; the next tick resumes from the checkpoint",
+      );
+    }
+  }
+}
+
+/** `once`: 0 when every target succeeded; otherwise the most telling failure (internal, then config, then temporary). */
+export function onceExitCode(outcomes: readonly TargetOutcome[]): ExitCode {
+  const codes = outcomes.filter((o) => o.error).map((o) => exitCodeFor(o.error));
+  if (outcomes.length > 0 && outcomes.every((o) => o.standby)) {
+    return EXIT.temporary;
+  }
+  for (const code of [EXIT.internal, EXIT.config, EXIT.temporary] as const) {
+    if (codes.includes(code)) {
+      return code;
+    }
+  }
+  return EXIT.ok;
+}
+
+async function runScheduled(config: Config, ingester: Ingester, signal: AbortSignal, log: Logger): Promise<void> {
   const schedule = startSchedule(
     config.pollSchedule,
     async () => {
       try {
-        await runOnce(signal);
+        logOutcomes(await ingester.runAll(signal), signal, log);
       } catch (error) {
-        if (error instanceof LockedElsewhereError) {
-          log.info(error.message + "; standing by");
-        } else if (!signal.aborted) {
-          const code = exitCodeFor(error);
-          log.error({ err: error, exitCode: code }, "cycle failed; the next tick resumes from the checkpoint");
+        if (!signal.aborted) {
+          log.error({ err: error }, "tick failed (database unavailable?); the next tick retries");
         }
       }
     },
     log,
   );
-  log.info({ schedule: config.pollSchedule }, "scheduled");
+  log.info({ schedule: config.pollSchedule, targets: ingester.targets.length }, "scheduled");
   await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
   await schedule.stop();
 }

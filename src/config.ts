@@ -2,11 +2,14 @@
 // parsed and checked together, and every problem is reported in one message. The README's table is generated from
 // CONFIG_SCHEMA (`node src/cli.ts config-doc`), and a test fails when they drift.
 
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 
 import cron from "node-cron";
 
+import { parse as parseYaml } from "yaml";
+
 import { ConfigError } from "./errors.ts";
+import { isStreamName, STREAM_NAMES, type StreamName } from "./ingest/streams.ts";
 import { formatDuration, parseDuration } from "./time.ts";
 
 export type AuthConfig =
@@ -17,6 +20,17 @@ export type AuthConfig =
   | { kind: "managed-identity" }
   | { kind: "none" };
 
+export interface TenantConfig {
+  tenantId: string;
+  /** A label for logs and status (TENANT_NAME, or `name` in the tenants file); defaults to the tenant id. */
+  name: string;
+  clientId: string | undefined;
+  auth: AuthConfig;
+  authorityHost: string;
+  graphEndpoint: string;
+  streams: StreamName[];
+}
+
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
 export interface Config {
@@ -24,19 +38,11 @@ export interface Config {
   dataDir: string;
   embeddedPgPort: number;
   databaseWaitMs: number;
-  cloud: string;
-  tenantId: string;
-  clientId: string | undefined;
-  clientSecret: string | undefined;
-  clientSecretFile: string | undefined;
-  clientCertificatePath: string | undefined;
-  clientCertificatePassword: string | undefined;
-  federatedTokenFile: string | undefined;
-  managedIdentity: boolean;
-  /** The one credential in use, derived from the variables above. */
-  auth: AuthConfig;
-  authorityHost: string;
-  graphEndpoint: string;
+  /** TENANTS_FILE, when the tenants come from a file. */
+  tenantsFile: string | undefined;
+  /** Every tenant to poll, with its credential and streams (one, from the environment, without TENANTS_FILE). */
+  tenants: TenantConfig[];
+  tenantConcurrency: number;
   pollSchedule: string;
   initialLookbackMs: number;
   overlapMs: number;
@@ -65,7 +71,7 @@ type Parsed = { ok: true; value: unknown } | { ok: false; problem: string };
 interface Setting {
   /** Environment variable name. */
   env: string;
-  key: keyof Config;
+  key: string;
   /** Default as written in the environment; undefined = required (unless `optional`). */
   default?: string;
   /** A default that depends on other variables (e.g. hosts per AZURE_CLOUD); `default` documents the usual one. */
@@ -187,6 +193,21 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     parse: duration(0, 3_600_000),
   },
   {
+    env: "TENANTS_FILE",
+    key: "tenantsFile",
+    optional: true,
+    description:
+      "YAML or JSON file listing many tenants (`tenants: [{tenantId, name, clientId, clientSecretFile, streams, …}]`, optional `defaults:`); the AZURE_* variables then act as defaults. See README (Many tenants).",
+    parse: readableFile,
+  },
+  {
+    env: "TENANT_CONCURRENCY",
+    key: "tenantConcurrency",
+    default: "4",
+    description: "How many (tenant, stream) cycles run at the same time in one process.",
+    parse: integer(1, 64),
+  },
+  {
     env: "AZURE_TENANT_ID",
     key: "tenantId",
     description: "Directory (tenant) ID of the Entra ID tenant, a GUID (or its primary domain).",
@@ -279,6 +300,30 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     description:
       "Microsoft Graph origin (default per `AZURE_CLOUD`); the token scope is `{GRAPH_ENDPOINT}/.default`. `http://` only for loopback hosts.",
     parse: httpsUrl,
+  },
+  {
+    env: "TENANT_NAME",
+    key: "tenantName",
+    optional: true,
+    description: "A label for the tenant in logs and `status` (default: the tenant id).",
+    parse: ok,
+  },
+  {
+    env: "STREAMS",
+    key: "streams",
+    default: "interactiveUser",
+    description: `Comma-separated streams to read: ${STREAM_NAMES.map((n) => `\`${n}\``).join(", ")}. All but interactiveUser and directoryAudits use Graph beta.`,
+    parse: (text) => {
+      const names = text
+        .split(",")
+        .map((n) => n.trim())
+        .filter((n) => n !== "");
+      const unknown = names.filter((n) => !isStreamName(n));
+      if (names.length === 0 || unknown.length > 0) {
+        return bad(`names unknown streams (${unknown.join(", ") || "none given"}); use ${STREAM_NAMES.join(", ")}`);
+      }
+      return ok([...new Set(names)]);
+    },
   },
   {
     env: "POLL_SCHEDULE",
@@ -434,58 +479,93 @@ export interface LoadOptions {
   require?: "all" | "database";
 }
 
-const AZURE_KEYS = new Set<keyof Config>(["tenantId"]);
+/** Settings that belong to a tenant: a tenants file may set them per tenant (camelCase keys) or in `defaults`. */
+export const TENANT_KEYS: Record<string, string> = {
+  tenantId: "AZURE_TENANT_ID",
+  name: "TENANT_NAME",
+  cloud: "AZURE_CLOUD",
+  clientId: "AZURE_CLIENT_ID",
+  clientSecret: "AZURE_CLIENT_SECRET",
+  clientSecretFile: "AZURE_CLIENT_SECRET_FILE",
+  clientCertificatePath: "AZURE_CLIENT_CERTIFICATE_PATH",
+  clientCertificatePassword: "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+  federatedTokenFile: "AZURE_FEDERATED_TOKEN_FILE",
+  managedIdentity: "AZURE_MANAGED_IDENTITY",
+  authorityHost: "AZURE_AUTHORITY_HOST",
+  graphEndpoint: "GRAPH_ENDPOINT",
+  streams: "STREAMS",
+};
+const TENANT_ENV = new Set(Object.values(TENANT_KEYS));
+const CREDENTIAL_ENV = [
+  "AZURE_CLIENT_SECRET",
+  "AZURE_CLIENT_SECRET_FILE",
+  "AZURE_CLIENT_CERTIFICATE_PATH",
+  "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+  "AZURE_FEDERATED_TOKEN_FILE",
+  "AZURE_MANAGED_IDENTITY",
+];
 
 /** Which credential the variables select; problems when none or several are given. */
-function resolveAuth(config: Config, problems: string[]): AuthConfig {
+function resolveAuth(
+  values: Partial<TenantConfig> & Record<string, unknown>,
+  problems: string[],
+  where: string,
+): AuthConfig {
   const given: AuthConfig[] = [];
-  if (config.clientSecret !== undefined) {
-    given.push({ kind: "secret", secret: config.clientSecret });
+  if (values.clientSecret !== undefined) {
+    given.push({ kind: "secret", secret: values.clientSecret as string });
   }
-  if (config.clientSecretFile !== undefined) {
-    given.push({ kind: "secret-file", path: config.clientSecretFile });
+  if (values.clientSecretFile !== undefined) {
+    given.push({ kind: "secret-file", path: values.clientSecretFile as string });
   }
-  if (config.clientCertificatePath !== undefined) {
-    given.push({ kind: "certificate", path: config.clientCertificatePath, password: config.clientCertificatePassword });
+  if (values.clientCertificatePath !== undefined) {
+    given.push({
+      kind: "certificate",
+      path: values.clientCertificatePath as string,
+      password: values.clientCertificatePassword as string | undefined,
+    });
   }
-  if (config.federatedTokenFile !== undefined) {
-    given.push({ kind: "federated", tokenFile: config.federatedTokenFile });
+  if (values.federatedTokenFile !== undefined) {
+    given.push({ kind: "federated", tokenFile: values.federatedTokenFile as string });
   }
-  if (config.managedIdentity) {
+  if (values.managedIdentity === true) {
     given.push({ kind: "managed-identity" });
   }
   const credentialVariableIsBad = problems.some((p) =>
-    /^AZURE_(CLIENT_SECRET|CLIENT_SECRET_FILE|CLIENT_CERTIFICATE_PATH|FEDERATED_TOKEN_FILE|MANAGED_IDENTITY):/.test(p),
+    /AZURE_(CLIENT_SECRET|CLIENT_SECRET_FILE|CLIENT_CERTIFICATE_PATH|FEDERATED_TOKEN_FILE|MANAGED_IDENTITY):/.test(p),
   );
-  if (given.length === 0 && !credentialVariableIsBad) {
-    problems.push(
-      "no credential is set: set AZURE_CLIENT_SECRET (or AZURE_CLIENT_SECRET_FILE), AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE, or AZURE_MANAGED_IDENTITY=true",
-    );
-  }
   if (given.length === 0) {
+    if (!credentialVariableIsBad) {
+      problems.push(
+        `${where}no credential is set: set AZURE_CLIENT_SECRET (or AZURE_CLIENT_SECRET_FILE), AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE, or AZURE_MANAGED_IDENTITY=true`,
+      );
+    }
     return { kind: "none" };
   }
   if (given.length > 1) {
-    problems.push(`several credentials are set (${given.map((g) => g.kind).join(", ")}): keep exactly one`);
+    problems.push(`${where}several credentials are set (${given.map((g) => g.kind).join(", ")}): keep exactly one`);
   }
   const auth = given[0] as AuthConfig;
-  if (auth.kind !== "managed-identity" && config.clientId === undefined) {
-    problems.push("AZURE_CLIENT_ID is not set: Application (client) ID of the app registration, a GUID.");
+  if (auth.kind !== "managed-identity" && values.clientId === undefined) {
+    problems.push(`${where}AZURE_CLIENT_ID is not set: Application (client) ID of the app registration, a GUID.`);
   }
   return auth;
 }
 
-/** Parses and validates the whole configuration; throws one ConfigError listing every problem. */
-export function loadConfig(env: Env, options: LoadOptions = {}): Config {
-  const problems: string[] = [];
+function parseSettings(
+  settings: readonly Setting[],
+  env: Env,
+  problems: string[],
+  where: string,
+  required: (setting: Setting) => boolean,
+): Record<string, unknown> {
   const values: Record<string, unknown> = {};
-  for (const setting of CONFIG_SCHEMA) {
+  for (const setting of settings) {
     const raw = env[setting.env];
     const text = raw === undefined || raw === "" ? (setting.defaultFrom?.(env) ?? setting.default) : raw;
     if (text === undefined) {
-      const needed = options.require !== "database" || !AZURE_KEYS.has(setting.key);
-      if (!setting.optional && needed) {
-        problems.push(`${setting.env} is not set: ${setting.description}`);
+      if (!setting.optional && required(setting)) {
+        problems.push(`${where}${setting.env} is not set: ${setting.description}`);
       }
       values[setting.key] = setting.optional ? undefined : "";
       continue;
@@ -495,11 +575,98 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       values[setting.key] = parsed.value;
     } else {
       const shown = setting.secret ? "the value given" : JSON.stringify(text);
-      problems.push(`${setting.env}: ${shown} ${parsed.problem}`);
+      problems.push(`${where}${setting.env}: ${shown} ${parsed.problem}`);
     }
   }
-  const config = values as unknown as Config;
-  config.auth = options.require === "database" ? { kind: "none" } : resolveAuth(config, problems);
+  return values;
+}
+
+function tenantFrom(values: Record<string, unknown>, problems: string[], where: string): TenantConfig {
+  return {
+    tenantId: values.tenantId as string,
+    name: (values.tenantName as string | undefined) ?? (values.tenantId as string),
+    clientId: values.clientId as string | undefined,
+    auth: resolveAuth(values, problems, where),
+    authorityHost: values.authorityHost as string,
+    graphEndpoint: values.graphEndpoint as string,
+    streams: values.streams as StreamName[],
+  };
+}
+
+/** Reads TENANTS_FILE (JSON or YAML) into one env-like record per tenant: file values over `defaults` over env. */
+function tenantEnvs(path: string, env: Env, problems: string[]): Array<{ where: string; env: Env }> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, "utf8"));
+  } catch (error) {
+    problems.push(`TENANTS_FILE: ${path} is not valid JSON or YAML (${(error as Error).message.split("\n")[0]})`);
+    return [];
+  }
+  const { defaults = {}, tenants } = (doc ?? {}) as { defaults?: unknown; tenants?: unknown };
+  if (!Array.isArray(tenants) || tenants.length === 0) {
+    problems.push(
+      `TENANTS_FILE: ${path} needs a non-empty "tenants" list, e.g. tenants: [{ tenantId: …, clientId: … }]`,
+    );
+    return [];
+  }
+  const toEnv = (entry: unknown, where: string): Env => {
+    const out: Env = {};
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+      problems.push(`${where}must be an object of settings`);
+      return out;
+    }
+    for (const [key, value] of Object.entries(entry)) {
+      const name = TENANT_KEYS[key];
+      if (name === undefined) {
+        problems.push(`${where}unknown key "${key}"; use ${Object.keys(TENANT_KEYS).join(", ")}`);
+        continue;
+      }
+      out[name] = Array.isArray(value) ? value.join(",") : String(value);
+    }
+    return out;
+  };
+  // A level that names any credential replaces every inherited credential variable.
+  const layer = (base: Env, over: Env): Env => {
+    const merged = { ...base };
+    if (CREDENTIAL_ENV.some((name) => over[name] !== undefined)) {
+      for (const name of CREDENTIAL_ENV) {
+        delete merged[name];
+      }
+    }
+    return { ...merged, ...over };
+  };
+  const base = layer(env, toEnv(defaults, "TENANTS_FILE defaults: "));
+  return tenants.map((entry, i) => {
+    const id = (entry as { tenantId?: unknown } | null)?.tenantId;
+    const where = `TENANTS_FILE tenants[${i}]${typeof id === "string" ? ` (${id})` : ""}: `;
+    return { where, env: layer(base, toEnv(entry, where)) };
+  });
+}
+
+/** Parses and validates the whole configuration; throws one ConfigError listing every problem. */
+export function loadConfig(env: Env, options: LoadOptions = {}): Config {
+  const problems: string[] = [];
+  const needAzure = options.require !== "database";
+  const globalSettings = CONFIG_SCHEMA.filter((s) => !TENANT_ENV.has(s.env));
+  const tenantSettings = CONFIG_SCHEMA.filter((s) => TENANT_ENV.has(s.env));
+  const config = parseSettings(globalSettings, env, problems, "", () => true) as unknown as Config;
+  const tenants: TenantConfig[] = [];
+  if (needAzure) {
+    const sources =
+      config.tenantsFile !== undefined ? tenantEnvs(config.tenantsFile, env, problems) : [{ where: "", env }];
+    for (const source of sources) {
+      const values = parseSettings(tenantSettings, source.env, problems, source.where, () => true);
+      tenants.push(tenantFrom(values, problems, source.where));
+    }
+    const seen = new Set<string>();
+    for (const t of tenants) {
+      if (t.tenantId && seen.has(t.tenantId)) {
+        problems.push(`TENANTS_FILE: tenant ${t.tenantId} is listed twice`);
+      }
+      seen.add(t.tenantId);
+    }
+  }
+  config.tenants = tenants;
   if (problems.length === 0 && config.overlapMs >= config.maxWindowMs) {
     problems.push("OVERLAP must be shorter than MAX_WINDOW, or a long gap could never advance");
   }

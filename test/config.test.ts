@@ -2,6 +2,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
 import { configTableMarkdown, loadConfig } from "../src/config.ts";
 import { ConfigError } from "../src/errors.ts";
 
@@ -13,8 +17,12 @@ const valid = {
 
 test("defaults are applied and durations parsed", () => {
   const config = loadConfig(valid);
-  assert.equal(config.graphEndpoint, "https://graph.microsoft.com");
-  assert.equal(config.authorityHost, "https://login.microsoftonline.com");
+  assert.equal(config.tenants.length, 1);
+  const tenant = config.tenants[0]!;
+  assert.equal(tenant.graphEndpoint, "https://graph.microsoft.com");
+  assert.equal(tenant.authorityHost, "https://login.microsoftonline.com");
+  assert.deepEqual(tenant.streams, ["interactiveUser"]);
+  assert.deepEqual(tenant.auth, { kind: "secret", secret: "s3cret~value" });
   assert.equal(config.pollSchedule, "*/5 * * * *");
   assert.equal(config.initialLookbackMs, 7 * 86_400_000);
   assert.equal(config.overlapMs, 30 * 60_000);
@@ -67,8 +75,8 @@ test("http:// is accepted for loopback hosts only", () => {
     GRAPH_ENDPOINT: "http://127.0.0.1:8080",
     AZURE_AUTHORITY_HOST: "http://localhost:8080/",
   });
-  assert.equal(config.graphEndpoint, "http://127.0.0.1:8080");
-  assert.equal(config.authorityHost, "http://localhost:8080");
+  assert.equal(config.tenants[0]?.graphEndpoint, "http://127.0.0.1:8080");
+  assert.equal(config.tenants[0]?.authorityHost, "http://localhost:8080");
 });
 
 test("migrate needs no Azure credentials", () => {
@@ -79,4 +87,108 @@ test("migrate needs no Azure credentials", () => {
 test("the README's configuration table is the one generated from the schema", () => {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
   assert.ok(readme.includes(configTableMarkdown()), "README.md is out of date: paste `node src/cli.ts config-doc`");
+});
+
+test("national clouds set the login host, the Graph host and so the scope together", () => {
+  const dod = loadConfig({ ...valid, AZURE_CLOUD: "usgov-dod" }).tenants[0]!;
+  assert.equal(dod.authorityHost, "https://login.microsoftonline.us");
+  assert.equal(dod.graphEndpoint, "https://dod-graph.microsoft.us");
+  const china = loadConfig({ ...valid, AZURE_CLOUD: "china" }).tenants[0]!;
+  assert.equal(china.authorityHost, "https://login.partner.microsoftonline.cn");
+  assert.equal(china.graphEndpoint, "https://microsoftgraph.chinacloudapi.cn");
+  assert.equal(loadConfig({ ...valid, AZURE_CLOUD: "usgov" }).tenants[0]?.graphEndpoint, "https://graph.microsoft.us");
+  assert.throws(() => loadConfig({ ...valid, AZURE_CLOUD: "mars" }), /AZURE_CLOUD: "mars" is not a cloud/);
+});
+
+test("exactly one credential: secret, secret file, certificate, federated token or managed identity", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "cfg-"));
+  const file = path.join(dir, "secret");
+  writeFileSync(file, "from-file\n");
+  const base = { AZURE_TENANT_ID: valid.AZURE_TENANT_ID, AZURE_CLIENT_ID: valid.AZURE_CLIENT_ID };
+  assert.deepEqual(loadConfig({ ...base, AZURE_CLIENT_SECRET_FILE: file }).tenants[0]?.auth, {
+    kind: "secret-file",
+    path: file,
+  });
+  assert.deepEqual(loadConfig({ ...base, AZURE_FEDERATED_TOKEN_FILE: file }).tenants[0]?.auth, {
+    kind: "federated",
+    tokenFile: file,
+  });
+  assert.deepEqual(
+    loadConfig({ AZURE_TENANT_ID: valid.AZURE_TENANT_ID, AZURE_MANAGED_IDENTITY: "true" }).tenants[0]?.auth,
+    {
+      kind: "managed-identity",
+    },
+  );
+  assert.throws(() => loadConfig(base), /no credential is set/);
+  assert.throws(
+    () => loadConfig({ ...base, AZURE_CLIENT_SECRET: "x", AZURE_CLIENT_SECRET_FILE: file }),
+    /several credentials/,
+  );
+  assert.throws(
+    () => loadConfig({ ...base, AZURE_CLIENT_SECRET_FILE: path.join(dir, "missing") }),
+    /not a readable file/,
+  );
+});
+
+test("STREAMS selects streams; unknown names are refused", () => {
+  const config = loadConfig({ ...valid, STREAMS: "interactiveUser, servicePrincipal,directoryAudits" });
+  assert.deepEqual(config.tenants[0]?.streams, ["interactiveUser", "servicePrincipal", "directoryAudits"]);
+  assert.throws(
+    () => loadConfig({ ...valid, STREAMS: "interactiveUser,everything" }),
+    /unknown streams \(everything\)/,
+  );
+});
+
+test("a tenants file (YAML or JSON): defaults, per-tenant overrides, and every problem named by its place", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "tenants-"));
+  const secret = path.join(dir, "secret");
+  writeFileSync(secret, "shared\n");
+  const yaml = path.join(dir, "tenants.yaml");
+  writeFileSync(
+    yaml,
+    [
+      "defaults:",
+      "  clientId: 22222222-2222-4222-8222-222222222222",
+      `  clientSecretFile: ${secret}`,
+      "  streams: [interactiveUser, nonInteractiveUser]",
+      "tenants:",
+      "  - tenantId: aaaaaaaa-0000-4000-8000-000000000001",
+      "    name: Contoso",
+      "  - tenantId: aaaaaaaa-0000-4000-8000-000000000002",
+      "    clientId: 33333333-3333-4333-8333-333333333333",
+      "    clientSecret: own-secret",
+      "    streams: [servicePrincipal]",
+    ].join("\n"),
+  );
+  const config = loadConfig({ TENANTS_FILE: yaml, AZURE_CLIENT_SECRET: "env-secret-is-replaced" });
+  assert.equal(config.tenants.length, 2);
+  const [a, b] = config.tenants;
+  assert.equal(a?.name, "Contoso");
+  assert.deepEqual(a?.auth, { kind: "secret-file", path: secret });
+  assert.deepEqual(a?.streams, ["interactiveUser", "nonInteractiveUser"]);
+  assert.equal(b?.clientId, "33333333-3333-4333-8333-333333333333");
+  assert.deepEqual(b?.auth, { kind: "secret", secret: "own-secret" });
+  assert.deepEqual(b?.streams, ["servicePrincipal"]);
+
+  const json = path.join(dir, "tenants.json");
+  writeFileSync(
+    json,
+    JSON.stringify({
+      tenants: [
+        { tenantId: "not-a-tenant", clientId: "x", clientSecret: "s" },
+        { tenantId: "aaaaaaaa-0000-4000-8000-000000000009", colour: "blue" },
+      ],
+    }),
+  );
+  let message = "";
+  try {
+    loadConfig({ TENANTS_FILE: json });
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  assert.match(message, /TENANTS_FILE tenants\[0\] \(not-a-tenant\): AZURE_TENANT_ID/);
+  assert.match(message, /TENANTS_FILE tenants\[0\] \(not-a-tenant\): AZURE_CLIENT_ID/);
+  assert.match(message, /TENANTS_FILE tenants\[1\] \(aaaaaaaa-0000-4000-8000-000000000009\): unknown key "colour"/);
+  assert.match(message, /tenants\[1\].*no credential is set/);
+  assert.ok(!message.includes('"s"'), "secrets are not echoed");
 });

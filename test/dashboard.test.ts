@@ -28,7 +28,9 @@ interface Dashboard {
   templating: { list: Array<{ name: string; query: string; datasource: { uid: string } }> };
 }
 
-const dashboard = JSON.parse(readFileSync(new URL("../grafana/dashboards/signin-soc.json", import.meta.url), "utf8")) as Dashboard;
+const dashboard = JSON.parse(
+  readFileSync(new URL("../grafana/dashboards/signin-soc.json", import.meta.url), "utf8"),
+) as Dashboard;
 const datasources = readFileSync(new URL("../grafana/provisioning/datasources/signin.yaml", import.meta.url), "utf8");
 const panels = (list: Panel[]): Panel[] => list.flatMap((p) => [p, ...panels(p.panels ?? [])]);
 
@@ -68,7 +70,9 @@ export function expandMacros(sql: string, from: Date, to: Date, variables: Recor
   return out;
 }
 
-async function asReader<T>(work: (query: (sql: string) => Promise<Array<Record<string, unknown>>>) => Promise<T>): Promise<T> {
+async function asReader<T>(
+  work: (query: (sql: string) => Promise<Array<Record<string, unknown>>>) => Promise<T>,
+): Promise<T> {
   const client = await db.pool.connect();
   try {
     await client.query("set role signin_reader");
@@ -99,7 +103,10 @@ test("the tenant variable's query lists the tenants", async () => {
   const variable = dashboard.templating.list.find((v) => v.name === "tenant");
   assert.ok(variable);
   const rows = await asReader((q) => q(variable.query));
-  assert.deepEqual(rows.map((r) => r.tenant_id), [fx.tenantId]);
+  assert.deepEqual(
+    rows.map((r) => r.tenant_id),
+    [fx.tenantId],
+  );
 });
 
 const EXPECT_ROWS = new Set([
@@ -129,7 +136,10 @@ for (const panel of panels(dashboard.panels).filter((p) => (p.targets ?? []).len
           assert.ok(rows.length > 0, `${panel.title} returned no rows:\n${sql}`);
         }
         if (target.format === "time_series") {
-          assert.ok(rows.every((r) => typeof r.time === "number" || typeof r.time === "string"), "a time column");
+          assert.ok(
+            rows.every((r) => typeof r.time === "number" || typeof r.time === "string"),
+            "a time column",
+          );
         }
       }
     }
@@ -158,9 +168,14 @@ test("the macro expander matches Grafana's expansions", () => {
   const from = new Date("2026-03-01T00:00:00Z");
   const to = new Date("2026-03-02T00:00:00Z");
   assert.equal(
-    expandMacros("select $__timeGroupAlias(hour, 1h) where $__timeFilter(hour) and t in ($tenant) and d >= $__timeFrom()", from, to, {
-      tenant: ["a", "b'c"],
-    }),
+    expandMacros(
+      "select $__timeGroupAlias(hour, 1h) where $__timeFilter(hour) and t in ($tenant) and d >= $__timeFrom()",
+      from,
+      to,
+      {
+        tenant: ["a", "b'c"],
+      },
+    ),
     `select floor(extract(epoch from hour)/3600)*3600 AS "time" where hour BETWEEN '2026-03-01T00:00:00.000Z' AND '2026-03-02T00:00:00.000Z' and t in ('a','b''c') and d >= '2026-03-01T00:00:00.000Z'`,
   );
 });

@@ -30,7 +30,9 @@ const event = (id: string, createdDateTime: string) => ({
   status: { errorCode: 0 },
   location: { countryOrRegion: "GB" },
   riskEventTypes_v2: ["unfamiliarFeatures"],
-  appliedConditionalAccessPolicies: [{ id: "p1", displayName: "MFA", result: "success", enforcedGrantControls: ["Mfa"] }],
+  appliedConditionalAccessPolicies: [
+    { id: "p1", displayName: "MFA", result: "success", enforcedGrantControls: ["Mfa"] },
+  ],
   authenticationDetails: [{ authenticationMethod: "Password", succeeded: true }],
 });
 
@@ -57,7 +59,10 @@ test("ensureUpcomingPartitions creates this month and the next ones for sign_ins
       assert.ok(all.includes(`${table}_${month}`), `${table}_${month}`);
     }
   }
-  await assert.rejects(withTransaction(db.pool, (c) => ensureUpcomingPartitions(c, now, -1)), RangeError);
+  await assert.rejects(
+    withTransaction(db.pool, (c) => ensureUpcomingPartitions(c, now, -1)),
+    RangeError,
+  );
 });
 
 test("rows caught by the default partitions (parent and children) move into a month when it is created", async () => {
@@ -83,7 +88,9 @@ test("dropExpiredPartitions drops whole months older than the retention, childre
   await upsertPages(
     db.pool,
     "t-ret",
-    ["2032-01-10", "2032-02-28", "2032-03-10", "2032-03-20", "2032-06-01"].map((d, i) => event(`r${i}`, `${d}T08:00:00Z`)),
+    ["2032-01-10", "2032-02-28", "2032-03-10", "2032-03-20", "2032-06-01"].map((d, i) =>
+      event(`r${i}`, `${d}T08:00:00Z`),
+    ),
     new Date(),
   );
   // 90 days before 2032-06-15 is 2032-03-17: January and February lie entirely before it; March does not.
@@ -96,13 +103,15 @@ test("dropExpiredPartitions drops whole months older than the retention, childre
     assert.ok(droppedNames.includes(`${table}_2032_01`) && droppedNames.includes(`${table}_2032_02`), table);
     assert.ok(!droppedNames.some((n) => n === `${table}_2032_03`), table);
   }
-  assert.ok(droppedNames.indexOf("sign_in_ca_policies_2032_01") < droppedNames.indexOf("sign_ins_2032_01"), "children first");
+  assert.ok(
+    droppedNames.indexOf("sign_in_ca_policies_2032_01") < droppedNames.indexOf("sign_ins_2032_01"),
+    "children first",
+  );
   const jan = dropped.find((d) => d.name === "sign_ins_2032_01");
-  assert.deepEqual([jan?.parent, jan?.from.toISOString(), jan?.to.toISOString()], [
-    "sign_ins",
-    "2032-01-01T00:00:00.000Z",
-    "2032-02-01T00:00:00.000Z",
-  ]);
+  assert.deepEqual(
+    [jan?.parent, jan?.from.toISOString(), jan?.to.toISOString()],
+    ["sign_ins", "2032-01-01T00:00:00.000Z", "2032-02-01T00:00:00.000Z"],
+  );
   // Older test months (2030/2031) were dropped as well; the default partitions never are.
   assert.ok(droppedNames.includes("sign_ins_2030_11"));
   const left = await partitions();
@@ -114,5 +123,8 @@ test("dropExpiredPartitions drops whole months older than the retention, childre
   assert.equal(rows.rows[0].n, 3);
   // Nothing more to drop.
   assert.deepEqual(await withTransaction(db.pool, (c) => dropExpiredPartitions(c, 90 * DAY, now)), []);
-  await assert.rejects(withTransaction(db.pool, (c) => dropExpiredPartitions(c, 0, now)), RangeError);
+  await assert.rejects(
+    withTransaction(db.pool, (c) => dropExpiredPartitions(c, 0, now)),
+    RangeError,
+  );
 });

@@ -15,7 +15,12 @@ let db: TestDatabase;
 before(async () => {
   db = await createTestDatabase();
   await db.pool.query("select signin_ensure_partition('2026-03-01Z')");
-  await upsertPages(db.pool, "t", [{ id: "a", createdDateTime: "2026-03-02T10:00:00Z", status: { errorCode: 0 } }], new Date());
+  await upsertPages(
+    db.pool,
+    "t",
+    [{ id: "a", createdDateTime: "2026-03-02T10:00:00Z", status: { errorCode: 0 } }],
+    new Date(),
+  );
 });
 after(() => db.drop());
 
@@ -42,7 +47,9 @@ const relations = async (kind: "BASE TABLE" | "VIEW"): Promise<string[]> =>
   ).rows.map((r) => r.table_name);
 
 test("signin_reader is a NOLOGIN group role", async () => {
-  const { rows } = await db.pool.query("select rolcanlogin, rolsuper, rolcreaterole from pg_roles where rolname = 'signin_reader'");
+  const { rows } = await db.pool.query(
+    "select rolcanlogin, rolsuper, rolcreaterole from pg_roles where rolname = 'signin_reader'",
+  );
   assert.deepEqual(rows, [{ rolcanlogin: false, rolsuper: false, rolcreaterole: false }]);
 });
 

@@ -99,7 +99,9 @@ test("v_sign_ins_by_location_hourly gives each city its coordinates and count", 
 
 test("v_failed_sign_ins_hourly and _daily agree with the raw failures by reason, user and app", async () => {
   const expected = count(
-    fx.events.filter(failed).map((e) => [code(e), obj(e.status).failureReason, e.userPrincipalName ?? "", e.appDisplayName].join("|")),
+    fx.events
+      .filter(failed)
+      .map((e) => [code(e), obj(e.status).failureReason, e.userPrincipalName ?? "", e.appDisplayName].join("|")),
   );
   for (const [view, bucket] of [
     ["v_failed_sign_ins_hourly", "hour"],
@@ -125,9 +127,23 @@ test("v_failed_sign_ins_hourly and _daily agree with the raw failures by reason,
 });
 
 const LEGACY = new Set([
-  "exchange activesync", "imap", "imap4", "pop", "pop3", "smtp", "authenticated smtp", "mapi", "mapi over http",
-  "autodiscover", "exchange online powershell", "exchange web services", "offline address book",
-  "outlook anywhere (rpc over http)", "outlook service", "reporting web services", "other clients",
+  "exchange activesync",
+  "imap",
+  "imap4",
+  "pop",
+  "pop3",
+  "smtp",
+  "authenticated smtp",
+  "mapi",
+  "mapi over http",
+  "autodiscover",
+  "exchange online powershell",
+  "exchange web services",
+  "offline address book",
+  "outlook anywhere (rpc over http)",
+  "outlook service",
+  "reporting web services",
+  "other clients",
 ]);
 
 test("v_legacy_auth_daily matches a hand count of legacy clients by user and protocol", async () => {
@@ -139,8 +155,14 @@ test("v_legacy_auth_daily matches a hand count of legacy clients by user and pro
     range(),
   );
   const expected = count(legacy.map((e) => `${e.userPrincipalName}|${e.clientAppUsed}`));
-  assert.deepEqual(sorted(new Map(rows.map((r) => [`${r.user_principal_name}|${r.client_app_used}`, r.n]))), sorted(expected));
-  assert.equal(rows.reduce((a, r) => a + r.f + r.s, 0), legacy.length);
+  assert.deepEqual(
+    sorted(new Map(rows.map((r) => [`${r.user_principal_name}|${r.client_app_used}`, r.n]))),
+    sorted(expected),
+  );
+  assert.equal(
+    rows.reduce((a, r) => a + r.f + r.s, 0),
+    legacy.length,
+  );
 });
 
 test("v_ca_policy_outcomes_daily matches the applied policies in raw, after re-publications", async () => {
@@ -156,12 +178,17 @@ test("v_ca_policy_outcomes_daily matches the applied policies in raw, after re-p
      where day >= $1 and day < $2 group by 1, 2, 3`,
     range(),
   );
-  assert.deepEqual(sorted(new Map(rows.map((r) => [`${r.policy_id}|${r.policy_name}|${r.result}`, r.n]))), sorted(expected));
+  assert.deepEqual(
+    sorted(new Map(rows.map((r) => [`${r.policy_id}|${r.policy_name}|${r.result}`, r.n]))),
+    sorted(expected),
+  );
   assert.ok(rows.some((r) => r.result === "failure"));
 });
 
 test("v_mfa_outcomes_daily matches the multifactor authentication steps in raw", async () => {
-  const steps = fx.events.flatMap((e) => (Array.isArray(e.authenticationDetails) ? (e.authenticationDetails as Raw[]) : []));
+  const steps = fx.events.flatMap((e) =>
+    Array.isArray(e.authenticationDetails) ? (e.authenticationDetails as Raw[]) : [],
+  );
   const expected = count(
     steps
       .filter((s) => /multifactor/i.test(String(s.authenticationStepRequirement)))
@@ -172,7 +199,10 @@ test("v_mfa_outcomes_daily matches the multifactor authentication steps in raw",
      where day >= $1 and day < $2 group by 1, 2`,
     range(),
   );
-  assert.deepEqual(sorted(new Map(rows.map((r) => [`${r.authentication_method}|${r.succeeded}`, r.n]))), sorted(expected));
+  assert.deepEqual(
+    sorted(new Map(rows.map((r) => [`${r.authentication_method}|${r.succeeded}`, r.n]))),
+    sorted(expected),
+  );
   assert.ok(rows.some((r) => r.succeeded === false));
 });
 
@@ -220,20 +250,30 @@ test("v_password_spray_candidates finds the sprayed IPs and nothing else", async
   // The sprayer came from abroad, with the simulator's attack user agents.
   for (const r of rows) {
     const agents = fx.events.filter((e) => e.ipAddress === r.ip_address).map((e) => String(e.userAgent));
-    assert.ok(agents.some((a) => /python|BAV2ROPC|MSAL|Go-http/.test(a)), r.ip_address);
+    assert.ok(
+      agents.some((a) => /python|BAV2ROPC|MSAL|Go-http/.test(a)),
+      r.ip_address,
+    );
   }
 });
 
 function distanceKm(lat1: number, lon1: number, lat2: number, lon2: number): number {
   const rad = (d: number) => (d * Math.PI) / 180;
-  const h = Math.sin(rad(lat2 - lat1) / 2) ** 2 + Math.cos(rad(lat1)) * Math.cos(rad(lat2)) * Math.sin(rad(lon2 - lon1) / 2) ** 2;
+  const h =
+    Math.sin(rad(lat2 - lat1) / 2) ** 2 +
+    Math.cos(rad(lat1)) * Math.cos(rad(lat2)) * Math.sin(rad(lon2 - lon1) / 2) ** 2;
   return 2 * 6371.0088 * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 
 test("v_impossible_travel_candidates finds the simulated impossible journeys (same pairs as a hand computation)", async () => {
   const byUser = new Map<string, Raw[]>();
   for (const e of fx.events) {
-    if (e.isInteractive === true && code(e) === 0 && typeof geo(e).latitude === "number" && typeof geo(e).longitude === "number") {
+    if (
+      e.isInteractive === true &&
+      code(e) === 0 &&
+      typeof geo(e).latitude === "number" &&
+      typeof geo(e).longitude === "number"
+    ) {
       const list = byUser.get(String(e.userPrincipalName)) ?? [];
       list.push(e);
       byUser.set(String(e.userPrincipalName), list);
@@ -249,7 +289,12 @@ test("v_impossible_travel_candidates finds the simulated impossible journeys (sa
       if (seconds <= 0 || seconds >= 24 * 3600) {
         continue;
       }
-      const km = distanceKm(geo(a).latitude as number, geo(a).longitude as number, geo(b).latitude as number, geo(b).longitude as number);
+      const km = distanceKm(
+        geo(a).latitude as number,
+        geo(a).longitude as number,
+        geo(b).latitude as number,
+        geo(b).longitude as number,
+      );
       if (km > 500 && (km / Math.max(seconds, 60)) * 3600 > 900) {
         expected.set(`${a.id}->${b.id}`, Math.round(km));
       }
@@ -262,7 +307,10 @@ test("v_impossible_travel_candidates finds the simulated impossible journeys (sa
   );
   assert.deepEqual(sorted(new Map(rows.map((r) => [`${r.previous_id}->${r.id}`, Math.round(r.km)]))), sorted(expected));
   // The simulator's attack: > 60° of longitude within half an hour.
-  assert.ok(rows.some((r) => r.km > 5000 && r.speed > 5000), JSON.stringify(rows.slice(0, 3)));
+  assert.ok(
+    rows.some((r) => r.km > 5000 && r.speed > 5000),
+    JSON.stringify(rows.slice(0, 3)),
+  );
 });
 
 test("v_first_time_countries holds each user's first successful sign-in per country", async () => {
@@ -285,7 +333,10 @@ test("v_first_time_countries holds each user's first successful sign-in per coun
     sorted(new Map(rows.map((r) => [`${r.user_principal_name}|${r.country_or_region}`, r.first_sign_in_id]))),
     sorted(new Map([...first].map(([k, e]) => [k, String(e.id)]))),
   );
-  assert.ok(rows.some((r) => r.user_seen_before), "travellers appear in a second country after their first");
+  assert.ok(
+    rows.some((r) => r.user_seen_before),
+    "travellers appear in a second country after their first",
+  );
 });
 
 test("v_service_principal_activity_daily counts service-principal and managed-identity sign-ins", async () => {
@@ -295,8 +346,14 @@ test("v_service_principal_activity_daily counts service-principal and managed-id
      from v_service_principal_activity_daily where day >= $1 and day < $2 group by 1`,
     range(),
   );
-  assert.deepEqual(sorted(new Map(rows.map((r) => [r.service_principal_id, r.n]))), sorted(count(sp.map((e) => String(e.servicePrincipalId)))));
-  assert.equal(rows.reduce((a, r) => a + r.f, 0), sp.filter(failed).length);
+  assert.deepEqual(
+    sorted(new Map(rows.map((r) => [r.service_principal_id, r.n]))),
+    sorted(count(sp.map((e) => String(e.servicePrincipalId)))),
+  );
+  assert.equal(
+    rows.reduce((a, r) => a + r.f, 0),
+    sp.filter(failed).length,
+  );
 });
 
 test("v_data_freshness reports checkpoint, lag, last success and last error per tenant and stream", async () => {
@@ -358,9 +415,24 @@ test("child rows tolerate drift: null, object and scalar where Graph documents a
     db.pool,
     "tenant-drift",
     [
-      { ...base, id: "d1", appliedConditionalAccessPolicies: null, riskEventTypes_v2: "unlikelyTravel", authenticationDetails: {} },
-      { ...base, id: "d2", appliedConditionalAccessPolicies: [{ id: 7, result: { odd: true }, enforcedGrantControls: "Mfa" }] },
-      { ...base, id: "d3", riskEventTypes: ["leakedCredentials", null], authenticationDetails: [{ authenticationStepDateTime: "yesterday", succeeded: "true" }] },
+      {
+        ...base,
+        id: "d1",
+        appliedConditionalAccessPolicies: null,
+        riskEventTypes_v2: "unlikelyTravel",
+        authenticationDetails: {},
+      },
+      {
+        ...base,
+        id: "d2",
+        appliedConditionalAccessPolicies: [{ id: 7, result: { odd: true }, enforcedGrantControls: "Mfa" }],
+      },
+      {
+        ...base,
+        id: "d3",
+        riskEventTypes: ["leakedCredentials", null],
+        authenticationDetails: [{ authenticationStepDateTime: "yesterday", succeeded: "true" }],
+      },
     ],
     new Date(),
   );

@@ -95,6 +95,11 @@ export class GraphClient {
     this.#budget = deps.budget;
   }
 
+  /** The Graph origin this client talks to. */
+  get endpoint(): string {
+    return this.#origin;
+  }
+
   get clock(): GraphClock {
     return this.#clock;
   }

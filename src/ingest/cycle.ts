@@ -24,7 +24,6 @@ import { planWindows, type Window, type WindowSettings } from "./window.ts";
 export { INTERACTIVE_STREAM, type StreamSpec } from "./reader.ts";
 
 export interface CycleSettings extends WindowSettings {
-  graphEndpoint: string;
   pageSize: number;
   cycleDeadlineMs: number;
 }
@@ -134,7 +133,7 @@ async function readAndStore(
     graph,
     clock: deps.clock,
     tenantId,
-    graphEndpoint: settings.graphEndpoint,
+    graphEndpoint: graph.endpoint,
     pageSize: settings.pageSize,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.afterPageCommit ? { afterPageCommit: deps.afterPageCommit } : {}),

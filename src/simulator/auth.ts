@@ -1,5 +1,5 @@
 // The Entra ID token endpoint (client credentials) and bearer-token checks.
-import { randomBytes } from "node:crypto";
+import { constants, createHash, randomBytes, verify, X509Certificate } from "node:crypto";
 import { aadErrorBody, AAD_JSON, send } from "./http.ts";
 import type { Ctx } from "./http.ts";
 
@@ -16,6 +16,66 @@ export type TokenCheck = { ok: true; info: TokenInfo } | { ok: false; message: s
 
 const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/** Client credentials other than secrets: certificates (PEM) and federated tokens accepted, per client id. */
+export interface AssertionCredentials {
+  certificates?: Record<string, string>;
+  federatedTokens?: Record<string, string[]>;
+}
+
+/** Why a certificate client assertion is refused (as Entra ID checks it), or undefined when it is valid. */
+export function certificateAssertionProblem(
+  assertion: string,
+  certPem: string,
+  clientId: string,
+  audience: string,
+  nowMs: number,
+): string | undefined {
+  const [h, p, sig] = assertion.split(".");
+  if (!h || !p || !sig) {
+    return "The client assertion is not a JWT.";
+  }
+  let header: Record<string, unknown>;
+  let payload: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(h, "base64url").toString("utf8")) as Record<string, unknown>;
+    payload = JSON.parse(Buffer.from(p, "base64url").toString("utf8")) as Record<string, unknown>;
+  } catch {
+    return "The client assertion is not a JWT.";
+  }
+  const cert = new X509Certificate(certPem);
+  const thumb = createHash("sha256").update(cert.raw).digest("base64url");
+  if (header.alg !== "PS256") {
+    return `Client assertion uses an unsupported algorithm ${String(header.alg)}.`;
+  }
+  if (header["x5t#S256"] !== thumb) {
+    return "The certificate with identifier used to sign the client assertion is not registered on application.";
+  }
+  const valid = verify(
+    "sha256",
+    Buffer.from(`${h}.${p}`),
+    {
+      key: cert.publicKey,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+    },
+    Buffer.from(sig, "base64url"),
+  );
+  if (!valid) {
+    return "Client assertion contains an invalid signature.";
+  }
+  if (payload.aud !== audience) {
+    return `The audience claim value is invalid '${String(payload.aud)}'.`;
+  }
+  if (payload.iss !== clientId || payload.sub !== clientId) {
+    return "The issuer and subject of the client assertion must be the client id.";
+  }
+  const exp = Number(payload.exp) * 1000;
+  if (!(exp > nowMs) || exp - nowMs > 60 * 60_000) {
+    return "The client assertion is expired or too long-lived.";
+  }
+  return undefined;
+}
+
 export class TokenAuthority {
   private readonly tokens = new Map<string, TokenInfo>();
   private seq = 0;
@@ -25,10 +85,18 @@ export class TokenAuthority {
   private readonly clients: Record<string, string>;
   private readonly lifetimeSec: number;
 
-  constructor(tenants: string[], clients: Record<string, string>, lifetimeSec: number) {
+  private readonly credentials: AssertionCredentials;
+
+  constructor(
+    tenants: string[],
+    clients: Record<string, string>,
+    lifetimeSec: number,
+    credentials: AssertionCredentials = {},
+  ) {
     this.tenants = tenants;
     this.clients = clients;
     this.lifetimeSec = lifetimeSec;
+    this.credentials = credentials;
   }
 
   /** Handles POST /{tenant}/oauth2/v2.0/token. Returns the tenant it authenticated for, if any. */
@@ -111,6 +179,22 @@ export class TokenAuthority {
         );
       }
       this.assertions.push({ tenantId, clientId: known, assertion });
+      const cert = this.credentials.certificates?.[known];
+      const federated = this.credentials.federatedTokens?.[known];
+      if (cert !== undefined) {
+        const audience = `http://${ctx.req.headers.host ?? ""}${(ctx.req.url ?? "").split("?")[0] ?? ""}`;
+        const problem = certificateAssertionProblem(assertion, cert, known, audience, ctx.now.getTime());
+        if (problem) {
+          return fail(401, "invalid_client", 700027, problem);
+        }
+      } else if (federated !== undefined && !federated.includes(assertion)) {
+        return fail(
+          400,
+          "invalid_request",
+          700213,
+          `No matching federated identity record found for presented assertion subject. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`,
+        );
+      }
     } else if (secret === undefined) {
       return fail(
         401,

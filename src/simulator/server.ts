@@ -36,6 +36,10 @@ export interface SimulatorOptions {
   seed?: number;
   tenants?: string[];
   clients?: Record<string, string>;
+  /** Client id → PEM certificate: client assertions from these clients must be PS256-signed by its key. */
+  clientCertificates?: Record<string, string>;
+  /** Client id → federated tokens accepted as client assertions (workload identity). */
+  federatedTokens?: Record<string, string[]>;
   tokenLifetimeSeconds?: number;
   users?: number;
   signInsPerUserPerDay?: number;
@@ -113,7 +117,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     genStartMs: now().getTime() - (opts.historyDays ?? 8) * 86_400_000,
     ...(opts.cacheEvents ? { cacheEvents: opts.cacheEvents } : {}),
   });
-  const auth = new TokenAuthority(tenants, clients, opts.tokenLifetimeSeconds ?? 3599);
+  const auth = new TokenAuthority(tenants, clients, opts.tokenLifetimeSeconds ?? 3599, {
+    ...(opts.clientCertificates ? { certificates: opts.clientCertificates } : {}),
+    ...(opts.federatedTokens ? { federatedTokens: opts.federatedTokens } : {}),
+  });
   const faults = new FaultScript(rngFor(seed, "faults"), opts.faults ?? []);
   const pageRng = rngFor(seed, "pages");
   const throttle = opts.throttle ? new Throttle(opts.throttle, timeScale) : undefined;

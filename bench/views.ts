@@ -1,0 +1,326 @@
+// Benchmark of the documented views (docs/performance-views.md): loads simulator sign-ins through the real upsert
+// path (upsertSignIns, pages of 1000, one transaction each) into a fresh database, measures what the child-row
+// triggers cost per page, runs VACUUM ANALYZE, then times every view for the last 24 h and the last 30 days.
+//
+//   node bench/views.ts [--events 1000000] [--users 5000] [--per-user-per-day 1.75] [--runs 3] [--keep]
+//                       [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+//
+// Events are generated backwards from the current hour at the density of --users (5,000 users ≈ 10 M sign-ins a
+// year), so the 24 h and 30 d windows hold as many rows as they would in a full year; a smaller --events only
+// shortens the history (fewer, pruned partitions). Prints a table, then one JSON line.
+
+import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
+
+import pg from "pg";
+import { pino } from "pino";
+
+import type { ValidEvent } from "../src/ingest/events.ts";
+import { type GenConfig, generateHour, HOUR_MS } from "../src/simulator/generate.ts";
+import { withTransaction } from "../src/store/db.ts";
+import { migrate } from "../src/store/migrate.ts";
+import { ensurePartitions, upsertSignIns } from "../src/store/signins.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    events: { type: "string", default: "1000000" },
+    users: { type: "string", default: "5000" },
+    "per-user-per-day": { type: "string", default: "1.75" },
+    runs: { type: "string", default: "3" },
+    keep: { type: "boolean", default: false },
+    "database-url": {
+      type: "string",
+      default:
+        process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+    },
+  },
+});
+
+const TARGET = Number(args.events);
+const RUNS = Number(args.runs);
+const TENANT = "bench-tenant-0001";
+const PAGE = 1000;
+
+/** Each view with the column a caller filters on (null: a small view read whole). */
+export const VIEWS: ReadonlyArray<readonly [string, string | null]> = [
+  ["v_sign_in_volume_hourly", "hour"],
+  ["v_sign_ins_by_location_hourly", "hour"],
+  ["v_failed_sign_ins_hourly", "hour"],
+  ["v_failed_sign_ins_daily", "day"],
+  ["v_legacy_auth_daily", "day"],
+  ["v_ca_policy_outcomes_daily", "day"],
+  ["v_mfa_outcomes_daily", "day"],
+  ["v_risky_sign_ins", "created_date_time"],
+  ["v_password_spray_candidates", "hour"],
+  ["v_impossible_travel_candidates", "created_date_time"],
+  ["v_first_time_countries", "first_seen_at"],
+  ["v_service_principal_activity_daily", "day"],
+  ["v_data_freshness", null],
+];
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
+
+async function main(): Promise<void> {
+  const name = `signin_bench_${randomBytes(4).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: args["database-url"] });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  const url = withDatabase(args["database-url"], name);
+  await migrate(url, pino({ level: "silent" }));
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  try {
+    const server = (await pool.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v;
+    console.log(`database ${name} on PostgreSQL ${server}; loading ${TARGET} events (${args.users} users)`);
+    const load = await loadEvents(pool);
+    const triggers = await measureTriggerCost(pool);
+    const t0 = performance.now();
+    await pool.query("vacuum analyze");
+    const vacuumMs = performance.now() - t0;
+    const size = (
+      await pool.query<{ total: string; rows: string }>(
+        `select pg_size_pretty(sum(pg_total_relation_size(c.oid))) as total, (select count(*) from sign_ins)::text as rows
+         from pg_class c where c.relkind in ('r', 'i', 't') and c.relnamespace = 'public'::regnamespace`,
+      )
+    ).rows[0];
+    const views = await timeViews(pool);
+    const unnest = await timeJsonbAlternative(pool);
+    printTable(views);
+    const summary = {
+      bench: "views",
+      database: name,
+      server,
+      events: load.events,
+      days: round(load.days, 1),
+      eventsPerDay: Math.round(load.events / load.days),
+      rowsInSignIns: Number(size?.rows),
+      databaseSize: size?.total,
+      loadSeconds: round(load.ms / 1000),
+      eventsPerSecond: Math.round(load.events / (load.ms / 1000)),
+      pageMsMedian: round(median(load.pageMs)),
+      triggerCost: triggers,
+      vacuumAnalyzeSeconds: round(vacuumMs / 1000),
+      views,
+      jsonbUnnestAlternative: unnest,
+    };
+    console.log(JSON.stringify(summary));
+  } finally {
+    await pool.end();
+    if (!args.keep) {
+      await admin.query(`drop database if exists ${name} with (force)`);
+    }
+    await admin.end();
+  }
+}
+
+async function loadEvents(pool: pg.Pool): Promise<{ events: number; days: number; ms: number; pageMs: number[] }> {
+  const cfg: GenConfig = {
+    seed: 2026,
+    users: Number(args.users),
+    signInsPerUserPerDay: Number(args["per-user-per-day"]),
+    arrivalLatency: false,
+    republishRate: 0,
+  };
+  const endHour = Math.floor(Date.now() / HOUR_MS);
+  const buffers = new Map<string, ValidEvent[]>();
+  const pageMs: number[] = [];
+  let events = 0;
+  let hour = endHour;
+  let month = "";
+  const t0 = performance.now();
+  const flush = async (stream: string, page: ValidEvent[]): Promise<void> => {
+    const p0 = performance.now();
+    await withTransaction(pool, (c) => upsertSignIns(c, TENANT, stream, page, new Date()));
+    pageMs.push(performance.now() - p0);
+  };
+  while (events < TARGET) {
+    const at = new Date(hour * HOUR_MS);
+    const m = at.toISOString().slice(0, 7);
+    if (m !== month) {
+      await withTransaction(pool, (c) => ensurePartitions(c, at, at));
+      month = m;
+    }
+    for (const ev of generateHour(cfg, TENANT, hour)) {
+      if (events >= TARGET) {
+        break;
+      }
+      const types = ev.obj.signInEventTypes;
+      const stream = Array.isArray(types) && typeof types[0] === "string" ? types[0] : "interactiveUser";
+      const list = buffers.get(stream) ?? [];
+      list.push({ id: String(ev.obj.id), createdDateTime: String(ev.obj.createdDateTime), raw: ev.obj });
+      events++;
+      if (list.length >= PAGE) {
+        buffers.delete(stream);
+        await flush(stream, list);
+      } else {
+        buffers.set(stream, list);
+      }
+    }
+    hour--;
+    if ((endHour - hour) % 168 === 0) {
+      const s = (performance.now() - t0) / 1000;
+      console.log(`  ${events} events, ${round((endHour - hour) / 24)} days, ${Math.round(events / s)} events/s`);
+    }
+  }
+  for (const [stream, list] of buffers) {
+    await flush(stream, list);
+  }
+  return { events, days: (endHour - hour) / 24, ms: performance.now() - t0, pageMs };
+}
+
+/**
+ * Upserts the same fresh pages with the child-row triggers enabled and disabled (alternating, each rolled back), so
+ * the difference is what child rows cost a page of 1000 events.
+ */
+async function measureTriggerCost(pool: pg.Pool): Promise<{ withMs: number; withoutMs: number; pages: number }> {
+  const cfg: GenConfig = {
+    seed: 99,
+    users: Number(args.users),
+    signInsPerUserPerDay: 1.75,
+    arrivalLatency: false,
+    republishRate: 0,
+  };
+  const events: ValidEvent[] = [];
+  // Hours of the previous day, until five pages of user sign-ins are collected.
+  for (let hour = Math.floor(Date.now() / HOUR_MS) - 24; events.length < 5 * PAGE; hour--) {
+    for (const e of generateHour(cfg, "bench-trigger", hour)) {
+      const type = (e.obj.signInEventTypes as string[])[0];
+      if (type === "interactiveUser" || type === "nonInteractiveUser") {
+        events.push({ id: String(e.obj.id), createdDateTime: String(e.obj.createdDateTime), raw: e.obj });
+      }
+    }
+  }
+  const pages: ValidEvent[][] = [];
+  for (let i = 0; i + PAGE <= events.length && pages.length < 5; i += PAGE) {
+    pages.push(events.slice(i, i + PAGE));
+  }
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    for (const enabled of [true, false]) {
+      for (const page of pages) {
+        const client = await pool.connect();
+        try {
+          await client.query("begin");
+          if (!enabled) {
+            await client.query("alter table sign_ins disable trigger sign_ins_children_insert");
+          }
+          const t0 = performance.now();
+          await upsertSignIns(client, "bench-trigger", "interactiveUser", page, new Date());
+          (enabled ? on : off).push(performance.now() - t0);
+        } finally {
+          await client.query("rollback");
+          client.release();
+        }
+      }
+    }
+  }
+  return { withMs: round(median(on)), withoutMs: round(median(off)), pages: pages.length };
+}
+
+interface ViewTiming {
+  view: string;
+  window: string;
+  rows: number;
+  ms: number;
+  executionMs: number;
+  seqScans: string[];
+}
+
+function seqScans(plan: unknown, out: string[] = []): string[] {
+  if (plan && typeof plan === "object") {
+    const node = plan as Record<string, unknown>;
+    if (node["Node Type"] === "Seq Scan" && typeof node["Relation Name"] === "string") {
+      out.push(node["Relation Name"]);
+    }
+    for (const value of Object.values(node)) {
+      if (Array.isArray(value)) {
+        value.forEach((v) => seqScans(v, out));
+      } else if (value && typeof value === "object") {
+        seqScans(value, out);
+      }
+    }
+  }
+  return out;
+}
+
+async function timeViews(pool: pg.Pool): Promise<ViewTiming[]> {
+  const out: ViewTiming[] = [];
+  for (const [view, column] of VIEWS) {
+    for (const window of column ? ["24 hours", "30 days"] : ["all"]) {
+      const sql = column
+        ? `select * from ${view} where ${column} >= now() - interval '${window}'`
+        : `select * from ${view}`;
+      const times: number[] = [];
+      let rows = 0;
+      for (let i = 0; i < RUNS + 1; i++) {
+        const t0 = performance.now();
+        const result = await pool.query(sql);
+        if (i > 0) {
+          times.push(performance.now() - t0); // the first run warms the cache
+        }
+        rows = result.rowCount ?? 0;
+      }
+      const explain = await pool.query<{ "QUERY PLAN": Array<{ "Execution Time": number; Plan: unknown }> }>(
+        `explain (analyze, format json) ${sql}`,
+      );
+      const plan = explain.rows[0]?.["QUERY PLAN"][0];
+      out.push({
+        view,
+        window,
+        rows,
+        ms: round(median(times)),
+        executionMs: round(plan?.["Execution Time"] ?? NaN),
+        seqScans: [...new Set(seqScans(plan?.Plan))].filter((r) => r.startsWith("sign_in")),
+      });
+    }
+  }
+  return out;
+}
+
+/** The rejected alternative: Conditional Access outcomes unnested from raw at query time instead of child rows. */
+async function timeJsonbAlternative(pool: pg.Pool): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const window of ["24 hours", "30 days"]) {
+    const sql = `select tenant_id, signin_day(created_date_time) as day, p ->> 'id' as policy_id, p ->> 'result' as result, count(*)
+      from sign_ins cross join lateral jsonb_array_elements(signin_array(raw -> 'appliedConditionalAccessPolicies')) p
+      where created_date_time >= now() - interval '${window}' group by 1, 2, 3, 4`;
+    const times: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const t0 = performance.now();
+      await pool.query(sql);
+      times.push(performance.now() - t0);
+    }
+    out[window] = round(Math.min(...times));
+  }
+  return out;
+}
+
+function printTable(rows: ViewTiming[]): void {
+  const header = ["view", "window", "rows", "median ms", "exec ms", "seq scans"];
+  const lines = rows.map((r) => [
+    r.view,
+    r.window,
+    String(r.rows),
+    String(r.ms),
+    String(r.executionMs),
+    r.seqScans.join(" ") || "-",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ");
+  console.log(fmt(header));
+  for (const l of lines) {
+    console.log(fmt(l));
+  }
+}
+
+await main();

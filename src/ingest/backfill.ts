@@ -1,0 +1,464 @@
+// Backfill and catch-up: reads a long range of one stream as many time slices, several at a time, so that Graph's
+// per-page latency overlaps and the throttle budget (not the wait for each page) sets the pace.
+//
+// - The range minus what the coverage ledger already holds is cut into slices lazily, oldest first (the oldest
+//   data is the first to leave Graph's retention). The first slices are `sliceMs` long; later ones are sized from
+//   the event density seen so far to about `pagesPerSlice` pages, and the last stretch is spread over all workers.
+// - Each slice is one readWindow(reader "backfill"): every page in its own transaction, and the slice recorded in
+//   the ledger with its last page. A crash loses at most the slices in flight; a re-run reads only the gaps.
+// - A slice that fails temporarily (retries exhausted, timeout, page cap) or crawls longer than `sliceTimeoutMs`
+//   is split in two and both halves are queued again; one that cannot be split is retried, then reported.
+// - Concurrency is additive-increase / multiplicative-decrease: halved when Graph answers 429, raised by one per
+//   slice finished without one. The budget (GraphBudget.take in GraphClient.getPage) paces the requests; with
+//   priority "backfill" it leaves the tail its reserved slots.
+
+import { coerceError, EXIT, exitCodeFor, TemporaryError } from "../errors.ts";
+import type { GraphBudget, Priority } from "../graph/budget.ts";
+import type { Logger } from "../log.ts";
+import type { Reader } from "../store/coverage.ts";
+import type { Pool } from "../store/db.ts";
+import { DAY, formatDuration, HOUR, MINUTE, SECOND } from "../time.ts";
+import { type Counts, emptyCounts, readWindow, type ReaderDeps, type StreamSpec } from "./reader.ts";
+import type { Window } from "./window.ts";
+
+export interface BackfillDeps extends ReaderDeps {
+  /** The budget the GraphClient takes from; its 429 penalties make the backfill lower its concurrency. */
+  budget?: GraphBudget;
+}
+
+export interface BackfillOptions {
+  log: Logger;
+  signal: AbortSignal;
+  /** Most slices read at once (default 6; each holds at most two pages in memory). */
+  concurrency?: number;
+  /** Length of the first slices, before the event density is known (default 1 h). */
+  sliceMs?: number;
+  /** Slices are never cut or split below this (default 1 min). */
+  minSliceMs?: number;
+  /** Slices are never longer than this (default 1 day). */
+  maxSliceMs?: number;
+  /** Pages a slice should hold once the density is known (default 10). */
+  pagesPerSlice?: number;
+  /** A slice still crawling after this is abandoned and split (default 15 min). */
+  sliceTimeoutMs?: number;
+  /** Attempts for a slice that cannot be split any more (default 3). */
+  maxAttempts?: number;
+  /**
+   * Ledger windows count as covered only when read at least this long after their end (default 0: any recorded
+   * window). Catch-up passes the overlap, so windows the tail read while they were fresh are read again.
+   */
+  settledMs?: number;
+  /** Budget priority of the requests (default "backfill", which leaves the tail its reserve). */
+  priority?: Priority;
+  /** Who the ledger names as reader (default "backfill"). */
+  reader?: Reader;
+  /** Called whenever a slice starts or ends. */
+  onProgress?: (progress: BackfillProgress) => void;
+}
+
+export interface BackfillProgress {
+  from: Date;
+  to: Date;
+  /** Length of the range still to read when the backfill started (the ledger already covered the rest). */
+  totalMs: number;
+  alreadyCoveredMs: number;
+  /** Length of the slices read completely so far. */
+  doneMs: number;
+  slicesDone: number;
+  slicesRunning: number;
+  /** Slices done + running + queued + the estimate for the uncut rest. */
+  slicesTotal: number;
+  counts: Counts;
+  /** Pages committed by slices still running (not yet in counts). */
+  pagesInFlight: number;
+  elapsedMs: number;
+  eventsPerSecond: number;
+  etaMs: number | undefined;
+  concurrency: number;
+  throttled: number;
+  splits: number;
+  finished: boolean;
+}
+
+export interface BackfillResult extends Counts {
+  from: Date;
+  to: Date;
+  slices: number;
+  splits: number;
+  /** 429 penalties seen while the backfill ran. */
+  throttled: number;
+  alreadyCoveredMs: number;
+  ms: number;
+}
+
+interface Slice extends Window {
+  attempts: number;
+}
+
+const DEFAULTS = {
+  concurrency: 6,
+  sliceMs: HOUR,
+  minSliceMs: MINUTE,
+  maxSliceMs: DAY,
+  pagesPerSlice: 10,
+  sliceTimeoutMs: 15 * MINUTE,
+  maxAttempts: 3,
+};
+
+// The ledger's gaps (as uncoveredWindows in store/coverage.ts), counting only windows read at least $5 ms after
+// their end.
+const SETTLED_GAPS = `
+with relevant as (
+  select window_from, window_to from coverage
+  where tenant_id = $1 and stream = $2 and window_to >= $3 and window_from <= $4
+    and last_read_at >= window_to + $5 * interval '1 millisecond'
+),
+ordered as (
+  select window_from, window_to,
+         max(window_to) over (order by window_from rows between unbounded preceding and 1 preceding) as reach
+  from relevant
+)
+select greatest(coalesce(reach, $3), $3) as gap_from, window_from as gap_to
+from ordered where window_from > coalesce(reach, $3::timestamptz)
+union all
+select greatest(coalesce(max(window_to), $3), $3), $4::timestamptz from relevant
+having coalesce(max(window_to), $3::timestamptz) < $4
+order by 1`;
+
+/** The parts of [from, to] the ledger does not show as read (and settled), oldest first, in whole seconds. */
+export async function gapsToRead(
+  db: Pool,
+  tenantId: string,
+  stream: string,
+  from: Date,
+  to: Date,
+  settledMs = 0,
+): Promise<Window[]> {
+  const result = await db.query<{ gap_from: Date; gap_to: Date }>(SETTLED_GAPS, [
+    tenantId,
+    stream,
+    from,
+    to,
+    settledMs,
+  ]);
+  const gaps: Window[] = [];
+  for (const row of result.rows) {
+    const gapFrom = Math.max(from.getTime(), floorSecond(row.gap_from.getTime()));
+    const gapTo = Math.min(to.getTime(), ceilSecond(row.gap_to.getTime()));
+    if (gapFrom < gapTo) {
+      gaps.push({ from: new Date(gapFrom), to: new Date(gapTo) });
+    }
+  }
+  return gaps;
+}
+
+/** Reads every part of [from, to] of `stream` that the ledger does not cover yet. Throws when any part failed. */
+export async function runBackfill(
+  deps: BackfillDeps,
+  stream: StreamSpec,
+  from: Date,
+  to: Date,
+  options: BackfillOptions,
+): Promise<BackfillResult> {
+  const settings = { ...DEFAULTS, ...definedOnly(options) };
+  const started = performance.now();
+  const rangeFrom = floorSecond(from.getTime());
+  const rangeTo = floorSecond(to.getTime());
+  const log = options.log.child({ tenant_id: deps.tenantId, stream: stream.name });
+  const gaps =
+    rangeTo > rangeFrom
+      ? await gapsToRead(deps.db, deps.tenantId, stream.name, new Date(rangeFrom), new Date(rangeTo), settings.settledMs ?? 0)
+      : [];
+  const totalMs = gaps.reduce((sum, g) => sum + (g.to.getTime() - g.from.getTime()), 0);
+  const alreadyCoveredMs = Math.max(0, rangeTo - rangeFrom - totalMs);
+  log.info(
+    {
+      from: new Date(rangeFrom),
+      to: new Date(rangeTo),
+      gaps: gaps.length,
+      to_read: formatDuration(totalMs),
+      already_covered: formatDuration(alreadyCoveredMs),
+      concurrency: settings.concurrency,
+    },
+    "backfill starting",
+  );
+
+  // Work: slices to redo (halves of failed ones) first, then new slices cut from the front of the gaps.
+  const pending = gaps.map((g) => ({ from: g.from.getTime(), to: g.to.getTime() }));
+  const redo: Slice[] = [];
+  const counts = emptyCounts();
+  const limit = new ConcurrencyLimit(settings.concurrency, deps.budget?.limits.windowMs ?? 10 * SECOND);
+  const controller = new AbortController();
+  const signal = AbortSignal.any([options.signal, controller.signal]);
+  const running = new Map<Promise<void>, Slice>();
+  const failures: Array<{ slice: Slice; error: Error }> = [];
+  let fatal: Error | undefined;
+  let doneMs = 0;
+  let slicesDone = 0;
+  let splits = 0;
+  let pagesInFlight = 0;
+  let currentSliceMs = settings.sliceMs;
+
+  const remainingMs = () => pending.reduce((sum, p) => sum + (p.to - p.from), 0);
+  const targetEvents = settings.pagesPerSlice * deps.pageSize;
+
+  /** The next slice's length: from the density seen so far, and no more than an equal share of what is left. */
+  const nextLength = (): number => {
+    let length = settings.sliceMs;
+    if (slicesDone > 0) {
+      length = counts.fetched > 0 ? (targetEvents * doneMs) / counts.fetched : settings.maxSliceMs;
+    }
+    length = Math.min(length, remainingMs() / Math.max(1, limit.value));
+    length = Math.max(settings.minSliceMs, Math.min(settings.maxSliceMs, length));
+    currentSliceMs = Math.max(SECOND, floorSecond(length));
+    return currentSliceMs;
+  };
+
+  const nextSlice = (): Slice | undefined => {
+    const again = redo.shift();
+    if (again) {
+      return again;
+    }
+    const gap = pending[0];
+    if (!gap) {
+      return undefined;
+    }
+    let end = Math.min(gap.to, gap.from + nextLength());
+    if (gap.to - end < settings.minSliceMs / 2) {
+      end = gap.to; // no sliver left behind
+    }
+    const slice: Slice = { from: new Date(gap.from), to: new Date(end), attempts: 0 };
+    // Slices share their boundary second (ge/le), as the tail's windows do: nothing falls between two.
+    gap.from = end;
+    if (gap.from >= gap.to) {
+      pending.shift();
+    }
+    return slice;
+  };
+
+  const progress = (finished: boolean): BackfillProgress => {
+    const elapsedMs = performance.now() - started;
+    const rest = remainingMs();
+    const queued = redo.length + (rest > 0 ? Math.ceil(rest / Math.max(SECOND, currentSliceMs)) : 0);
+    return {
+      from: new Date(rangeFrom),
+      to: new Date(rangeTo),
+      totalMs,
+      alreadyCoveredMs,
+      doneMs,
+      slicesDone,
+      slicesRunning: running.size,
+      slicesTotal: slicesDone + running.size + queued,
+      counts: { ...counts },
+      pagesInFlight,
+      elapsedMs,
+      eventsPerSecond: elapsedMs > 0 ? (counts.fetched * 1000) / elapsedMs : 0,
+      etaMs: doneMs > 0 && elapsedMs > 0 ? ((totalMs - doneMs) * elapsedMs) / doneMs : undefined,
+      concurrency: limit.value,
+      throttled: limit.throttled,
+      splits,
+      finished,
+    };
+  };
+  const report = (finished = false) => options.onProgress?.(progress(finished));
+
+  const readSlice = async (slice: Slice): Promise<void> => {
+    slice.attempts++;
+    const sliceTimeout = AbortSignal.timeout(settings.sliceTimeoutMs);
+    const sliceSignal = AbortSignal.any([signal, sliceTimeout]);
+    const inSlice = emptyCounts();
+    let pages = 0;
+    const sliceDeps: ReaderDeps = {
+      ...deps,
+      afterPageCommit: async (pageNumber) => {
+        pages++;
+        pagesInFlight++;
+        await deps.afterPageCommit?.(pageNumber);
+      },
+    };
+    const sliceStarted = performance.now();
+    try {
+      await readWindow(
+        sliceDeps,
+        stream,
+        slice,
+        { log, signal: sliceSignal, reader: settings.reader ?? "backfill", priority: settings.priority ?? "backfill" },
+        inSlice,
+      );
+      for (const key of Object.keys(counts) as Array<keyof Counts>) {
+        counts[key] += inSlice[key];
+      }
+      doneMs += slice.to.getTime() - slice.from.getTime();
+      slicesDone++;
+      limit.succeeded();
+      log.debug(
+        {
+          slice_from: slice.from,
+          slice_to: slice.to,
+          pages: inSlice.pages,
+          events: inSlice.fetched,
+          inserted: inSlice.inserted,
+          ms: Math.round(performance.now() - sliceStarted),
+        },
+        "slice stored",
+      );
+    } catch (thrown) {
+      const error = coerceError(thrown);
+      if (signal.aborted) {
+        fatal ??= options.signal.aborted ? coerceError(options.signal.reason) : error;
+        return;
+      }
+      const timedOut = sliceTimeout.aborted;
+      if (!timedOut && exitCodeFor(error) !== EXIT.temporary) {
+        // Credentials, licence, permission, a protocol error: no other slice will fare better.
+        fatal ??= error;
+        controller.abort(error);
+        return;
+      }
+      const length = slice.to.getTime() - slice.from.getTime();
+      const reason = timedOut ? `still crawling after ${formatDuration(settings.sliceTimeoutMs)}` : error.message;
+      if (length >= 2 * settings.minSliceMs) {
+        const middle = floorSecond(slice.from.getTime() + length / 2);
+        redo.unshift(
+          { from: slice.from, to: new Date(middle), attempts: 0 },
+          { from: new Date(middle), to: slice.to, attempts: 0 },
+        );
+        splits++;
+        log.warn({ slice_from: slice.from, slice_to: slice.to, pages, reason }, "slice failed; split in two");
+      } else if (slice.attempts < settings.maxAttempts) {
+        redo.push(slice);
+        log.warn({ slice_from: slice.from, slice_to: slice.to, attempt: slice.attempts, reason }, "slice failed; retrying");
+      } else {
+        failures.push({ slice, error });
+        log.error({ slice_from: slice.from, slice_to: slice.to, err: error }, "slice failed; giving up on it");
+      }
+    } finally {
+      pagesInFlight -= pages;
+    }
+  };
+
+  const stopWatching = deps.budget ? watchPenalties(deps.budget, () => limit.penalized(log)) : undefined;
+  try {
+    for (;;) {
+      while (fatal === undefined && running.size < limit.value) {
+        const slice = nextSlice();
+        if (!slice) {
+          break;
+        }
+        const task: Promise<void> = readSlice(slice).finally(() => {
+          running.delete(task);
+          report();
+        });
+        running.set(task, slice);
+      }
+      if (running.size === 0) {
+        break;
+      }
+      report();
+      await Promise.race(running.keys());
+    }
+  } finally {
+    stopWatching?.();
+  }
+  report(true);
+  if (fatal) {
+    throw fatal;
+  }
+  const ms = Math.round(performance.now() - started);
+  if (failures.length > 0) {
+    throw new TemporaryError(
+      `${failures.length} slice(s) of the backfill failed (first: ${failures[0]?.slice.from.toISOString()}: ` +
+        `${failures[0]?.error.message}); a re-run reads only what is still missing`,
+    );
+  }
+  return {
+    ...counts,
+    from: new Date(rangeFrom),
+    to: new Date(rangeTo),
+    slices: slicesDone,
+    splits,
+    throttled: limit.throttled,
+    alreadyCoveredMs,
+    ms,
+  };
+}
+
+/**
+ * Catch-up after downtime, for the tail cycle: returns once [from, to] is covered in the ledger (throws otherwise);
+ * the caller then moves the checkpoint to `to`. Reads at the tail's priority, since it is the tail's own work, and
+ * re-reads windows that were read within `settledMs` (pass OVERLAP) of their end.
+ */
+export function catchUp(
+  deps: BackfillDeps,
+  stream: StreamSpec,
+  from: Date,
+  to: Date,
+  options: BackfillOptions & { settledMs: number },
+): Promise<BackfillResult> {
+  return runBackfill(deps, stream, from, to, { priority: "tail", ...options });
+}
+
+/** Additive increase, multiplicative decrease, at most one decrease per budget window. */
+class ConcurrencyLimit {
+  value: number;
+  throttled = 0;
+  readonly #max: number;
+  readonly #quietMs: number;
+  #lastDecrease = -Infinity;
+
+  constructor(max: number, quietMs: number) {
+    this.#max = Math.max(1, Math.floor(max));
+    this.value = this.#max;
+    this.#quietMs = quietMs;
+  }
+
+  penalized(log: Logger): void {
+    this.throttled++;
+    const now = performance.now();
+    if (now - this.#lastDecrease >= this.#quietMs && this.value > 1) {
+      this.value = Math.max(1, Math.floor(this.value / 2));
+      log.warn({ concurrency: this.value }, "Graph throttled a request (429); fewer slices at once");
+    }
+    this.#lastDecrease = now;
+  }
+
+  succeeded(): void {
+    if (this.value < this.#max && performance.now() - this.#lastDecrease >= this.#quietMs) {
+      this.value++;
+    }
+  }
+}
+
+// GraphBudget has no listener API: wrap its `penalize` once per instance and fan out to watchers.
+const penaltyWatchers = new WeakMap<GraphBudget, Set<() => void>>();
+
+function watchPenalties(budget: GraphBudget, onPenalty: () => void): () => void {
+  let watchers = penaltyWatchers.get(budget);
+  if (!watchers) {
+    const set = new Set<() => void>();
+    watchers = set;
+    penaltyWatchers.set(budget, set);
+    const penalize = budget.penalize.bind(budget);
+    budget.penalize = (tenantId: string, untilMs: number) => {
+      penalize(tenantId, untilMs);
+      for (const watcher of set) {
+        watcher();
+      }
+    };
+  }
+  const set = watchers;
+  set.add(onPenalty);
+  return () => set.delete(onPenalty);
+}
+
+function floorSecond(ms: number): number {
+  return Math.floor(ms / SECOND) * SECOND;
+}
+
+function ceilSecond(ms: number): number {
+  return Math.ceil(ms / SECOND) * SECOND;
+}
+
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
