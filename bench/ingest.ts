@@ -1,6 +1,6 @@
 // Throughput benchmark: how close the ingest path runs to PostgreSQL's COPY rate, and backfill to Graph's budget.
 //
-//   npm run bench [-- --events 50000] [--database-url postgres://…] [--keep]
+//   npm run bench [-- --events 25000] [--database-url postgres://…] [--keep]
 //       copy_eps    COPY of the N events into sign_ins (same table, indexes, generated columns and triggers)
 //       ingest_eps  the daemon's path in a child process: simulator (pre-rendered pages, no latency) → GraphClient
 //                   → readWindow (page upserts, one transaction each) → PostgreSQL; at N and at 4×N, with peak RSS
@@ -481,7 +481,7 @@ async function main(): Promise<void> {
     options: {
       child: { type: "string" },
       scenario: { type: "string", default: "ingest" },
-      events: { type: "string", default: "50000" },
+      events: { type: "string", default: "25000" },
       "time-scale": { type: "string", default: "10" },
       keep: { type: "boolean", default: false },
       "database-url": {

@@ -17,7 +17,11 @@ import {
 import { ClientCredentialsTokenProvider, ManagedIdentityTokenProvider, type TokenProvider } from "./graph/token.ts";
 import { LockedElsewhereError } from "./errors.ts";
 import { type CycleResult, runCycle, type StreamSpec } from "./ingest/cycle.ts";
+import type { ReaderDeps } from "./ingest/reader.ts";
 import { STREAMS } from "./ingest/streams.ts";
+import { dueSweeps, lastSweeps, RECORD_SWEEP, runSweep, type SweepTier, sweepWindow } from "./ingest/sweeps.ts";
+import { readCheckpoint } from "./store/checkpoints.ts";
+import { earliestTailCoverage, freshlyCovered } from "./store/coverage.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
 import { createPool, type Pool, waitForDatabase } from "./store/db.ts";
@@ -124,6 +128,8 @@ export function createIngester(
     metrics?: Metrics;
     locks?: StreamLocks;
     budget?: GraphBudget;
+    /** `run`: sweeps run beside the schedule; `once` (default): after the tail, before returning. */
+    sweepsInBackground?: boolean;
   } = {},
 ): Ingester {
   const clock = options.clock ?? systemClock;
@@ -171,8 +177,69 @@ export function createIngester(
     }
     return client;
   };
-  const runTarget = (target: Target, signal: AbortSignal) =>
-    runCycle({
+  const readerFor = (target: Target): ReaderDeps => {
+    const graph = clientFor(target.tenant.tenantId).graph;
+    return {
+      db,
+      graph,
+      clock,
+      tenantId: target.tenant.tenantId,
+      graphEndpoint: graph.endpoint,
+      pageSize: config.pageSize,
+      maxPagesPerWindow: config.maxPagesPerWindow,
+      ...(metrics ? { metrics } : {}),
+    };
+  };
+  const sweeping = new Map<string, Promise<void>>();
+  /** Starts the due sweep tier of a target, if any (see ingest/sweeps.ts). */
+  const sweep = async (target: Target, signal: AbortSignal): Promise<void> => {
+    const key = `${target.tenant.tenantId}/${target.stream.name}`;
+    if (config.sweeps.length === 0 || sweeping.has(key)) {
+      return;
+    }
+    const reader = readerFor(target);
+    const now = reader.graph.clock.now();
+    const due = dueSweeps(config.sweeps, await lastSweeps(db, reader.tenantId, target.stream.name), now);
+    const tier = due[0];
+    const checkpoint = await readCheckpoint(db, reader.tenantId, target.stream.name);
+    const earliest = await earliestTailCoverage(db, reader.tenantId, target.stream.name);
+    if (!tier || !checkpoint || !earliest) {
+      return;
+    }
+    const window = sweepWindow(tier, now, new Date(checkpoint.getTime() - config.overlapMs), earliest);
+    // The longest due tier is read; the shorter due ones are inside it and are recorded as done with it.
+    const markDone = async (tiers: readonly SweepTier[], w: { from: Date; to: Date }) => {
+      for (const t of tiers) {
+        await db.query(RECORD_SWEEP, [reader.tenantId, target.stream.name, t.name, now, now, w.from, w.to, 0, 0, 0, 0]);
+      }
+    };
+    if (!window) {
+      await markDone(due, { from: now, to: now });
+      return;
+    }
+    if (await freshlyCovered(db, reader.tenantId, target.stream.name, window, new Date(now.getTime() - tier.everyMs))) {
+      // Just read (e.g. by the first cycle's lookback): done without spending the budget.
+      await markDone(due, window);
+      return;
+    }
+    const running = runSweep(reader, target.stream, tier, window, { log, signal, maxWindowMs: config.maxWindowMs })
+      .then(() => markDone(due.slice(1), window))
+      .catch((error: unknown) => {
+        if (!signal.aborted) {
+          log.warn(
+            { err: error, tenant_id: reader.tenantId, stream: target.stream.name, sweep: tier.name },
+            "sweep failed; it runs again next tick",
+          );
+        }
+      })
+      .finally(() => sweeping.delete(key));
+    sweeping.set(key, running);
+    if (!options.sweepsInBackground) {
+      await running;
+    }
+  };
+  const runTarget = async (target: Target, signal: AbortSignal) => {
+    const result = await runCycle({
       db,
       graph: clientFor(target.tenant.tenantId).graph,
       log,
@@ -181,8 +248,12 @@ export function createIngester(
       tenantId: target.tenant.tenantId,
       stream: target.stream,
       signal,
+      maxPagesPerWindow: config.maxPagesPerWindow,
       ...(metrics ? { metrics } : {}),
     });
+    await sweep(target, signal);
+    return result;
+  };
   return {
     targets,
     graph: first?.graph as GraphClient,
@@ -221,6 +292,7 @@ export function createIngester(
       return outcomes;
     },
     close: async () => {
+      await Promise.all(sweeping.values());
       if (!options.dispatcher) {
         await dispatcher.close();
       }

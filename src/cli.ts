@@ -67,8 +67,9 @@ more). A table for people, or --json for scripts. Needs only the database settin
   backfill: `Usage: node src/cli.ts backfill --from <time> [--to <time>] [--tenant ID] [--stream NAME] [--concurrency N]
                                  [--slice 1h] [--reserve N]
 
-Reads [from, to] of one tenant's stream (default: the first configured tenant and its first stream) into the database as time slices, several at a time, within
-the Graph throttle budget (GRAPH_BUDGET_*), and records each slice in the coverage ledger. A re-run (after a
+Reads [from, to] of one tenant's stream (default: the first configured tenant and its first stream) into the
+database as time slices, several at a time, within the Graph throttle budget (GRAPH_BUDGET_*), and records each
+slice in the coverage ledger. A re-run (after a
 crash, a signal or a failure) reads only what the ledger does not cover yet. Does not move the checkpoint and
 does not take the tail's lock, so it runs beside 'run'.
 
@@ -336,7 +337,7 @@ async function runDaemon(config: Config, database: Database, signal: AbortSignal
           log,
         });
   const locks = new StreamLocks(database.url, log);
-  const ingester = createIngester(config, database.pool, log, { metrics, locks });
+  const ingester = createIngester(config, database.pool, log, { metrics, locks, sweepsInBackground: true });
   try {
     await runScheduled(config, ingester, signal, log);
   } finally {

@@ -10,6 +10,7 @@ import { parse as parseYaml } from "yaml";
 
 import { ConfigError } from "./errors.ts";
 import { isStreamName, STREAM_NAMES, type StreamName } from "./ingest/streams.ts";
+import type { SweepTier } from "./ingest/sweeps.ts";
 import { formatDuration, parseDuration } from "./time.ts";
 
 export type AuthConfig =
@@ -49,6 +50,8 @@ export interface Config {
   settleMs: number;
   maxWindowMs: number;
   retentionMs: number;
+  sweeps: SweepTier[];
+  maxPagesPerWindow: number;
   pageSize: number;
   budgetPerTenant: number;
   budgetPerApp: number;
@@ -95,6 +98,21 @@ export const CLOUDS: Record<string, { authorityHost: string; graphEndpoint: stri
     graphEndpoint: "https://microsoftgraph.chinacloudapi.cn",
   },
 };
+
+function parseSweeps(text: string): Parsed {
+  if (text.trim().toLowerCase() === "off") {
+    return ok([]);
+  }
+  const tiers: SweepTier[] = [];
+  for (const item of text.split(",").map((t) => t.trim())) {
+    const [span, every] = item.split("/").map((p) => parseDuration(p ?? ""));
+    if (span === undefined || every === undefined || every < 60_000 || span < 60_000) {
+      return bad(`has "${item}", which is not span/every (like 3h/1h, both at least 1m); or write off`);
+    }
+    tiers.push({ spanMs: span, everyMs: every, name: item });
+  }
+  return ok(tiers);
+}
 
 function readableFile(text: string): Parsed {
   try {
@@ -360,6 +378,21 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     default: "6h",
     description: "A longer gap (after downtime) is read in chunks of this size, each committed with its checkpoint.",
     parse: duration(60_000, 30 * 86_400_000),
+  },
+  {
+    env: "SWEEPS",
+    key: "sweeps",
+    default: "3h/1h,2d/1d",
+    description:
+      "Tiered re-scans for events Graph publishes late: `span/every`, comma-separated (default: the last 3 h every hour and the last 2 days every day), or `off`.",
+    parse: parseSweeps,
+  },
+  {
+    env: "MAX_PAGES_PER_WINDOW",
+    key: "maxPagesPerWindow",
+    default: "500",
+    description: "A window whose crawl needs more pages (or keeps timing out) is split in halves instead of failing.",
+    parse: integer(2, 100_000),
   },
   {
     env: "GRAPH_RETENTION",

@@ -54,6 +54,14 @@ export class TemporaryError extends Error {
   override name = "TemporaryError";
 }
 
+/**
+ * A window Graph could not serve whole: its crawl hit the page cap, or requests kept timing out. The window is
+ * split into smaller ones instead of failing forever.
+ */
+export class WindowTooLargeError extends TemporaryError {
+  override name = "WindowTooLargeError";
+}
+
 /** Another replica holds the (tenant, stream) lock: this process stands by. */
 export class LockedElsewhereError extends TemporaryError {
   override name = "LockedElsewhereError";

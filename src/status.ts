@@ -33,6 +33,43 @@ left join stored st using (tenant_id, stream)
 left join rejected r using (tenant_id, stream)
 order by 1, 2`;
 
+// Arrival lag: how long after createdDateTime each event was first stored, for events created after the stream's
+// first cycle began or first seen after it ended (the initial lookback would otherwise count history as "lag"). Operators set OVERLAP and
+// SWEEPS from these figures instead of guessing.
+export const ARRIVAL_LAG_QUERY = `
+with first_cycle as (
+  select tenant_id, stream, min(started_at) as started, min(finished_at) filter (where outcome = 'success') as finished
+  from cycles group by 1, 2
+)
+select s.tenant_id, s.stream, count(*)::bigint as events,
+       percentile_cont(array[0.5, 0.95, 0.99]) within group (
+         order by extract(epoch from s.first_seen_at - s.created_date_time)) as lag_seconds,
+       max(extract(epoch from s.first_seen_at - s.created_date_time)) as max_lag_seconds
+from sign_ins s join first_cycle f using (tenant_id, stream)
+where (s.created_date_time >= f.started or s.first_seen_at > f.finished)
+  and s.created_date_time > $1::timestamptz - interval '7 days'
+group by 1, 2`;
+
+export const SWEEP_QUERY = `
+select tenant_id, stream, tier, count(*) filter (where pages > 0)::int as runs, coalesce(sum(rescued), 0)::int as rescued,
+       max(started_at) as last_run
+from sweep_runs group by 1, 2, 3 order by 1, 2, 3`;
+
+export interface ArrivalLag {
+  events: number;
+  p50Seconds: number | null;
+  p95Seconds: number | null;
+  p99Seconds: number | null;
+  maxSeconds: number | null;
+}
+
+export interface SweepStatus {
+  tier: string;
+  runs: number;
+  rescued: number;
+  lastRun: string | null;
+}
+
 export interface StreamStatus {
   tenantId: string;
   stream: string;
@@ -50,6 +87,10 @@ export interface StreamStatus {
   /** Seconds until events just after the checkpoint leave Graph's retention; negative means already lost. */
   retentionHeadroomSeconds: number | null;
   retentionRisk: "ok" | "at-risk" | "lost" | "unknown";
+  /** Arrival lag of events created in the last 7 days (since the stream started). */
+  arrivalLag: ArrivalLag;
+  /** Per sweep tier: how often it read and how many late events it rescued. */
+  sweeps: SweepStatus[];
 }
 
 interface StatusRow {
@@ -66,7 +107,24 @@ interface StatusRow {
 
 export async function readStatus(db: Pool, now: Date, retentionMs: number): Promise<StreamStatus[]> {
   const result = await db.query<StatusRow>(STATUS_QUERY);
+  const lags = await db.query<{
+    tenant_id: string;
+    stream: string;
+    events: string;
+    lag_seconds: number[] | null;
+    max_lag_seconds: number | null;
+  }>(ARRIVAL_LAG_QUERY, [now]);
+  const sweeps = await db.query<{
+    tenant_id: string;
+    stream: string;
+    tier: string;
+    runs: number;
+    rescued: number;
+    last_run: Date;
+  }>(SWEEP_QUERY);
+  const round = (n: number | null | undefined) => (n === null || n === undefined ? null : Math.round(Number(n)));
   return result.rows.map((row) => {
+    const lag = lags.rows.find((l) => l.tenant_id === row.tenant_id && l.stream === row.stream);
     const headroom = row.checkpoint ? (row.checkpoint.getTime() + retentionMs - now.getTime()) / 1000 : null;
     return {
       tenantId: row.tenant_id,
@@ -83,6 +141,16 @@ export async function readStatus(db: Pool, now: Date, retentionMs: number): Prom
       retentionHeadroomSeconds: headroom === null ? null : Math.round(headroom),
       retentionRisk:
         headroom === null ? "unknown" : headroom <= 0 ? "lost" : headroom < retentionMs / 1000 / 4 ? "at-risk" : "ok",
+      arrivalLag: {
+        events: Number(lag?.events ?? 0),
+        p50Seconds: round(lag?.lag_seconds?.[0]),
+        p95Seconds: round(lag?.lag_seconds?.[1]),
+        p99Seconds: round(lag?.lag_seconds?.[2]),
+        maxSeconds: round(lag?.max_lag_seconds),
+      },
+      sweeps: sweeps.rows
+        .filter((s) => s.tenant_id === row.tenant_id && s.stream === row.stream)
+        .map((s) => ({ tier: s.tier, runs: s.runs, rescued: s.rescued, lastRun: s.last_run.toISOString() })),
     };
   });
 }
@@ -102,6 +170,8 @@ export function formatStatus(rows: readonly StreamStatus[]): string {
     "events",
     "rejected",
     "retention",
+    "arrival p50/p95/p99",
+    "rescued by sweeps",
   ];
   const lines = rows.map((r) => [
     r.tenantId,
@@ -113,6 +183,12 @@ export function formatStatus(rows: readonly StreamStatus[]): string {
     String(r.events),
     String(r.rejected),
     r.retentionRisk,
+    r.arrivalLag.events === 0
+      ? "-"
+      : [r.arrivalLag.p50Seconds, r.arrivalLag.p95Seconds, r.arrivalLag.p99Seconds]
+          .map((s) => formatDuration((s ?? 0) * 1000))
+          .join("/"),
+    String(r.sweeps.reduce((sum, s) => sum + s.rescued, 0)),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
   const fmt = (cells: string[]) =>

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 
 import { Agent, request, type Dispatcher } from "undici";
 
-import { TemporaryError } from "../errors.ts";
+import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Endpoint, HttpObserver } from "../metrics.ts";
 import type { Clock } from "../time.ts";
@@ -61,6 +61,15 @@ const RETRYABLE_CODES = new Set([
 export class ResponseBodyTooLarge extends Error {
   override name = "ResponseBodyTooLarge";
   readonly code = "ResponseBodyTooLarge";
+}
+
+function isTimeout(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return (
+    code === "UND_ERR_HEADERS_TIMEOUT" ||
+    code === "UND_ERR_BODY_TIMEOUT" ||
+    (error as Error | undefined)?.name === "TimeoutError"
+  );
 }
 
 /** True for network-level failures worth retrying. */
@@ -154,6 +163,7 @@ export async function sendWithRetries(
 ): Promise<HttpResponse> {
   const { settings, log } = ctx;
   let lastReason = "";
+  let lastWasTimeout = false;
   for (let attempt = 0; ; attempt++) {
     await ctx.beforeAttempt?.();
     const opts = options();
@@ -166,15 +176,19 @@ export async function sendWithRetries(
         return response;
       }
       lastReason = verdict.reason;
+      lastWasTimeout = response.status === 504 || response.status === 408;
       waitMs = verdict.retryAfterMs;
     } catch (error) {
       if (opts.signal.aborted || !isRetryableNetworkError(error)) {
         throw error;
       }
       lastReason = `${(error as { code?: string }).code ?? (error as Error).name}: ${(error as Error).message}`;
+      lastWasTimeout = isTimeout(error);
     }
     if (attempt >= settings.maxRetries) {
-      throw new TemporaryError(`${ctx.what} failed after ${attempt + 1} attempts; last: ${lastReason}`);
+      const message = `${ctx.what} failed after ${attempt + 1} attempts; last: ${lastReason}`;
+      // Graph times out on queries that cover too much: the caller may split the window and try again.
+      throw lastWasTimeout ? new WindowTooLargeError(message) : new TemporaryError(message);
     }
     const delay =
       waitMs !== undefined

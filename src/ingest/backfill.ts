@@ -167,7 +167,14 @@ export async function runBackfill(
   const log = options.log.child({ tenant_id: deps.tenantId, stream: stream.name });
   const gaps =
     rangeTo > rangeFrom
-      ? await gapsToRead(deps.db, deps.tenantId, stream.name, new Date(rangeFrom), new Date(rangeTo), settings.settledMs ?? 0)
+      ? await gapsToRead(
+          deps.db,
+          deps.tenantId,
+          stream.name,
+          new Date(rangeFrom),
+          new Date(rangeTo),
+          settings.settledMs ?? 0,
+        )
       : [];
   const totalMs = gaps.reduce((sum, g) => sum + (g.to.getTime() - g.from.getTime()), 0);
   const alreadyCoveredMs = Math.max(0, rangeTo - rangeFrom - totalMs);
@@ -327,7 +334,10 @@ export async function runBackfill(
         log.warn({ slice_from: slice.from, slice_to: slice.to, pages, reason }, "slice failed; split in two");
       } else if (slice.attempts < settings.maxAttempts) {
         redo.push(slice);
-        log.warn({ slice_from: slice.from, slice_to: slice.to, attempt: slice.attempts, reason }, "slice failed; retrying");
+        log.warn(
+          { slice_from: slice.from, slice_to: slice.to, attempt: slice.attempts, reason },
+          "slice failed; retrying",
+        );
       } else {
         failures.push({ slice, error });
         log.error({ slice_from: slice.from, slice_to: slice.to, err: error }, "slice failed; giving up on it");

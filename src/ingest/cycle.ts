@@ -15,8 +15,9 @@ import {
   type Counts,
   emptyCounts,
   INTERACTIVE_STREAM,
-  readWindow,
+  MAX_PAGES_PER_WINDOW,
   type ReaderDeps,
+  readWindowSplitting,
   type StreamSpec,
 } from "./reader.ts";
 import { planWindows, type Window, type WindowSettings } from "./window.ts";
@@ -39,6 +40,8 @@ export interface CycleDeps {
   stream?: StreamSpec;
   /** Aborted on shutdown: in-flight HTTP stops and the open transaction rolls back. */
   signal: AbortSignal;
+  /** Page cap per window before it is split (default MAX_PAGES_PER_WINDOW). */
+  maxPagesPerWindow?: number;
   /** Prometheus metrics, when the ops listener is on. */
   metrics?: Metrics;
   /** Test hook: called after each page is committed (crash tests kill the process here). */
@@ -135,11 +138,12 @@ async function readAndStore(
     tenantId,
     graphEndpoint: graph.endpoint,
     pageSize: settings.pageSize,
+    maxPagesPerWindow: deps.maxPagesPerWindow ?? MAX_PAGES_PER_WINDOW,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.afterPageCommit ? { afterPageCommit: deps.afterPageCommit } : {}),
   };
   for (const window of plan.windows) {
-    await readWindow(reader, stream, window, { log, signal, reader: "tail", priority: "tail" }, result);
+    await readWindowSplitting(reader, stream, window, { log, signal, reader: "tail", priority: "tail" }, result);
     result.checkpoint = window.to;
   }
 }

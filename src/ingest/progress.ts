@@ -32,7 +32,9 @@ export function createProgressDisplay(options: ProgressOptions): ProgressDisplay
     if (terminal) {
       const line = formatProgress(progress);
       const width = terminal.columns ?? 0;
-      terminal.write(`\r\x1b[2K${width > 10 && line.length >= width ? line.slice(0, width - 1) : line}${final ? "\n" : ""}`);
+      terminal.write(
+        `\r\x1b[2K${width > 10 && line.length >= width ? line.slice(0, width - 1) : line}${final ? "\n" : ""}`,
+      );
     } else {
       options.log.info(progressFields(progress), progress.finished ? "backfill finished" : "backfill progress");
     }

@@ -2,7 +2,7 @@
 // is stored), stores each page in its own transaction, and in the transaction of the last page records the window
 // in the coverage ledger and (for the tail) moves the checkpoint.
 
-import { TemporaryError } from "../errors.ts";
+import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Priority } from "../graph/budget.ts";
 import type { GraphClient, Page } from "../graph/client.ts";
 import { signInsUrl } from "../graph/signins.ts";
@@ -42,6 +42,8 @@ export interface ReaderDeps {
   tenantId: string;
   graphEndpoint: string;
   pageSize: number;
+  /** A window whose crawl needs more pages is split (see readWindowSplitting); default MAX_PAGES_PER_WINDOW. */
+  maxPagesPerWindow?: number;
   metrics?: Metrics;
   /** Test hook: called after each page is committed. */
   afterPageCommit?: (pageNumber: number) => void | Promise<void>;
@@ -96,14 +98,19 @@ export async function readWindow(
   // While one page is being stored, the next one is already being fetched: at most two pages are in memory, and
   // Graph's latency overlaps PostgreSQL's work. A page is stored only after the previous one committed.
   const fetchPage = (pageUrl: string, pageNumber: number): Promise<Page> => {
-    if (pageNumber > MAX_PAGES_PER_WINDOW || seen.has(pageUrl)) {
-      return Promise.reject(
-        new TemporaryError(`Graph's nextLinks for window ${window.from.toISOString()} loop or never end`),
-      );
-    }
+    const cap = deps.maxPagesPerWindow ?? MAX_PAGES_PER_WINDOW;
+    const pending = seen.has(pageUrl)
+      ? Promise.reject(new TemporaryError(`Graph's nextLinks for window ${window.from.toISOString()} loop`))
+      : pageNumber > cap
+        ? Promise.reject(
+            new WindowTooLargeError(
+              `window ${window.from.toISOString()}..${window.to.toISOString()} needs more than ${cap} pages`,
+            ),
+          )
+        : graph.getPage(pageUrl, fetchSignal, options.priority);
     seen.add(pageUrl);
-    const pending = graph.getPage(pageUrl, fetchSignal, options.priority);
-    pending.catch(() => undefined); // awaited below; never an unhandled rejection if storing fails first
+    // Awaited in the loop below, possibly after the current page is stored: never an unhandled rejection meanwhile.
+    pending.catch(() => undefined);
     return pending;
   };
   const inWindow = emptyCounts();
@@ -218,5 +225,37 @@ function observePage(
   m.events.inc({ ...labels, result: "rejected" }, rejected);
   for (const created of stored.insertedCreatedAt) {
     m.arrivalLag.observe(labels, Math.max(0, (seenAt.getTime() - created.getTime()) / 1000));
+  }
+}
+
+/** Windows are not split below this. */
+export const MIN_SPLIT_MS = 60_000;
+
+/**
+ * Like readWindow, but a window Graph cannot serve whole (page cap reached, or timeouts after every retry) is split
+ * in two halves, each read (and split again) oldest first, down to MIN_SPLIT_MS. Pages already stored stay stored.
+ */
+export async function readWindowSplitting(
+  deps: ReaderDeps,
+  stream: StreamSpec,
+  window: Window,
+  options: ReadOptions,
+  counts: Counts,
+  depth = 0,
+): Promise<void> {
+  try {
+    await readWindow(deps, stream, window, options, counts);
+  } catch (error) {
+    const span = window.to.getTime() - window.from.getTime();
+    if (!(error instanceof WindowTooLargeError) || span < 2 * MIN_SPLIT_MS || depth >= 6 || options.signal.aborted) {
+      throw error;
+    }
+    const middle = new Date(window.from.getTime() + Math.floor(span / 2000) * 1000);
+    options.log.warn(
+      { window_from: window.from, window_to: window.to, split_at: middle, reason: error.message },
+      "window split: Graph could not serve it whole",
+    );
+    await readWindowSplitting(deps, stream, { from: window.from, to: middle }, options, counts, depth + 1);
+    await readWindowSplitting(deps, stream, { from: middle, to: window.to }, options, counts, depth + 1);
   }
 }

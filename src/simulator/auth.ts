@@ -252,6 +252,11 @@ export class TokenAuthority {
     return { ok: true, info };
   }
 
+  /** Every access token issued so far (tests search logs for them). */
+  issued(): string[] {
+    return [...this.tokens.keys()];
+  }
+
   /** Makes every token issued so far invalid (expire-token fault). */
   revokeAll(): void {
     this.revokedUpTo = this.seq;

@@ -90,6 +90,8 @@ export interface Simulator {
   setClockOffset(ms: number): void;
   requests(): RequestRecord[];
   resetRequests(): void;
+  /** Every access token the token endpoint issued (secret canaries for log checks). */
+  issuedTokens(): string[];
   close(): Promise<void>;
 }
 
@@ -161,6 +163,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     resetRequests: () => {
       log = [];
     },
+    issuedTokens: () => auth.issued(),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

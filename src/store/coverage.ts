@@ -69,3 +69,36 @@ export async function uncoveredWindows(
   const result = await db.query<{ gap_from: Date; gap_to: Date }>(UNCOVERED, [tenantId, stream, from, to]);
   return result.rows.filter((r) => r.gap_from < r.gap_to).map((r) => ({ from: r.gap_from, to: r.gap_to }));
 }
+
+export const OLDEST_READ_IN = `
+select min(last_read_at) as oldest from coverage
+where tenant_id = $1 and stream = $2 and window_to > $3 and window_from < $4`;
+
+/** True when [from, to] is entirely covered by reads made at or after `since` (a sweep would learn nothing new). */
+export async function freshlyCovered(
+  db: Pool | PoolClient,
+  tenantId: string,
+  stream: string,
+  window: { from: Date; to: Date },
+  since: Date,
+): Promise<boolean> {
+  if ((await uncoveredWindows(db, tenantId, stream, window.from, window.to)).length > 0) {
+    return false;
+  }
+  const result = await db.query<{ oldest: Date | null }>(OLDEST_READ_IN, [tenantId, stream, window.from, window.to]);
+  const oldest = result.rows[0]?.oldest;
+  return oldest !== null && oldest !== undefined && oldest >= since;
+}
+
+export const EARLIEST_TAIL_READ = `
+select min(window_from) as earliest from coverage where tenant_id = $1 and stream = $2 and reader = 'tail'`;
+
+/** Where the tail's coverage begins (sweeps re-read, they never reach back before it; that is backfill's job). */
+export async function earliestTailCoverage(
+  db: Pool | PoolClient,
+  tenantId: string,
+  stream: string,
+): Promise<Date | undefined> {
+  const result = await db.query<{ earliest: Date | null }>(EARLIEST_TAIL_READ, [tenantId, stream]);
+  return result.rows[0]?.earliest ?? undefined;
+}

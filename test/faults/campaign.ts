@@ -1,0 +1,835 @@
+// The fault campaign (issue 4, "Proof"): real daemon processes (`once` and `run`) against the Graph simulator, which
+// publishes continuously (late events, re-publishes), and a dedicated PostgreSQL cluster behind a TCP fault proxy.
+// A seeded nemesis runs one episode after another; each episode injects faults, lets a daemon meet them, checks the
+// daemon's exit, and heals. Afterwards everything is healed, `once` runs until it succeeds, and the checker (H5)
+// compares the table with everything the simulator published. See docs/faults.md.
+
+import { randomBytes } from "node:crypto";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { isDeepStrictEqual } from "node:util";
+
+import pg from "pg";
+
+import { DEFAULT_CLIENT, makeSignIn, mulberry32, type Rng } from "../../src/simulator/index.ts";
+import type { FaultRule } from "../../src/simulator/faults.ts";
+import { type Simulator, startSimulator } from "../../src/simulator/server.ts";
+import { BETA_ONLY_KEYS } from "../../src/simulator/store.ts";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/store/embedded.ts";
+import { migrate } from "../../src/store/migrate.ts";
+import { daemonEnv, type Finished, type Running, startCli } from "../helpers/daemon.ts";
+import { silentLog } from "../helpers/db.ts";
+import { freePort } from "../helpers/global-setup.ts";
+import { PgProxy } from "./pg-proxy.ts";
+
+export interface CampaignOptions {
+  seed: number;
+  /** Wall time of the nemesis phase (the final recovery and the check come on top). */
+  durationMs: number;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+  /** Keep the work directory (PostgreSQL cluster, daemon logs) for a post-mortem. */
+  keep?: boolean;
+  /** One progress line per episode. */
+  verbose?: boolean;
+}
+
+export interface CampaignResult {
+  seed: number;
+  injected: number;
+  /** Faults that really happened, per kind. */
+  byKind: Record<string, number>;
+  episodes: number;
+  sigkills: number;
+  processes: number;
+  /** Exit outcomes per process ("0", "75", "SIGKILL", …). */
+  exits: Record<string, number>;
+  eventsPublished: number;
+  republished: number;
+  expected: number;
+  stored: number;
+  lost: number;
+  duplicates: number;
+  /** Stored rows older than the simulator's latest version (re-publish missed). */
+  stale: number;
+  /** Stored rows the simulator never showed. */
+  phantoms: number;
+  regressions: number;
+  checkpointSamples: number;
+  secretHits: number;
+  /** Everything else that went wrong (unexpected exit codes, hangs, Graph calls while PostgreSQL was down…). */
+  problems: string[];
+  lostIds: string[];
+  line: string;
+  ok: boolean;
+  workDir: string;
+}
+
+// Daemon settings: small pages so that windows have many pages (and many commits to hit), short timeouts.
+const SETTLE_S = 10;
+const OVERLAP_S = 60;
+/** Latest arrival of any event or re-publish after its createdDateTime; must stay ≤ OVERLAP + SETTLE. */
+const MAX_LATENESS_S = 50;
+const ONCE_WATCHDOG_MS = 60_000;
+
+type Kind =
+  | "sigkill-inflight"
+  | "sigkill-random"
+  | "sigkill-commit"
+  | "sigterm"
+  | "sigterm-retry-after"
+  | "pg-down-at-start"
+  | "pg-restart"
+  | "pg-reset"
+  | "commit-drop"
+  | "pg-blackhole"
+  | "graph-reset"
+  | "graph-hang"
+  | "429-storm"
+  | "5xx-run"
+  | "expire-token"
+  | "malformed"
+  | "clock-skew"
+  | "read-only"
+  | "disk-full";
+
+const KINDS: Array<[Kind, number]> = [
+  ["sigkill-inflight", 6],
+  ["sigkill-random", 6],
+  ["sigkill-commit", 6],
+  ["sigterm", 4],
+  ["sigterm-retry-after", 3],
+  ["pg-down-at-start", 3],
+  ["pg-restart", 3],
+  ["pg-reset", 4],
+  ["commit-drop", 5],
+  ["pg-blackhole", 3],
+  ["graph-reset", 4],
+  ["graph-hang", 3],
+  ["429-storm", 4],
+  ["5xx-run", 4],
+  ["expire-token", 4],
+  ["malformed", 4],
+  ["clock-skew", 3],
+  ["read-only", 3],
+  ["disk-full", 3],
+];
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(predicate: () => boolean, timeoutMs: number, stepMs = 15): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (predicate()) {
+      return true;
+    }
+    await sleep(stepMs);
+  }
+  return predicate();
+}
+
+function sevenDigits(iso: string): string {
+  const match = /^(.{19})(?:\.(\d+))?Z$/.exec(iso);
+  return match ? `${match[1]}.${(match[2] ?? "").padEnd(7, "0").slice(0, 7)}Z` : iso;
+}
+
+function isInteractive(e: Record<string, unknown>): boolean {
+  const types = e.signInEventTypes;
+  if (Array.isArray(types)) {
+    return types.includes("interactiveUser");
+  }
+  return e.isInteractive !== false;
+}
+
+/** The event as the v1.0 endpoint (which the interactive stream reads) shows it. */
+function v1(e: Record<string, unknown>): unknown {
+  return JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(e).filter(([k]) => !BETA_ONLY_KEYS.has(k)))));
+}
+
+/** A dedicated PostgreSQL cluster that the campaign may stop and start at will. */
+class Cluster {
+  db: EmbeddedDatabase | undefined;
+  readonly dir: string;
+  readonly port: number;
+  constructor(dir: string, port: number) {
+    this.dir = dir;
+    this.port = port;
+  }
+  async start(): Promise<EmbeddedDatabase> {
+    this.db = await startEmbeddedPostgres({ dir: this.dir, port: this.port });
+    return this.db;
+  }
+  async stop(): Promise<void> {
+    const db = this.db;
+    this.db = undefined;
+    await db?.stop();
+  }
+}
+
+interface Proc {
+  id: number;
+  command: "once" | "run";
+  kind: Kind | "final";
+  running: Running;
+  exited: boolean;
+  result?: Finished;
+  signalSent?: NodeJS.Signals;
+  signalAt?: number;
+}
+
+export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
+  const say = options.log ?? (() => undefined);
+  const rng: Rng = mulberry32(options.seed);
+  const rand = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
+  const chance = (p: number) => rng() < p;
+  const pickKind = (): Kind => {
+    const total = KINDS.reduce((s, [, w]) => s + w, 0);
+    let x = rng() * total;
+    for (const [k, w] of KINDS) {
+      if ((x -= w) < 0) {
+        return k;
+      }
+    }
+    return "sigkill-random";
+  };
+
+  const workDir = await mkdtemp(path.join(tmpdir(), "signin-faults-"));
+  await chmod(workDir, 0o755); // PostgreSQL runs as `postgres` when we are root
+  const cluster = new Cluster(path.join(workDir, "cluster"), await freePort());
+  const problems: string[] = [];
+  const byKind: Record<string, number> = {};
+  const count = (kind: string, n = 1) => {
+    if (n > 0) {
+      byKind[kind] = (byKind[kind] ?? 0) + n;
+    }
+  };
+  const exits: Record<string, number> = {};
+  const procs: Proc[] = [];
+  const cleanups: Array<() => Promise<unknown>> = [];
+
+  const base = await cluster.start();
+  const adminUrl = base.url;
+  const dbUrl = (() => {
+    const u = new URL(adminUrl);
+    u.pathname = "/faults";
+    return u.toString();
+  })();
+  const dbPassword = decodeURIComponent(new URL(adminUrl).password);
+  const admin = new pg.Pool({ connectionString: adminUrl, max: 2, connectionTimeoutMillis: 3000 });
+  admin.on("error", () => undefined);
+  await admin.query("create database faults");
+  await migrate(dbUrl, silentLog);
+  const direct = new pg.Pool({ connectionString: dbUrl, max: 2, connectionTimeoutMillis: 3000 });
+  direct.on("error", () => undefined);
+  const proxy = await PgProxy.start({ host: "127.0.0.1", port: cluster.port });
+  const daemonDbUrl = proxy.url(dbUrl);
+
+  const secret = `canary-${randomBytes(24).toString("base64url")}`;
+  let maxOffsetMs = -90_000;
+  const sim: Simulator = await startSimulator({
+    seed: options.seed,
+    users: 40,
+    signInsPerUserPerDay: 150,
+    historyDays: 1,
+    clients: { [DEFAULT_CLIENT]: secret },
+    arrivalLatency: { p50Seconds: 2, p99Seconds: 20, maxSeconds: 30 },
+    republishRate: 0,
+    // Graph's clock starts 90 s behind the host: a daemon that trusted the host clock would move its checkpoint
+    // past events Graph has not published yet (90 s > SETTLE + OVERLAP − lateness).
+    clockOffsetMs: maxOffsetMs,
+  });
+  let offsetMs = maxOffsetMs;
+
+  // Continuous publishing: ~5 events/s, mostly on time, some late (up to MAX_LATENESS_S), some re-published.
+  const eventRng = mulberry32(options.seed ^ 0x5eed);
+  let published = 0;
+  let republished = 0;
+  const recent: Array<{ id: string; createdMs: number }> = [];
+  const publisher = setInterval(() => {
+    const now = sim.now().getTime();
+    const n = Math.floor(eventRng() * 3);
+    const batch: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < n; i++) {
+      const r = eventRng();
+      const lateS = r < 0.8 ? eventRng() * 5 : r < 0.95 ? 5 + eventRng() * 25 : 30 + eventRng() * (MAX_LATENESS_S - 30);
+      const createdMs = Math.floor(now - lateS * 1000);
+      const id = `fault-${options.seed}-${++published}`;
+      batch.push(makeSignIn(eventRng, { id, createdDateTime: new Date(createdMs).toISOString() }));
+      recent.push({ id, createdMs });
+    }
+    if (batch.length > 0) {
+      sim.addEvents(batch);
+    }
+    while (recent.length > 0 && (recent[0]?.createdMs ?? 0) < now - (MAX_LATENESS_S - 5) * 1000) {
+      recent.shift();
+    }
+    if (recent.length > 0 && eventRng() < 0.25) {
+      const target = recent[Math.floor(eventRng() * recent.length)];
+      if (target) {
+        sim.republish(target.id, {
+          riskState: eventRng() < 0.5 ? "atRisk" : "remediated",
+          riskLevelAggregated: ["low", "medium", "high"][Math.floor(eventRng() * 3)],
+          status: { errorCode: 50126, failureReason: `re-published ${++republished}` },
+        });
+      }
+    }
+  }, 200);
+  cleanups.push(async () => clearInterval(publisher));
+
+  // Checkpoint sampler, straight to the cluster (not through the proxy).
+  const samples: number[] = [];
+  let regressions = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      try {
+        const r = await direct.query<{ position: Date }>(
+          "select position from checkpoints where tenant_id = $1 and stream = 'interactiveUser'",
+          [sim.tenantId],
+        );
+        const p = r.rows[0]?.position.getTime();
+        if (p !== undefined) {
+          const last = samples.at(-1);
+          if (last !== undefined && p < last) {
+            regressions++;
+            problems.push(`checkpoint regressed from ${new Date(last).toISOString()} to ${new Date(p).toISOString()}`);
+          }
+          samples.push(p);
+        }
+      } catch {
+        // the cluster is down or restarting
+      }
+      await sleep(60);
+    }
+  })();
+
+  const baseEnv = (extra: Record<string, string> = {}) =>
+    daemonEnv(sim, daemonDbUrl, {
+      INITIAL_LOOKBACK: "30m",
+      OVERLAP: `${OVERLAP_S}s`,
+      SETTLE: `${SETTLE_S}s`,
+      PAGE_SIZE: "25",
+      HTTP_TIMEOUT: "2s",
+      MAX_RETRIES: "3",
+      RETRY_BASE_DELAY: "50ms",
+      MAX_RETRY_AFTER: "3s",
+      CYCLE_DEADLINE: "20s",
+      DATABASE_WAIT: "3s",
+      POLL_SCHEDULE: "*/2 * * * * *",
+      LOG_LEVEL: "debug",
+      ...extra,
+    });
+
+  let procSeq = 0;
+  const start = (command: "once" | "run", kind: Kind | "final", env: Record<string, string>): Proc => {
+    const running = startCli([command], env);
+    const proc: Proc = { id: ++procSeq, command, kind, running, exited: false };
+    void running.finished.then((r) => {
+      proc.exited = true;
+      proc.result = r;
+    });
+    procs.push(proc);
+    return proc;
+  };
+  const signal = (proc: Proc, sig: NodeJS.Signals): boolean => {
+    if (proc.exited || proc.signalSent) {
+      return false;
+    }
+    proc.signalSent = sig;
+    proc.signalAt = Date.now();
+    proc.running.child.kill(sig);
+    return true;
+  };
+  const logsOf = (proc: Proc) => {
+    const text = proc.result?.stdout ?? "";
+    return text;
+  };
+  /** Waits for the process to end; kills it (and records a hang) past the watchdog. */
+  const finish = async (proc: Proc, watchdogMs: number): Promise<Finished> => {
+    const done = await Promise.race([proc.running.finished, sleep(watchdogMs).then(() => undefined)]);
+    if (done) {
+      return done;
+    }
+    problems.push(
+      `${proc.command} #${proc.id} (${proc.kind}) still running after ${watchdogMs} ms${proc.signalSent ? ` despite ${proc.signalSent}` : ""}: killed`,
+    );
+    proc.running.child.kill("SIGKILL");
+    return proc.running.finished;
+  };
+  /** Judges one process's exit. `allowed` lists acceptable exit codes when it ended on its own. */
+  const judge = (proc: Proc, r: Finished, allowed: number[]) => {
+    const outcome = r.signal ?? String(r.code);
+    exits[outcome] = (exits[outcome] ?? 0) + 1;
+    const what = `${proc.command} #${proc.id} (${proc.kind})`;
+    if (proc.signalSent === "SIGKILL" && r.signal === "SIGKILL") {
+      count("sigkill");
+      return;
+    }
+    if (proc.signalSent === "SIGTERM") {
+      if (r.code === 0) {
+        count("sigterm");
+        const ms = Date.now() - (proc.signalAt ?? Date.now());
+        if (ms > 10_000) {
+          problems.push(`${what}: SIGTERM took ${ms} ms to exit`);
+        }
+        return;
+      }
+      // It may have finished on its own just before the signal arrived.
+      if (!(r.code !== null && allowed.includes(r.code) && !r.logs.some((l) => l.msg === "shutting down"))) {
+        problems.push(`${what}: exit ${outcome} after SIGTERM (expected 0)\n${tail(r)}`);
+      }
+      return;
+    }
+    if (r.signal !== null || r.code === null || !allowed.includes(r.code)) {
+      problems.push(`${what}: exit ${outcome}, expected ${allowed.join(" or ")}\n${tail(r)}`);
+    }
+  };
+  const faultsFired = () => {
+    for (const rec of sim.requests()) {
+      if (!rec.fault) {
+        continue;
+      }
+      const kind =
+        rec.fault === "status"
+          ? rec.status === 429
+            ? "429"
+            : `${rec.status >= 500 ? "5xx" : "status"}`
+          : rec.fault === "reset"
+            ? rec.kind === "token"
+              ? "graph-reset(token)"
+              : "graph-reset"
+            : rec.fault;
+      count(kind);
+    }
+  };
+  const setReadOnly = async (on: boolean) => {
+    await admin.query(on ? "alter database faults set default_transaction_read_only = on" : "alter database faults reset default_transaction_read_only");
+    await admin.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where datname = 'faults' and application_name like 'signin-ingest%'",
+    );
+  };
+  const setDiskFull = async (on: boolean) => {
+    if (on) {
+      await direct.query(`
+        create or replace function faults_disk_full() returns trigger language plpgsql as $$
+        begin raise exception 'could not extend file: No space left on device (campaign)' using errcode = '53100'; end $$;
+        create trigger faults_disk_full before insert on sign_ins for each row execute function faults_disk_full();`);
+    } else {
+      await direct.query("drop trigger if exists faults_disk_full on sign_ins");
+    }
+  };
+  const restartCluster = async () => {
+    await cluster.stop();
+    await sleep(rand(0, 1500));
+    await cluster.start();
+  };
+  const graphCalls = () => sim.requests().filter((r) => r.kind !== "other").length;
+
+  const runEpisode = async (kind: Kind) => {
+    sim.resetRequests();
+    sim.setFaults([]);
+    let command: "once" | "run" = chance(0.4) ? "run" : "once";
+    const extra: Record<string, string> = {};
+    const allowed = [0, 75];
+    let faults: FaultRule[] | undefined;
+    const k = rand(1, 5);
+    switch (kind) {
+      case "sigkill-inflight":
+        faults = [{ match: { requestNumber: k }, kind: "hang", ms: 8000 }];
+        break;
+      case "sigterm-retry-after":
+        faults = [{ match: { requestNumber: k }, kind: "status", status: 429, retryAfter: "30" }];
+        extra.MAX_RETRY_AFTER = "60s";
+        break;
+      case "graph-reset":
+        faults = chance(0.25)
+          ? [{ match: { token: true, requestNumber: 1 }, kind: "reset" }]
+          : [{ match: { from: k }, kind: "reset", ...(chance(0.7) ? { afterBytes: rand(0, 6000) } : {}), times: rand(1, 2) }];
+        break;
+      case "graph-hang":
+        faults = [{ match: { from: k }, kind: "hang", ...(chance(0.5) ? { ms: 5000 } : {}), times: rand(1, 2) }];
+        break;
+      case "429-storm":
+        faults = [
+          {
+            match: { from: k },
+            kind: "status",
+            status: 429,
+            ...(chance(0.8) ? { retryAfter: String(rand(0, 1)) } : {}),
+            times: rand(2, 5),
+          },
+        ];
+        break;
+      case "5xx-run":
+        faults = [
+          { match: { from: k }, kind: "status", status: [500, 502, 503, 504][rand(0, 3)] ?? 503, times: rand(1, 5) },
+        ];
+        break;
+      case "expire-token":
+        faults = [{ match: { requestNumber: k }, kind: "expire-token" }];
+        break;
+      case "malformed":
+        faults = [
+          {
+            match: { from: k },
+            kind: (["malformed", "truncate", "html", "no-value"] as const)[rand(0, 3)] ?? "malformed",
+            times: rand(1, 5),
+          },
+        ];
+        break;
+      case "pg-down-at-start":
+        extra.DATABASE_WAIT = "1s";
+        break;
+      default:
+        break;
+    }
+    if (faults && command === "once") {
+      sim.setFaults(faults);
+    }
+
+    // Faults present before the process starts.
+    let realStop = false;
+    if (kind === "pg-down-at-start") {
+      realStop = chance(0.3);
+      if (realStop) {
+        await cluster.stop();
+      } else {
+        proxy.setMode("refuse");
+      }
+    }
+    let killedAt: "before" | "after" | undefined;
+    const proc = start(command, kind, baseEnv(extra));
+    if (kind === "pg-down-at-start") {
+      const r = await finish(proc, 20_000);
+      judge(proc, r, [75]);
+      if (r.code === 75) {
+        count("pg-down-at-start");
+      }
+      const calls = graphCalls();
+      if (calls > 0) {
+        problems.push(`${command} #${proc.id}: ${calls} Graph/token requests while PostgreSQL was down`);
+      }
+      if (realStop) {
+        await cluster.start();
+      } else {
+        proxy.setMode("pass");
+      }
+      return;
+    }
+    // Run daemons meet their faults mid-run: let the first cycle start.
+    if (command === "run") {
+      await waitFor(() => proc.exited || proc.running.child.stdout !== null, 100);
+      await sleep(rand(300, 2500));
+      if (faults) {
+        sim.setFaults(faults);
+      }
+    }
+
+    let healAt = Date.now();
+    switch (kind) {
+      case "sigkill-inflight": {
+        // Kill while request k (hanging) is in flight.
+        await waitFor(() => proc.exited || sim.requests().some((r) => r.fault === "hang"), 15_000);
+        signal(proc, "SIGKILL");
+        break;
+      }
+      case "sigkill-random":
+        await sleep(rand(0, 2500));
+        signal(proc, "SIGKILL");
+        break;
+      case "sigkill-commit": {
+        const when = chance(0.5) ? "before" : "after";
+        proxy.armCommitHook(
+          when,
+          (w) => {
+            killedAt = w;
+            signal(proc, "SIGKILL");
+          },
+          rand(0, 6),
+        );
+        await waitFor(() => proc.exited || killedAt !== undefined, 15_000);
+        proxy.disarm();
+        if (killedAt) {
+          count(`sigkill-${killedAt}-commit`);
+        }
+        break;
+      }
+      case "sigterm":
+        await sleep(rand(0, 2500));
+        signal(proc, "SIGTERM");
+        break;
+      case "sigterm-retry-after": {
+        await waitFor(() => proc.exited || sim.requests().some((r) => r.status === 429), 15_000);
+        await sleep(rand(50, 400));
+        if (signal(proc, "SIGTERM")) {
+          count("sigterm-during-retry-after");
+        }
+        break;
+      }
+      case "pg-restart": {
+        await waitFor(() => proc.exited || sim.requests().length > rand(1, 4), 8000);
+        if (!proc.exited) {
+          await restartCluster();
+          count("pg-restart");
+        }
+        break;
+      }
+      case "pg-reset": {
+        await waitFor(() => proc.exited || sim.requests().length > rand(1, 5), 8000);
+        if (!proc.exited) {
+          count("pg-reset", proxy.resetAll() > 0 ? 1 : 0);
+        }
+        break;
+      }
+      case "commit-drop": {
+        const before = proxy.counters.commitDrops;
+        proxy.armCommitDrop(chance(0.5) ? "unknown" : "reply-lost", rand(0, 6));
+        await waitFor(() => proc.exited || proxy.counters.commitDrops > before, 15_000);
+        proxy.disarm();
+        count("commit-drop", proxy.counters.commitDrops - before);
+        break;
+      }
+      case "pg-blackhole": {
+        await waitFor(() => proc.exited || sim.requests().length > rand(1, 4), 8000);
+        if (!proc.exited) {
+          proxy.setMode("blackhole");
+          count("pg-blackhole");
+          await sleep(rand(1000, 4000));
+          proxy.setMode("pass");
+        }
+        break;
+      }
+      case "clock-skew": {
+        // Graph's clock jumps (either way; equivalent to the host clock stepping the other way).
+        offsetMs = rand(-150, 60) * 1000;
+        maxOffsetMs = Math.max(maxOffsetMs, offsetMs);
+        sim.setClockOffset(offsetMs);
+        count("clock-skew");
+        await sleep(rand(500, 3000));
+        break;
+      }
+      case "read-only":
+        await setReadOnly(true);
+        count("read-only");
+        await sleep(rand(1000, 3000));
+        await setReadOnly(false);
+        break;
+      case "disk-full":
+        await setDiskFull(true);
+        count("disk-full");
+        await sleep(rand(1000, 3000));
+        await setDiskFull(false);
+        break;
+      default:
+        // Graph faults: let the daemon meet them.
+        await waitFor(() => proc.exited, command === "once" ? ONCE_WATCHDOG_MS : rand(1500, 4000));
+        break;
+    }
+    healAt = Date.now();
+    if (command === "run" && !proc.exited && !proc.signalSent) {
+      // The daemon must recover by itself once the fault is gone: a cycle that starts after healing completes.
+      if (chance(0.5)) {
+        sim.setFaults([]);
+        const recovered = await proc.running
+          .waitForLog((l) => l.msg === "cycle complete" && Date.parse(String(l.time)) > healAt, 25_000)
+          .then(
+            () => true,
+            () => proc.exited,
+          );
+        if (!recovered) {
+          problems.push(`run #${proc.id}: no successful cycle within 25 s after ${kind} was healed`);
+        }
+      }
+      signal(proc, chance(0.6) ? "SIGKILL" : "SIGTERM");
+    }
+    const r = await finish(proc, proc.signalSent ? 12_000 : ONCE_WATCHDOG_MS);
+    judge(proc, r, command === "run" ? [] : allowed);
+    faultsFired();
+    sim.setFaults([]);
+    proxy.disarm();
+    proxy.setMode("pass");
+    if (!cluster.db) {
+      await cluster.start();
+    }
+  };
+
+  const started = Date.now();
+  let episodes = 0;
+  try {
+    while (Date.now() - started < options.durationMs) {
+      const kind = pickKind();
+      episodes++;
+      const t0 = Date.now();
+      const before = procs.length;
+      await runEpisode(kind);
+      if (options.verbose) {
+        const p = procs[before];
+        say(
+          `  ${episodes} ${kind} ${p?.command ?? "-"} → ${p?.result?.signal ?? p?.result?.code ?? "?"} in ${Date.now() - t0} ms; ${
+            (p?.result?.logs ?? []).filter((l) => l.msg === "cycle complete").length
+          } cycles; faults ${JSON.stringify(byKind)}`,
+        );
+      }
+      if (episodes % 10 === 0) {
+        say(
+          `  … ${episodes} episodes, ${Math.round((Date.now() - started) / 1000)} s, injected ${Object.values(byKind).reduce((a, b) => a + b, 0)}, problems ${problems.length}`,
+        );
+      }
+    }
+
+    // Heal everything and recover.
+    sim.setFaults([]);
+    proxy.disarm();
+    proxy.setMode("pass");
+    if (!cluster.db) {
+      await cluster.start();
+    }
+    await setDiskFull(false);
+    await admin.query("alter database faults reset default_transaction_read_only");
+    clearInterval(publisher);
+    // Graph's clock must end at its furthest point, so that every event it ever showed is visible to the checker.
+    sim.setClockOffset(maxOffsetMs);
+    let finalAt: Date | undefined;
+    for (let attempt = 1; attempt <= 8 && !finalAt; attempt++) {
+      const at = sim.now();
+      const proc = start("once", "final", baseEnv());
+      const r = await finish(proc, ONCE_WATCHDOG_MS);
+      judge(proc, r, [0, 75]);
+      if (r.code === 0) {
+        finalAt = at;
+      } else {
+        await sleep(1000);
+      }
+    }
+    if (!finalAt) {
+      problems.push("the final `once` never succeeded");
+    }
+    await sleep(200);
+    sampling = false;
+    await sampler;
+
+    // The checker (H5).
+    const allLogs = procs.map(logsOf);
+    const completes = procs.flatMap((p) => (p.result?.logs ?? []).filter((l) => l.msg === "cycle complete"));
+    const starts = completes.map((l) => String(l.window_from)).filter((s) => s !== "undefined").sort();
+    const checkpoint = (
+      await direct.query<{ position: Date }>(
+        "select position from checkpoints where tenant_id = $1 and stream = 'interactiveUser'",
+        [sim.tenantId],
+      )
+    ).rows[0]?.position;
+    const rows = (
+      await direct.query<{ id: string; raw: Record<string, unknown> }>(
+        "select id, raw from sign_ins where tenant_id = $1",
+        [sim.tenantId],
+      )
+    ).rows;
+    const storedById = new Map<string, Record<string, unknown>>();
+    let duplicates = 0;
+    for (const row of rows) {
+      if (storedById.has(row.id)) {
+        duplicates++;
+      }
+      storedById.set(row.id, row.raw);
+    }
+    const firstFrom = starts[0];
+    const expectedIds: string[] = [];
+    let stale = 0;
+    const staleIds: string[] = [];
+    if (finalAt && checkpoint && firstFrom) {
+      const lo = sevenDigits(new Date(firstFrom).toISOString());
+      const hi = sevenDigits(checkpoint.toISOString());
+      for (const e of sim.visibleEvents(sim.tenantId, finalAt)) {
+        const at = sevenDigits(String(e.createdDateTime));
+        if (!isInteractive(e) || at < lo || at > hi) {
+          continue;
+        }
+        const id = String(e.id);
+        expectedIds.push(id);
+        const raw = storedById.get(id);
+        if (raw && !isDeepStrictEqual(raw, v1(e))) {
+          stale++;
+          staleIds.push(id);
+        }
+      }
+    } else {
+      problems.push("no complete cycle or no checkpoint: nothing to check against");
+    }
+    const lostIds = expectedIds.filter((id) => !storedById.has(id));
+    const everVisible = new Set(sim.visibleEvents(sim.tenantId).map((e) => String(e.id)));
+    const phantoms = [...storedById.keys()].filter((id) => !everVisible.has(id)).length;
+    if (stale > 0) {
+      problems.push(`${stale} stored rows are older than the simulator's latest version: ${staleIds.slice(0, 5).join(", ")}`);
+    }
+    if (phantoms > 0) {
+      problems.push(`${phantoms} stored rows the simulator never showed`);
+    }
+    const canaries = [secret, dbPassword, ...sim.issuedTokens()];
+    let secretHits = 0;
+    for (const text of [...allLogs, ...procs.map((p) => p.result?.stderr ?? "")]) {
+      for (const canary of canaries) {
+        secretHits += text.split(canary).length - 1;
+      }
+    }
+    const injected = Object.entries(byKind)
+      .filter(([k]) => !k.startsWith("sigkill-") || k === "sigkill")
+      .reduce((s, [, n]) => s + n, 0);
+    const lost = lostIds.length;
+    if (lost > 0) {
+      problems.push(`lost ${lost} events, e.g. ${lostIds.slice(0, 5).join(", ")}`);
+    }
+    const line = `faults: seed ${options.seed}, injected ${injected}, expected ${expectedIds.length}, stored ${storedById.size}, lost ${lost}, duplicates ${duplicates}, checkpoint regressions ${regressions}, secrets in logs ${secretHits}`;
+    return {
+      seed: options.seed,
+      injected,
+      byKind,
+      episodes,
+      sigkills: byKind.sigkill ?? 0,
+      processes: procs.length,
+      exits,
+      eventsPublished: published,
+      republished,
+      expected: expectedIds.length,
+      stored: storedById.size,
+      lost,
+      duplicates,
+      stale,
+      phantoms,
+      regressions,
+      checkpointSamples: samples.length,
+      secretHits,
+      problems,
+      lostIds,
+      line,
+      ok: problems.length === 0 && lost === 0 && duplicates === 0 && regressions === 0 && secretHits === 0,
+      workDir,
+    };
+  } finally {
+    sampling = false;
+    for (const p of procs) {
+      if (!p.exited) {
+        p.running.child.kill("SIGKILL");
+      }
+    }
+    for (const c of cleanups) {
+      await c().catch(() => undefined);
+    }
+    await sim.close().catch(() => undefined);
+    await proxy.close().catch(() => undefined);
+    await direct.end().catch(() => undefined);
+    await admin.end().catch(() => undefined);
+    await cluster.stop().catch(() => undefined);
+    if (!options.keep) {
+      await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
+function tail(r: Finished): string {
+  const lines = (r.stdout + r.stderr).trim().split("\n");
+  return lines
+    .slice(-4)
+    .map((l) => `    ${l.slice(0, 400)}`)
+    .join("\n");
+}
