@@ -281,3 +281,20 @@ test("a host clock ahead of Graph does not push the window past what Graph has p
   );
   await h.close();
 });
+
+test("a long gap is caught up in concurrent slices, then the checkpoint moves to its end", async () => {
+  const db = await fresh();
+  sim.setFaults([]);
+  const h = ingestHarness(sim, db, { INITIAL_LOOKBACK: "2d", MAX_WINDOW: "6h", PAGE_SIZE: "50", SWEEPS: "off" });
+  const result = await h.run();
+  assert.ok(result.windows.length > 4);
+  assert.ok(h.logs().some((l) => l.msg === "catching up a long gap"));
+  const from = result.windows[0]!.from;
+  const to = result.windows.at(-1)!.to;
+  assert.deepEqual(new Set(await storedIds(db, sim.tenantId)), expectedIds(sim, from, to));
+  assert.equal((await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"))?.getTime(), to.getTime());
+  assert.equal(result.inserted, expectedIds(sim, from, to).size);
+  const again = await h.run();
+  assert.equal(again.inserted, 0);
+  await h.close();
+});

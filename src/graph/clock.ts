@@ -21,7 +21,11 @@ export class GraphClock implements Clock {
     }
     const graphTime = Date.parse(dateHeader);
     if (Number.isFinite(graphTime)) {
-      this.#offsetMs = graphTime - receivedAt.getTime();
+      // Against the host clock, not `receivedAt`: callers stamp responses with this very clock (already corrected
+      // by the previous offset), which made the offset flip between the skew and zero on alternate responses, so
+      // every other cycle planned with the fast host clock and moved the checkpoint past Graph's now (fault campaign).
+      void receivedAt;
+      this.#offsetMs = graphTime - this.#host.now().getTime();
     }
   }
 

@@ -8,8 +8,8 @@ import type { GraphClient } from "../graph/client.ts";
 import { SKEW_WARNING_MS } from "../graph/clock.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { readCheckpoint, recordCycle } from "../store/checkpoints.ts";
-import type { Pool } from "../store/db.ts";
+import { readCheckpoint, recordCycle, writeCheckpoint } from "../store/checkpoints.ts";
+import { type Pool, withTransaction } from "../store/db.ts";
 import { type Clock, formatDuration } from "../time.ts";
 import {
   type Counts,
@@ -20,7 +20,11 @@ import {
   readWindowSplitting,
   type StreamSpec,
 } from "./reader.ts";
+import { catchUp } from "./backfill.ts";
 import { planWindows, type Window, type WindowSettings } from "./window.ts";
+
+/** A gap of more windows than this is read by catch-up (concurrent slices) instead of window by window. */
+export const CATCH_UP_AFTER_WINDOWS = 4;
 
 export { INTERACTIVE_STREAM, type StreamSpec } from "./reader.ts";
 
@@ -142,6 +146,28 @@ async function readAndStore(
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.afterPageCommit ? { afterPageCommit: deps.afterPageCommit } : {}),
   };
+  const first = plan.windows[0];
+  const last = plan.windows.at(-1);
+  if (first && last && plan.windows.length > CATCH_UP_AFTER_WINDOWS) {
+    // A long gap (downtime): read it in concurrent slices within the budget, as a backfill does, then move the
+    // checkpoint once the coverage ledger shows the whole gap read.
+    log.info({ window_from: first.from, window_to: last.to, windows: plan.windows.length }, "catching up a long gap");
+    const caught = await catchUp(reader, stream, first.from, last.to, {
+      log,
+      signal,
+      settledMs: settings.overlapMs,
+      reader: "tail",
+      maxSliceMs: settings.maxWindowMs,
+    });
+    for (const key of Object.keys(result) as Array<keyof CycleResult>) {
+      if (typeof result[key] === "number" && key !== "ms" && typeof caught[key as keyof Counts] === "number") {
+        (result[key] as number) += caught[key as keyof Counts];
+      }
+    }
+    await withTransaction(db, (client) => writeCheckpoint(client, tenantId, stream.name, last.to, deps.clock.now()));
+    result.checkpoint = last.to;
+    return;
+  }
   for (const window of plan.windows) {
     await readWindowSplitting(reader, stream, window, { log, signal, reader: "tail", priority: "tail" }, result);
     result.checkpoint = window.to;

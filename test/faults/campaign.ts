@@ -546,7 +546,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
             killedAt = w;
             signal(proc, "SIGKILL");
           },
-          rand(0, 6),
+          rand(0, 3),
         );
         await waitFor(() => proc.exited || killedAt !== undefined, 15_000);
         proxy.disarm();
@@ -584,7 +584,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       }
       case "commit-drop": {
         const before = proxy.counters.commitDrops;
-        proxy.armCommitDrop(chance(0.5) ? "unknown" : "reply-lost", rand(0, 6));
+        proxy.armCommitDrop(chance(0.5) ? "unknown" : "reply-lost", rand(0, 3));
         await waitFor(() => proc.exited || proxy.counters.commitDrops > before, 15_000);
         proxy.disarm();
         count("commit-drop", proxy.counters.commitDrops - before);
@@ -759,6 +759,14 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     const lostIds = expectedIds.filter((id) => !storedById.has(id));
     const everVisible = new Set(sim.visibleEvents(sim.tenantId).map((e) => String(e.id)));
     const phantoms = [...storedById.keys()].filter((id) => !everVisible.has(id)).length;
+    if (stale > 0 && options.verbose) {
+      for (const id of staleIds.slice(0, 3)) {
+        const e = sim.visibleEvents(sim.tenantId, finalAt).find((x) => x.id === id);
+        say(`stale ${id}: stored ${JSON.stringify(storedById.get(id)).slice(0, 2000)}\n  simulator ${JSON.stringify(e ? v1(e) : null).slice(0, 2000)}`);
+        const r = await direct.query("select first_seen_at, last_changed_at, revision, created_date_time from sign_ins where id = $1", [id]);
+        say(`  row ${JSON.stringify(r.rows)}`);
+      }
+    }
     if (stale > 0) {
       problems.push(`${stale} stored rows are older than the simulator's latest version: ${staleIds.slice(0, 5).join(", ")}`);
     }
@@ -827,9 +835,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
 }
 
 function tail(r: Finished): string {
-  const lines = (r.stdout + r.stderr).trim().split("\n");
-  return lines
-    .slice(-4)
+  const err = r.stderr.trim();
+  const text = err.length > 0 ? err.split("\n").slice(0, 12).join("\n") : r.stdout.trim().split("\n").slice(-3).join("\n");
+  return text
+    .split("\n")
     .map((l) => `    ${l.slice(0, 400)}`)
     .join("\n");
 }
