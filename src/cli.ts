@@ -23,6 +23,7 @@ import { scheduleIntervalMs, startSchedule } from "./ingest/scheduler.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startOpsServer } from "./ops-server.ts";
+import { formatChecks, runChecks } from "./check.ts";
 import { formatStatus, readStatus } from "./status.ts";
 import { StreamLocks } from "./store/locks.ts";
 import { parseDuration, systemClock } from "./time.ts";
@@ -36,6 +37,7 @@ Commands:
   once        apply migrations, run one cycle, exit (0 success, 75 temporary failure, 78 configuration/credentials/licence)
   backfill    read a past range (e.g. --from 30d) in concurrent time slices within the throttle budget; resumable
   migrate     apply database migrations and exit
+  check       preflight: token, each enabled stream, retention; prints what to fix (exit 0 only if all pass)
   status      per tenant and stream: checkpoint, lag, last cycle, events stored, retention risk (--json)
   simulate    start the local Microsoft Graph simulator (see 'simulate --help')
   config-doc  print the configuration table (Markdown)
@@ -59,6 +61,12 @@ throttled past the retry budget, malformed page), 78 configuration, credential, 
   migrate: `Usage: node src/cli.ts migrate
 
 Applies pending database migrations (needs only DATABASE_URL, or DATA_DIR for the embedded database) and exits.`,
+  check: `Usage: node src/cli.ts check [--json]
+
+For every tenant: gets a token, asks Graph for one event per enabled stream and for the oldest window that
+GRAPH_RETENTION promises, and prints a checklist with the fix for each failure (wrong secret, consent missing for
+AuditLog.Read.All, no P1/P2 licence, beta stream refused, retention). Exit 0 only when everything works, 78 when a
+check failed for a configuration reason, 75 for a temporary one. The result is kept and shown by \`status\`.`,
   status: `Usage: node src/cli.ts status [--json]
 
 Per tenant and stream: the checkpoint (data is complete up to it), lag, the last cycle's result and error, events
@@ -84,6 +92,8 @@ Progress: one line on a terminal (stderr), log lines otherwise. Exit codes as fo
 
 Prints the configuration table (Markdown) generated from the schema that validates the environment.`,
 };
+
+const RESULT_COMMANDS = new Set(["check", "status", "export", "import"]);
 
 function write(text: string): void {
   process.stdout.write(text.endsWith("\n") ? text : text + "\n");
@@ -162,7 +172,8 @@ async function main(argv: string[]): Promise<ExitCode> {
     }
     throw error;
   }
-  const log = createLogger(config.logLevel);
+  // Commands whose output is data (a checklist, a status table, an export) keep stdout for it; logs go to stderr.
+  const log = createLogger(config.logLevel, RESULT_COMMANDS.has(command) ? 2 : 1);
   const controller = new AbortController();
   installSignals(controller, log);
   try {
@@ -177,6 +188,21 @@ async function main(argv: string[]): Promise<ExitCode> {
       }
       if (command === "backfill") {
         return await backfillCommand(config, database, rest, controller.signal, log);
+      }
+      if (command === "check") {
+        const ingester = createIngester(config, database.pool, log, { sweepsInBackground: true });
+        try {
+          const checks = await runChecks(config, ingester, database.pool, new Date(), controller.signal);
+          write(values.json ? JSON.stringify(checks, null, 2) : formatChecks(checks));
+          const failed = checks.flatMap((c) => c.items.filter((i) => !i.ok));
+          return failed.length === 0
+            ? EXIT.ok
+            : failed.some((i) => !i.fix?.startsWith("a temporary problem"))
+              ? EXIT.config
+              : EXIT.temporary;
+        } finally {
+          await ingester.close();
+        }
       }
       if (command === "once") {
         const locks = new StreamLocks(database.url, log);

@@ -26,7 +26,8 @@ export const REDACT_PATHS = [
   "headers.authorization",
 ];
 
-export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+/** The root logger, writing JSON lines to `destination` (a stream, or a file descriptor: 1 stdout, 2 stderr). */
+export function createLogger(level: LogLevel, destination: DestinationStream | 1 | 2 = 1): Logger {
   return pino(
     {
       level,
@@ -35,6 +36,6 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pino.destination({ dest: 1, sync: true }),
+    typeof destination === "number" ? pino.destination({ dest: destination, sync: true }) : destination,
   );
 }

@@ -24,13 +24,15 @@ rejected as (
 )
 select s.tenant_id, s.stream, c.position as checkpoint, lc.finished_at as last_cycle_at, lc.outcome as last_outcome,
        lc.error as last_error, ls.at as last_success_at, coalesce(st.events, 0)::bigint as events,
-       st.newest as newest_event, coalesce(r.rejected, 0)::bigint as rejected
+       st.newest as newest_event, coalesce(r.rejected, 0)::bigint as rejected,
+       tc.ok as check_ok, tc.checked_at
 from streams s
 left join checkpoints c using (tenant_id, stream)
 left join last_cycle lc using (tenant_id, stream)
 left join last_success ls using (tenant_id, stream)
 left join stored st using (tenant_id, stream)
 left join rejected r using (tenant_id, stream)
+left join tenant_checks tc using (tenant_id)
 order by 1, 2`;
 
 // Arrival lag: how long after createdDateTime each event was first stored, for events created after the stream's
@@ -89,6 +91,8 @@ export interface StreamStatus {
   retentionRisk: "ok" | "at-risk" | "lost" | "unknown";
   /** Arrival lag of events created in the last 7 days (since the stream started). */
   arrivalLag: ArrivalLag;
+  /** The tenant's latest `check`: passed or not, and when (null when never checked). */
+  lastCheck: { ok: boolean; at: string } | null;
   /** Per sweep tier: how often it read and how many late events it rescued. */
   sweeps: SweepStatus[];
 }
@@ -103,6 +107,8 @@ interface StatusRow {
   last_success_at: Date | null;
   events: string;
   rejected: string;
+  check_ok: boolean | null;
+  checked_at: Date | null;
 }
 
 export async function readStatus(db: Pool, now: Date, retentionMs: number): Promise<StreamStatus[]> {
@@ -141,6 +147,10 @@ export async function readStatus(db: Pool, now: Date, retentionMs: number): Prom
       retentionHeadroomSeconds: headroom === null ? null : Math.round(headroom),
       retentionRisk:
         headroom === null ? "unknown" : headroom <= 0 ? "lost" : headroom < retentionMs / 1000 / 4 ? "at-risk" : "ok",
+      lastCheck:
+        row.check_ok === null || row.checked_at === null
+          ? null
+          : { ok: row.check_ok, at: row.checked_at.toISOString() },
       arrivalLag: {
         events: Number(lag?.events ?? 0),
         p50Seconds: round(lag?.lag_seconds?.[0]),

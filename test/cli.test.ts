@@ -253,3 +253,34 @@ test("two replicas: only the lock holder polls; the standby takes over when the 
     "the standby did not poll before taking the lock",
   );
 });
+
+test("`check` prints a checklist: exit 0 when everything works, 78 with the fix when the licence is missing", async () => {
+  const db = await fresh();
+  sim.setFaults([]);
+  const env = daemonEnv(sim, db.url, { STREAMS: "interactiveUser,servicePrincipal" });
+  const good = await runCli(["check"], env);
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+  assert.match(good.stdout, /✔ token/);
+  assert.match(good.stdout, /✔ stream interactiveUser/);
+  assert.match(good.stdout, /✔ stream servicePrincipal/);
+  assert.match(good.stdout, /✔ retention/);
+
+  sim.setMode("no-licence");
+  const licence = await runCli(["check", "--json"], env);
+  sim.setMode("normal");
+  assert.equal(licence.code, 78);
+  const [tenant] = JSON.parse(licence.stdout) as Array<{
+    ok: boolean;
+    items: Array<{ name: string; ok: boolean; fix?: string }>;
+  }>;
+  assert.equal(tenant?.ok, false);
+  assert.ok(tenant?.items.find((i) => i.name === "stream interactiveUser" && !i.ok && i.fix?.includes("P1 or P2")));
+
+  const wrong = await runCli(["check"], { ...env, AZURE_CLIENT_SECRET: "wrong" });
+  assert.equal(wrong.code, 78);
+  assert.match(wrong.stdout, /✘ token: .*AADSTS7000215/);
+  assert.match(wrong.stdout, /fix: the client secret is wrong/);
+
+  const status = await runCli(["status", "--json"], { PATH: process.env.PATH ?? "", DATABASE_URL: db.url });
+  assert.equal(status.code, 0);
+});

@@ -69,6 +69,22 @@ export async function handleAdmin(req: IncomingMessage, res: ServerResponse, url
         const events = sim.visibleEvents(url.searchParams.get("tenantId") ?? undefined, at);
         return json(res, 200, { count: events.length, events });
       }
+      case "POST /_admin/audits": {
+        if (!Array.isArray(input.events)) {
+          throw new Error("events must be an array");
+        }
+        const visibleAt = date(input.visibleAt, "visibleAt");
+        sim.addAudits(input.events as Array<Record<string, unknown>>, {
+          ...(tenantId ? { tenantId } : {}),
+          ...(visibleAt ? { visibleAt } : {}),
+        });
+        return json(res, 200, { ok: true, added: input.events.length });
+      }
+      case "GET /_admin/audits": {
+        const at = date(url.searchParams.get("at") ?? undefined, "at");
+        const events = sim.visibleAudits(url.searchParams.get("tenantId") ?? undefined, at);
+        return json(res, 200, { count: events.length, events });
+      }
       case "POST /_admin/republish": {
         if (typeof input.id !== "string" || !input.patch || typeof input.patch !== "object") {
           throw new Error("id and patch required");

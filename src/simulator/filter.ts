@@ -2,6 +2,8 @@
 // $filter (a small OData subset), $orderby, $top, $skiptoken.
 
 export type Api = "v1.0" | "beta";
+/** The list resources served: /auditLogs/signIns (time field createdDateTime), /auditLogs/directoryAudits (activityDateTime). */
+export type Resource = "signIns" | "directoryAudits";
 /** An instant with Graph's 100 ns precision: whole seconds + 7-digit fraction. */
 export interface Instant {
   sec: number;
@@ -289,6 +291,23 @@ const BETA_PROPS = new Set(
     "userType",
   ].map((p) => p.toLowerCase()),
 );
+/** directoryAudit properties Graph documents as filterable (eq/startswith). */
+const AUDIT_PROPS = new Set(
+  [
+    "id",
+    "category",
+    "correlationId",
+    "result",
+    "activityDisplayName",
+    "loggedByService",
+    "operationType",
+    "initiatedBy/user/id",
+    "initiatedBy/user/displayName",
+    "initiatedBy/user/userPrincipalName",
+    "initiatedBy/app/appId",
+    "initiatedBy/app/displayName",
+  ].map((p) => p.toLowerCase()),
+);
 const EVENT_TYPES = [
   "interactiveuser",
   "noninteractiveuser",
@@ -343,8 +362,10 @@ function cmpResult(c: number, op: string): boolean {
   }
 }
 
-export function compileFilter(text: string, api: Api): CompiledFilter {
+export function compileFilter(text: string, api: Api, resource: Resource = "signIns"): CompiledFilter {
   const result: CompiledFilter = { test: () => true, hasTypeFilter: false };
+  const timeField = resource === "signIns" ? "createddatetime" : "activitydatetime";
+  const checkProp = (path: string): string => checkPropFor(path, api, resource);
   if (text.trim() === "") {
     return result;
   }
@@ -366,7 +387,7 @@ export function compileFilter(text: string, api: Api): CompiledFilter {
         return (r) => !a(r);
       }
       case "any": {
-        if (n.path.toLowerCase() !== "signineventtypes") {
+        if (resource !== "signIns" || n.path.toLowerCase() !== "signineventtypes") {
           throw invalid();
         }
         if (api === "v1.0") {
@@ -377,7 +398,7 @@ export function compileFilter(text: string, api: Api): CompiledFilter {
         return (r) => r.types.some((t) => body(t.toLowerCase()));
       }
       case "startswith": {
-        const path = checkProp(n.path, api);
+        const path = checkProp(n.path);
         const lit = n.lit.toLowerCase();
         return (r) => {
           const v = getPath(r.obj, path);
@@ -385,7 +406,7 @@ export function compileFilter(text: string, api: Api): CompiledFilter {
         };
       }
       case "cmp": {
-        if (n.path.toLowerCase() === "createddatetime") {
+        if (n.path.toLowerCase() === timeField) {
           if (n.lit.t !== "date" || n.op === "ne") {
             throw invalid();
           }
@@ -396,10 +417,10 @@ export function compileFilter(text: string, api: Api): CompiledFilter {
           }
           return (r) => cmpResult(compareInstant(r, at), op);
         }
-        if (n.path.toLowerCase() === "signineventtypes") {
+        if (resource === "signIns" && n.path.toLowerCase() === "signineventtypes") {
           throw api === "v1.0" ? noSuchProperty("signInEventTypes") : invalid();
         }
-        const path = checkProp(n.path, api);
+        const path = checkProp(n.path);
         const { op, lit } = n;
         if (op !== "eq" && op !== "ne") {
           throw invalid();
@@ -431,8 +452,14 @@ function buildLambda(n: Node, v: string): (t: string) => boolean {
   return n.op === "eq" ? (t) => t === want : (t) => t !== want;
 }
 
-function checkProp(path: string, api: Api): string {
+function checkPropFor(path: string, api: Api, resource: Resource): string {
   const p = path.toLowerCase();
+  if (resource === "directoryAudits") {
+    if (AUDIT_PROPS.has(p)) {
+      return path;
+    }
+    throw invalid();
+  }
   if (V1_PROPS.has(p) || (api === "beta" && BETA_PROPS.has(p))) {
     return path;
   }
@@ -471,7 +498,8 @@ const NOT_ALLOWED: Record<string, string> = {
 };
 
 /** Validates the query string of a list request. Throws QueryError (HTTP 400). */
-export function parseQuery(params: URLSearchParams, api: Api): ParsedQuery {
+export function parseQuery(params: URLSearchParams, api: Api, resource: Resource = "signIns"): ParsedQuery {
+  const timeField = resource === "signIns" ? "createdDateTime" : "activityDateTime";
   let filterText = "";
   let order: "asc" | "desc" = "desc";
   let top = 1000;
@@ -484,9 +512,9 @@ export function parseQuery(params: URLSearchParams, api: Api): ParsedQuery {
     if (key === "$filter") {
       filterText = value;
     } else if (key === "$orderby") {
-      const m = /^\s*createdDateTime(?:\s+(asc|desc))?\s*$/i.exec(value);
+      const m = new RegExp(`^\\s*${timeField}(?:\\s+(asc|desc))?\\s*$`, "i").exec(value);
       if (!m) {
-        throw new QueryError(`Invalid orderby clause: '${value}'. Only createdDateTime is supported.`);
+        throw new QueryError(`Invalid orderby clause: '${value}'. Only ${timeField} is supported.`);
       }
       order = (m[1]?.toLowerCase() as "asc" | "desc" | undefined) ?? "asc";
     } else if (key === "$top") {
@@ -509,6 +537,6 @@ export function parseQuery(params: URLSearchParams, api: Api): ParsedQuery {
       throw new QueryError(`The query parameter '${rawKey}' is not supported.`);
     }
   }
-  const filter = compileFilter(filterText, api);
+  const filter = compileFilter(filterText, api, resource);
   return skiptoken === undefined ? { filter, filterText, order, top } : { filter, filterText, order, top, skiptoken };
 }

@@ -15,6 +15,8 @@ export interface GenConfig {
   signInsPerUserPerDay: number;
   arrivalLatency: { p50Seconds: number; p99Seconds: number; maxSeconds: number } | false;
   republishRate: number;
+  /** Directory audit events per user per day (default 2). */
+  auditsPerUserPerDay?: number;
 }
 export interface GenEvent {
   obj: Record<string, unknown>;

@@ -9,6 +9,7 @@ import { TokenAuthority } from "./auth.ts";
 import { FaultScript } from "./faults.ts";
 import type { FaultRule } from "./faults.ts";
 import { QueryError } from "./filter.ts";
+import type { Resource } from "./filter.ts";
 import {
   AAD_JSON,
   aadErrorBody,
@@ -58,6 +59,8 @@ export interface SimulatorOptions {
   faults?: FaultRule[];
   /** Max events kept in the generated-bucket LRU cache (default 100000). */
   cacheEvents?: number;
+  /** Generated directory audit events per user per day (default 2). */
+  auditsPerUserPerDay?: number;
 }
 export interface RequestRecord {
   n: number;
@@ -83,6 +86,10 @@ export interface Simulator {
   addEvents(events: Array<Record<string, unknown>>, opts?: { tenantId?: string; visibleAt?: Date }): void;
   republish(id: string, patch: Record<string, unknown>, opts?: { tenantId?: string; visibleAt?: Date }): void;
   visibleEvents(tenantId?: string, at?: Date): Array<Record<string, unknown>>;
+  /** Adds directory audit events (keyed by id, timed by activityDateTime), served by /auditLogs/directoryAudits. */
+  addAudits(events: Array<Record<string, unknown>>, opts?: { tenantId?: string; visibleAt?: Date }): void;
+  /** The oracle for directory audits: latest visible version of every audit event, newest first. */
+  visibleAudits(tenantId?: string, at?: Date): Array<Record<string, unknown>>;
   /** Replaces the fault rules; `requestNumber` in them counts Graph (or token) requests from now on. */
   setFaults(rules: FaultRule[]): void;
   setMode(mode: SimulatorOptions["mode"]): void;
@@ -99,7 +106,7 @@ export const DEFAULT_TENANT = "00000000-0000-4000-8000-000000000001";
 export const DEFAULT_CLIENT = "11111111-1111-4111-8111-111111111111";
 export const DEFAULT_SECRET = "sim-secret";
 const TOKEN_RE = /^\/([^/]+)\/oauth2\/v2\.0\/token$/;
-const SIGNINS_RE = /^\/(v1\.0|beta)\/auditLogs\/signIns$/i;
+const LIST_RE = /^\/(v1\.0|beta)\/auditLogs\/(signIns|directoryAudits)$/i;
 
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const seed = opts.seed ?? 1;
@@ -109,7 +116,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   let offsetMs = opts.clockOffsetMs ?? 0;
   const now = (): Date => new Date((opts.clock ? opts.clock().getTime() : Date.now()) + offsetMs);
   let mode: SimulatorMode = opts.mode ?? "normal";
-  const universe = new Universe({
+  const universeConfig = {
     seed,
     users: opts.users ?? 50,
     signInsPerUserPerDay: opts.signInsPerUserPerDay ?? 20,
@@ -118,7 +125,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     generate: opts.generate ?? true,
     genStartMs: now().getTime() - (opts.historyDays ?? 8) * 86_400_000,
     ...(opts.cacheEvents ? { cacheEvents: opts.cacheEvents } : {}),
-  });
+    ...(opts.auditsPerUserPerDay !== undefined ? { auditsPerUserPerDay: opts.auditsPerUserPerDay } : {}),
+  };
+  const universe = new Universe(universeConfig);
+  const audits = new Universe(universeConfig, "directoryAudits");
   const auth = new TokenAuthority(tenants, clients, opts.tokenLifetimeSeconds ?? 3599, {
     ...(opts.clientCertificates ? { certificates: opts.clientCertificates } : {}),
     ...(opts.federatedTokens ? { federatedTokens: opts.federatedTokens } : {}),
@@ -147,6 +157,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       }
     },
     visibleEvents: (tenantId, at) => universe.visible(tenantId ?? sim.tenantId, (at ?? now()).getTime()),
+    addAudits: (events, o = {}) => audits.add(o.tenantId ?? sim.tenantId, events, (o.visibleAt ?? now()).getTime()),
+    visibleAudits: (tenantId, at) => audits.visible(tenantId ?? sim.tenantId, (at ?? now()).getTime()),
     // Request numbers in rules count from the moment the rules are set.
     setFaults: (rules) => {
       faults.set(rules);
@@ -211,7 +223,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       rec.authorized = t !== undefined;
       return;
     }
-    const graphMatch = SIGNINS_RE.exec(path);
+    const graphMatch = LIST_RE.exec(path);
+    const resource: Resource = graphMatch?.[2]?.toLowerCase() === "directoryaudits" ? "directoryAudits" : "signIns";
     if (!graphMatch || req.method !== "GET") {
       return sendGraphError(
         ctx,
@@ -237,7 +250,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         "Lifetime validation failed, the token is expired.",
       );
     }
-    if (fault && (await applyEarlyFault(ctx, fault, false))) {
+    if (fault && (await applyEarlyFault(ctx, fault, false, resource))) {
       return;
     }
     const check = auth.check(req.headers.authorization, ctx.now.getTime());
@@ -283,7 +296,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     let page: ListPage;
     try {
       page = listSignIns({
-        universe,
+        universe: resource === "signIns" ? universe : audits,
+        resource,
         secret,
         api: graphMatch[1]?.toLowerCase() === "beta" ? "beta" : "v1.0",
         tenantId: check.info.tenantId,
@@ -324,8 +338,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   }
 
   /** Faults that replace the response entirely. Returns true when the response was handled. */
-  async function applyEarlyFault(ctx: Ctx, fault: FaultRule, isToken: boolean): Promise<boolean> {
-    const context = `${sim.url}/v1.0/$metadata#auditLogs/signIns`;
+  async function applyEarlyFault(
+    ctx: Ctx,
+    fault: FaultRule,
+    isToken: boolean,
+    resource: Resource = "signIns",
+  ): Promise<boolean> {
+    const context = `${sim.url}/v1.0/$metadata#auditLogs/${resource}`;
     switch (fault.kind) {
       case "status": {
         const [code, message] = defaultGraphError(fault.status);

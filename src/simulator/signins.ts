@@ -1,7 +1,7 @@
-// GET /{v1.0|beta}/auditLogs/signIns: query validation, keyset paging, skiptokens.
+// GET /{v1.0|beta}/auditLogs/signIns and …/directoryAudits: query validation, keyset paging, skiptokens.
 import { createHmac } from "node:crypto";
 import { parseQuery, QueryError } from "./filter.ts";
-import type { Api } from "./filter.ts";
+import type { Api, Resource } from "./filter.ts";
 import { hash32, int } from "./random.ts";
 import type { Rng } from "./random.ts";
 import { versionJson } from "./store.ts";
@@ -18,6 +18,8 @@ export interface ListInput {
   path: string;
   shortPageRate: number;
   rng: Rng;
+  /** Default signIns; the universe must hold events of this resource. */
+  resource?: Resource;
 }
 export interface ListPage {
   context: string;
@@ -25,8 +27,19 @@ export interface ListPage {
   nextLink?: string;
 }
 
-function queryHash(api: Api, tenantId: string, filterText: string, order: string, top: number): string {
-  return hash32(api, tenantId, filterText, order, top).toString(36);
+function queryHash(
+  api: Api,
+  tenantId: string,
+  filterText: string,
+  order: string,
+  top: number,
+  resource: Resource,
+): string {
+  // Sign-in tokens hash as before (resource left out), so existing skiptokens stay stable.
+  return (resource === "signIns"
+    ? hash32(api, tenantId, filterText, order, top)
+    : hash32(api, tenantId, filterText, order, top, resource)
+  ).toString(36);
 }
 
 export function encodeSkipToken(secret: Buffer, c: Cursor, qh: string): string {
@@ -76,8 +89,9 @@ export function nextLinkFor(baseUrl: string, path: string, params: URLSearchPara
 
 /** Throws QueryError for a 400. */
 export function listSignIns(i: ListInput): ListPage {
-  const q = parseQuery(i.params, i.api);
-  const qh = queryHash(i.api, i.tenantId, q.filterText, q.order, q.top);
+  const resource = i.resource ?? "signIns";
+  const q = parseQuery(i.params, i.api, resource);
+  const qh = queryHash(i.api, i.tenantId, q.filterText, q.order, q.top, resource);
   const after = q.skiptoken === undefined ? undefined : decodeSkipToken(i.secret, q.skiptoken, qh);
   let limit = q.top;
   if (i.shortPageRate > 0 && q.top > 1 && i.rng() < i.shortPageRate) {
@@ -85,7 +99,7 @@ export function listSignIns(i: ListInput): ListPage {
   }
   const page = i.universe.page(i.tenantId, q.filter, q.order, limit, i.nowMs, after);
   const items = page.items.map((v) => versionJson(v, i.api));
-  const context = `${i.baseUrl}/${i.api}/$metadata#auditLogs/signIns`;
+  const context = `${i.baseUrl}/${i.api}/$metadata#auditLogs/${resource}`;
   if (page.more && page.last) {
     return {
       context,

@@ -1,9 +1,10 @@
 // The event universe: lazily generated hour buckets (LRU-cached) merged with
 // explicitly added events, versioned for re-publication, queried keyset-style.
+import { generateAuditHour } from "./audits.ts";
 import { parseInstant } from "./filter.ts";
-import type { CompiledFilter, FilterRecord, Instant } from "./filter.ts";
+import type { CompiledFilter, FilterRecord, Instant, Resource } from "./filter.ts";
 import { generateHour, HOUR_MS } from "./generate.ts";
-import type { GenConfig } from "./generate.ts";
+import type { GenConfig, GenEvent } from "./generate.ts";
 
 export interface Version {
   visibleAtMs: number;
@@ -146,16 +147,24 @@ export interface UniverseConfig extends GenConfig {
   cacheEvents?: number;
 }
 
+/** The time field of each resource's events. */
+export const TIME_FIELD: Record<Resource, string> = { signIns: "createdDateTime", directoryAudits: "activityDateTime" };
+
 export class Universe {
   private readonly cfg: UniverseConfig;
+  private readonly resource: Resource;
+  private readonly generator: (cfg: GenConfig, tenantId: string, hour: number) => GenEvent[];
   private readonly tenants = new Map<string, TenantState>();
   private readonly cache = new Map<string, Rec[]>();
   private cached = 0;
   private seq = 0;
   private readonly genStartBucket: number;
 
-  constructor(cfg: UniverseConfig) {
+  /** One universe per resource: sign-ins (typed by signInEventTypes) or directory audits (untyped). */
+  constructor(cfg: UniverseConfig, resource: Resource = "signIns") {
     this.cfg = cfg;
+    this.resource = resource;
+    this.generator = resource === "signIns" ? generateHour : generateAuditHour;
     this.genStartBucket = Math.floor(cfg.genStartMs / HOUR_MS);
   }
 
@@ -170,16 +179,21 @@ export class Universe {
 
   add(tenantId: string, events: Array<Record<string, unknown>>, visibleAtMs: number): void {
     const s = this.state(tenantId);
+    const timeField = TIME_FIELD[this.resource];
     for (const obj of events) {
-      const created = typeof obj.createdDateTime === "string" ? parseInstant(obj.createdDateTime) : undefined;
+      const time = obj[timeField];
+      const created = typeof time === "string" ? parseInstant(time) : undefined;
       const at = created ?? { sec: Math.floor(visibleAtMs / 1000), frac: (visibleAtMs % 1000) * 10_000 };
       let key = typeof obj.id === "string" ? obj.id : `~noid-${++this.seq}`;
       if (s.addedById.has(key)) {
         key = `${key}\u0000${++this.seq}`;
       }
-      const types = Array.isArray(obj.signInEventTypes)
-        ? obj.signInEventTypes.filter((t): t is string => typeof t === "string")
-        : [obj.isInteractive === false ? "nonInteractiveUser" : "interactiveUser"];
+      const types =
+        this.resource !== "signIns"
+          ? []
+          : Array.isArray(obj.signInEventTypes)
+            ? obj.signInEventTypes.filter((t): t is string => typeof t === "string")
+            : [obj.isInteractive === false ? "nonInteractiveUser" : "interactiveUser"];
       const rec: Rec = { sec: at.sec, frac: at.frac, key, types, versions: [{ visibleAtMs, obj }] };
       s.addedById.set(key, rec);
       const b = bucketOf(at);
@@ -238,7 +252,7 @@ export class Universe {
       return added ?? [];
     }
     const recs: Rec[] = [];
-    for (const g of generateHour(this.cfg, tenantId, b)) {
+    for (const g of this.generator(this.cfg, tenantId, b)) {
       const createdMs = g.sec * 1000 + g.frac / 10_000;
       if (createdMs < this.cfg.genStartMs) {
         continue;
@@ -316,7 +330,7 @@ export class Universe {
       }
       for (; i >= 0 && i < recs.length; i += step) {
         const r = recs[i] as Rec;
-        if (!filter.hasTypeFilter && !r.types.includes("interactiveUser")) {
+        if (this.resource === "signIns" && !filter.hasTypeFilter && !r.types.includes("interactiveUser")) {
           continue;
         }
         const v = visibleVersion(r, nowMs);

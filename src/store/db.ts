@@ -28,6 +28,13 @@ export function createPool(connectionString: string, log: Logger): Pool {
 export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  // The pool listens for errors on idle clients only. A checked-out client whose connection dies (PostgreSQL
+  // restart, terminated session, TCP reset) emits 'error' as well as failing its query; with no listener that is an
+  // uncaught exception that kills the process (exit 1, found by the fault campaign). The query still rejects.
+  const onError = (error: Error) => {
+    broken ??= error;
+  };
+  client.on("error", onError);
   try {
     await client.query("begin");
     const result = await work(client);
@@ -41,6 +48,7 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
     }
     throw error;
   } finally {
+    client.removeListener("error", onError);
     client.release(broken);
   }
 }

@@ -375,6 +375,12 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         }
         return;
       }
+      if (r.signal === "SIGTERM" && !r.stdout.includes("{")) {
+        // Delivered before the daemon had installed its handlers (still loading modules): Node's default action.
+        // Nothing had been read or written; noted, not a failure.
+        count("sigterm-during-startup");
+        return;
+      }
       // It may have finished on its own just before the signal arrived.
       if (!(r.code !== null && allowed.includes(r.code) && !r.logs.some((l) => l.msg === "shutting down"))) {
         problems.push(`${what}: exit ${outcome} after SIGTERM (expected 0)\n${tail(r)}`);
