@@ -24,6 +24,8 @@ import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startOpsServer } from "./ops-server.ts";
 import { formatChecks, runChecks } from "./check.ts";
+import { withTransaction } from "./store/db.ts";
+import { dropExpiredPartitions, ensureUpcomingPartitions } from "./store/partitions.ts";
 import { formatStatus, readStatus } from "./status.ts";
 import { StreamLocks } from "./store/locks.ts";
 import { parseDuration, systemClock } from "./time.ts";
@@ -365,7 +367,7 @@ async function runDaemon(config: Config, database: Database, signal: AbortSignal
   const locks = new StreamLocks(database.url, log);
   const ingester = createIngester(config, database.pool, log, { metrics, locks, sweepsInBackground: true });
   try {
-    await runScheduled(config, ingester, signal, log);
+    await runScheduled(config, ingester, signal, log, partitionMaintenance(config, database, log));
   } finally {
     await ops?.close();
     await ingester.close();
@@ -411,11 +413,39 @@ export function onceExitCode(outcomes: readonly TargetOutcome[]): ExitCode {
   return EXIT.ok;
 }
 
-async function runScheduled(config: Config, ingester: Ingester, signal: AbortSignal, log: Logger): Promise<void> {
+/** Creates next months' partitions and drops those past RETENTION; at most once an hour. */
+function partitionMaintenance(config: Config, database: Database, log: Logger): () => Promise<void> {
+  let last = 0;
+  return async () => {
+    if (Date.now() - last < 60 * 60_000) {
+      return;
+    }
+    last = Date.now();
+    const now = new Date();
+    await ensureUpcomingPartitions(database.pool, now, 2);
+    if (config.storeRetentionMs !== undefined) {
+      const dropped = await withTransaction(database.pool, (client) =>
+        dropExpiredPartitions(client, config.storeRetentionMs as number, now),
+      );
+      if (dropped.length > 0) {
+        log.info({ dropped: dropped.map((d) => d.name) }, "partitions past RETENTION dropped");
+      }
+    }
+  };
+}
+
+async function runScheduled(
+  config: Config,
+  ingester: Ingester,
+  signal: AbortSignal,
+  log: Logger,
+  maintain: () => Promise<void>,
+): Promise<void> {
   const schedule = startSchedule(
     config.pollSchedule,
     async () => {
       try {
+        await maintain();
         logOutcomes(await ingester.runAll(signal), signal, log);
       } catch (error) {
         if (!signal.aborted) {

@@ -51,6 +51,7 @@ export interface Config {
   maxWindowMs: number;
   retentionMs: number;
   sweeps: SweepTier[];
+  storeRetentionMs: number | undefined;
   maxPagesPerWindow: number;
   pageSize: number;
   budgetPerTenant: number;
@@ -378,6 +379,14 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     default: "6h",
     description: "A longer gap (after downtime) is read in chunks of this size, each committed with its checkpoint.",
     parse: duration(60_000, 30 * 86_400_000),
+  },
+  {
+    env: "RETENTION",
+    key: "storeRetentionMs",
+    optional: true,
+    description:
+      "How long to keep sign-ins in PostgreSQL (e.g. `400d`); whole monthly partitions older than this are dropped, never a mass DELETE. Unset: keep everything.",
+    parse: duration(31 * 86_400_000, 36_500 * 86_400_000),
   },
   {
     env: "SWEEPS",

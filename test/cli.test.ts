@@ -284,3 +284,27 @@ test("`check` prints a checklist: exit 0 when everything works, 78 with the fix 
   const status = await runCli(["status", "--json"], { PATH: process.env.PATH ?? "", DATABASE_URL: db.url });
   assert.equal(status.code, 0);
 });
+
+test("`run` keeps partitions ahead of time and drops whole months past RETENTION", async () => {
+  const db = await fresh();
+  sim.setFaults([]);
+  await runCli(["migrate"], { PATH: process.env.PATH ?? "", DATABASE_URL: db.url });
+  await db.pool.query("select signin_ensure_partition('2025-01-15T00:00:00Z')");
+  await db.pool.query(
+    `insert into sign_ins (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at)
+     values ('old', 'x', '2025-01-15T00:00:00Z', 'interactiveUser', '{"id":"x"}', now(), now())`,
+  );
+  const running = startCli(["run"], daemonEnv(sim, db.url, { RETENTION: "90d" }));
+  await running.waitForLog((l) => l.msg === "partitions past RETENTION dropped");
+  await running.waitForLog((l) => l.msg === "cycle complete");
+  running.child.kill("SIGTERM");
+  assert.equal((await running.finished).code, 0);
+  const parts = (
+    await db.pool.query("select relname from pg_class where relname like 'sign_ins_20%' and relkind = 'r'")
+  ).rows.map((r) => r.relname as string);
+  assert.ok(!parts.includes("sign_ins_2025_01"), "the expired month is gone");
+  const next = new Date();
+  next.setUTCMonth(next.getUTCMonth() + 1);
+  const nextName = `sign_ins_${next.getUTCFullYear()}_${String(next.getUTCMonth() + 1).padStart(2, "0")}`;
+  assert.ok(parts.includes(nextName), `next month's partition ${nextName} exists ahead of time`);
+});
