@@ -33,6 +33,8 @@ export interface CampaignOptions {
   keep?: boolean;
   /** One progress line per episode. */
   verbose?: boolean;
+  /** Instead of random episodes: every kind once (retried up to twice when its fault did not happen). */
+  everyKind?: boolean;
 }
 
 export interface CampaignResult {
@@ -42,6 +44,11 @@ export interface CampaignResult {
   byKind: Record<string, number>;
   episodes: number;
   sigkills: number;
+  sigterms: number;
+  /** Episodes per kind whose fault really happened. */
+  fired: Record<string, number>;
+  /** With everyKind: kinds whose fault never happened. */
+  missing: string[];
   processes: number;
   /** Exit outcomes per process ("0", "75", "SIGKILL", …). */
   exits: Record<string, number>;
@@ -115,6 +122,9 @@ const KINDS: Array<[Kind, number]> = [
   ["read-only", 3],
   ["disk-full", 3],
 ];
+
+const GRAPH_KINDS = new Set<Kind>(["graph-reset", "graph-hang", "429-storm", "5xx-run", "expire-token", "malformed"]);
+export const ALL_KINDS: readonly Kind[] = KINDS.map(([k]) => k);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -205,6 +215,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     }
   };
   const exits: Record<string, number> = {};
+  /** Signals that really stopped a running daemon (SIGTERM: with exit 0). */
+  const signals = { SIGKILL: 0, SIGTERM: 0 };
+  /** Episodes, per kind, whose fault really happened. */
+  const fired: Record<string, number> = {};
   const procs: Proc[] = [];
   const cleanups: Array<() => Promise<unknown>> = [];
 
@@ -363,12 +377,12 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     exits[outcome] = (exits[outcome] ?? 0) + 1;
     const what = `${proc.command} #${proc.id} (${proc.kind})`;
     if (proc.signalSent === "SIGKILL" && r.signal === "SIGKILL") {
-      count("sigkill");
+      signals.SIGKILL++;
       return;
     }
     if (proc.signalSent === "SIGTERM") {
       if (r.code === 0) {
-        count("sigterm");
+        signals.SIGTERM++;
         const ms = Date.now() - (proc.signalAt ?? Date.now());
         if (ms > 10_000) {
           problems.push(`${what}: SIGTERM took ${ms} ms to exit`);
@@ -378,7 +392,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       if (r.signal === "SIGTERM" && !r.stdout.includes("{")) {
         // Delivered before the daemon had installed its handlers (still loading modules): Node's default action.
         // Nothing had been read or written; noted, not a failure.
-        count("sigterm-during-startup");
+        count("note: SIGTERM before the handlers were installed");
         return;
       }
       // It may have finished on its own just before the signal arrived.
@@ -391,23 +405,19 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       problems.push(`${what}: exit ${outcome}, expected ${allowed.join(" or ")}\n${tail(r)}`);
     }
   };
-  const faultsFired = () => {
+  /** Counts the simulator faults that fired (each one hit a request). Returns how many. */
+  const faultsFired = (): number => {
+    let n = 0;
     for (const rec of sim.requests()) {
       if (!rec.fault) {
         continue;
       }
-      const kind =
-        rec.fault === "status"
-          ? rec.status === 429
-            ? "429"
-            : `${rec.status >= 500 ? "5xx" : "status"}`
-          : rec.fault === "reset"
-            ? rec.kind === "token"
-              ? "graph-reset(token)"
-              : "graph-reset"
-            : rec.fault;
-      count(kind);
+      const what =
+        rec.fault === "status" ? (rec.status === 429 ? "429" : rec.status >= 500 ? "5xx" : String(rec.status)) : rec.fault;
+      count(`${rec.kind === "token" ? "token" : "graph"} ${what}`);
+      n++;
     }
+    return n;
   };
   const setReadOnly = async (on: boolean) => {
     await admin.query(on ? "alter database faults set default_transaction_read_only = on" : "alter database faults reset default_transaction_read_only");
@@ -432,7 +442,9 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   };
   const graphCalls = () => sim.requests().filter((r) => r.kind !== "other").length;
 
-  const runEpisode = async (kind: Kind) => {
+  /** Runs one episode; true when its fault really happened. */
+  const runEpisode = async (kind: Kind): Promise<boolean> => {
+    let own = false;
     sim.resetRequests();
     sim.setFaults([]);
     let command: "once" | "run" = chance(0.4) ? "run" : "once";
@@ -511,6 +523,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       judge(proc, r, [75]);
       if (r.code === 75) {
         count("pg-down-at-start");
+        own = true;
       }
       const calls = graphCalls();
       if (calls > 0) {
@@ -521,7 +534,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       } else {
         proxy.setMode("pass");
       }
-      return;
+      return own;
     }
     // Run daemons meet their faults mid-run: let the first cycle start.
     if (command === "run") {
@@ -536,13 +549,16 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     switch (kind) {
       case "sigkill-inflight": {
         // Kill while request k (hanging) is in flight.
-        await waitFor(() => proc.exited || sim.requests().some((r) => r.fault === "hang"), 15_000);
-        signal(proc, "SIGKILL");
+        const hung = await waitFor(() => proc.exited || sim.requests().some((r) => r.fault === "hang"), 15_000);
+        own = hung && !proc.exited && signal(proc, "SIGKILL");
+        if (own) {
+          count("kill: SIGKILL while a page is in flight");
+        }
         break;
       }
       case "sigkill-random":
         await sleep(rand(0, 2500));
-        signal(proc, "SIGKILL");
+        own = signal(proc, "SIGKILL");
         break;
       case "sigkill-commit": {
         const when = chance(0.5) ? "before" : "after";
@@ -557,19 +573,21 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         await waitFor(() => proc.exited || killedAt !== undefined, 15_000);
         proxy.disarm();
         if (killedAt) {
-          count(`sigkill-${killedAt}-commit`);
+          count(`kill: SIGKILL ${killedAt} COMMIT`);
+          own = true;
         }
         break;
       }
       case "sigterm":
         await sleep(rand(0, 2500));
-        signal(proc, "SIGTERM");
+        own = signal(proc, "SIGTERM");
         break;
       case "sigterm-retry-after": {
         await waitFor(() => proc.exited || sim.requests().some((r) => r.status === 429), 15_000);
         await sleep(rand(50, 400));
         if (signal(proc, "SIGTERM")) {
-          count("sigterm-during-retry-after");
+          count("kill: SIGTERM during a Retry-After wait");
+          own = true;
         }
         break;
       }
@@ -578,13 +596,15 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         if (!proc.exited) {
           await restartCluster();
           count("pg-restart");
+          own = true;
         }
         break;
       }
       case "pg-reset": {
         await waitFor(() => proc.exited || sim.requests().length > rand(1, 5), 8000);
         if (!proc.exited) {
-          count("pg-reset", proxy.resetAll() > 0 ? 1 : 0);
+          own = proxy.resetAll() > 0;
+          count("pg-reset", own ? 1 : 0);
         }
         break;
       }
@@ -594,6 +614,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         await waitFor(() => proc.exited || proxy.counters.commitDrops > before, 15_000);
         proxy.disarm();
         count("commit-drop", proxy.counters.commitDrops - before);
+        own = proxy.counters.commitDrops > before;
         break;
       }
       case "pg-blackhole": {
@@ -601,6 +622,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         if (!proc.exited) {
           proxy.setMode("blackhole");
           count("pg-blackhole");
+          own = true;
           await sleep(rand(1000, 4000));
           proxy.setMode("pass");
         }
@@ -612,18 +634,21 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         maxOffsetMs = Math.max(maxOffsetMs, offsetMs);
         sim.setClockOffset(offsetMs);
         count("clock-skew");
+        own = true;
         await sleep(rand(500, 3000));
         break;
       }
       case "read-only":
         await setReadOnly(true);
         count("read-only");
+        own = true;
         await sleep(rand(1000, 3000));
         await setReadOnly(false);
         break;
       case "disk-full":
         await setDiskFull(true);
         count("disk-full");
+        own = true;
         await sleep(rand(1000, 3000));
         await setDiskFull(false);
         break;
@@ -651,36 +676,53 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     }
     const r = await finish(proc, proc.signalSent ? 12_000 : ONCE_WATCHDOG_MS);
     judge(proc, r, command === "run" ? [] : allowed);
-    faultsFired();
+    const graphFaults = faultsFired();
+    if (GRAPH_KINDS.has(kind)) {
+      own = graphFaults > 0;
+    }
     sim.setFaults([]);
     proxy.disarm();
     proxy.setMode("pass");
     if (!cluster.db) {
       await cluster.start();
     }
+    return own;
   };
 
   const started = Date.now();
   let episodes = 0;
+  const episode = async (kind: Kind) => {
+    episodes++;
+    const t0 = Date.now();
+    const before = procs.length;
+    if (await runEpisode(kind)) {
+      fired[kind] = (fired[kind] ?? 0) + 1;
+    }
+    if (options.verbose) {
+      const p = procs[before];
+      say(
+        `  ${episodes} ${kind} ${p?.command ?? "-"} → ${p?.result?.signal ?? p?.result?.code ?? "?"} in ${Date.now() - t0} ms; ${
+          (p?.result?.logs ?? []).filter((l) => l.msg === "cycle complete").length
+        } cycles; fired ${fired[kind] ?? 0}`,
+      );
+    } else if (episodes % 20 === 0) {
+      say(`  … ${episodes} episodes, ${Math.round((Date.now() - started) / 1000)} s, problems ${problems.length}`);
+    }
+  };
   try {
-    while (Date.now() - started < options.durationMs) {
-      const kind = pickKind();
-      episodes++;
-      const t0 = Date.now();
-      const before = procs.length;
-      await runEpisode(kind);
-      if (options.verbose) {
-        const p = procs[before];
-        say(
-          `  ${episodes} ${kind} ${p?.command ?? "-"} → ${p?.result?.signal ?? p?.result?.code ?? "?"} in ${Date.now() - t0} ms; ${
-            (p?.result?.logs ?? []).filter((l) => l.msg === "cycle complete").length
-          } cycles; faults ${JSON.stringify(byKind)}`,
-        );
+    if (options.everyKind) {
+      // Each kind once (in a seeded order), then again for any whose fault did not happen (the daemon was faster).
+      const order = [...ALL_KINDS].sort(() => rng() - 0.5);
+      for (let round = 0; round < 3; round++) {
+        for (const kind of order) {
+          if (!fired[kind] && Date.now() - started < options.durationMs) {
+            await episode(kind);
+          }
+        }
       }
-      if (episodes % 10 === 0) {
-        say(
-          `  … ${episodes} episodes, ${Math.round((Date.now() - started) / 1000)} s, injected ${Object.values(byKind).reduce((a, b) => a + b, 0)}, problems ${problems.length}`,
-        );
+    } else {
+      while (Date.now() - started < options.durationMs) {
+        await episode(pickKind());
       }
     }
 
@@ -786,9 +828,13 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         secretHits += text.split(canary).length - 1;
       }
     }
-    const injected = Object.entries(byKind)
-      .filter(([k]) => !k.startsWith("sigkill-") || k === "sigkill")
-      .reduce((s, [, n]) => s + n, 0);
+    const injected =
+      signals.SIGKILL +
+      signals.SIGTERM +
+      Object.entries(byKind)
+        .filter(([k]) => !k.startsWith("kill:") && !k.startsWith("note:"))
+        .reduce((sum, [, n]) => sum + n, 0);
+    const missing = options.everyKind ? ALL_KINDS.filter((k) => !fired[k]) : [];
     const lost = lostIds.length;
     if (lost > 0) {
       problems.push(`lost ${lost} events, e.g. ${lostIds.slice(0, 5).join(", ")}`);
@@ -799,7 +845,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       injected,
       byKind,
       episodes,
-      sigkills: byKind.sigkill ?? 0,
+      sigkills: signals.SIGKILL,
+      sigterms: signals.SIGTERM,
+      fired,
+      missing,
       processes: procs.length,
       exits,
       eventsPublished: published,
