@@ -315,7 +315,7 @@ async function copyRows(url: string, texts: string[], from: string, to: string):
       "copy sign_ins (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at) from stdin",
       chunks,
     );
-    client.query(copy as unknown as pg.QueryConfig);
+    void client.query(copy as unknown as pg.QueryConfig);
     const rows = await copy.done;
     if (rows !== texts.length) {
       throw new Error(`COPY stored ${rows} rows, expected ${texts.length}`);
@@ -327,7 +327,9 @@ async function copyRows(url: string, texts: string[], from: string, to: string):
 }
 
 async function withClientPartitions(client: pg.Client, from: string, to: string): Promise<void> {
-  const pool = { connect: async () => Object.assign(client, { release: () => undefined }) } as unknown as pg.Pool;
+  const pool = {
+    connect: () => Promise.resolve(Object.assign(client, { release: () => undefined })),
+  } as unknown as pg.Pool;
   await withTransaction(pool, (c) => ensurePartitions(c, new Date(from), new Date(to)));
 }
 

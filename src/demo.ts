@@ -47,7 +47,15 @@ function cell(value: unknown): string {
   if (value instanceof Date) {
     return value.toISOString();
   }
-  return typeof value === "object" ? JSON.stringify(value) : String(value as string | number | boolean);
+  if (
+    typeof value === "string" ||
+    typeof value === "number" ||
+    typeof value === "boolean" ||
+    typeof value === "bigint"
+  ) {
+    return String(value);
+  }
+  return JSON.stringify(value);
 }
 
 /** Renders rows as an aligned text table. */

@@ -159,10 +159,8 @@ async function readAndStore(
       reader: "tail",
       maxSliceMs: settings.maxWindowMs,
     });
-    for (const key of Object.keys(result) as Array<keyof CycleResult>) {
-      if (typeof result[key] === "number" && key !== "ms" && typeof caught[key as keyof Counts] === "number") {
-        (result[key] as number) += caught[key as keyof Counts];
-      }
+    for (const key of Object.keys(emptyCounts()) as Array<keyof Counts>) {
+      result[key] += caught[key];
     }
     await withTransaction(db, (client) => writeCheckpoint(client, tenantId, stream.name, last.to, deps.clock.now()));
     result.checkpoint = last.to;

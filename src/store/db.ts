@@ -31,8 +31,9 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
   // The pool listens for errors on idle clients only. A checked-out client whose connection dies (PostgreSQL
   // restart, terminated session, TCP reset) emits 'error' as well as failing its query; with no listener that is an
   // uncaught exception that kills the process (exit 1, found by the fault campaign). The query still rejects.
+  let lost: Error | undefined;
   const onError = (error: Error) => {
-    broken ??= error;
+    lost ??= error;
   };
   client.on("error", onError);
   try {
@@ -46,10 +47,12 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
     } catch (rollbackError) {
       broken = rollbackError as Error;
     }
-    throw error;
+    // A query that failed because the connection had died ("Client has encountered a connection error and is not
+    // queryable") reports the death itself (ECONNRESET, 57P01…), which callers classify as temporary.
+    throw lost ?? error;
   } finally {
     client.removeListener("error", onError);
-    client.release(broken);
+    client.release(broken ?? lost);
   }
 }
 

@@ -629,8 +629,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         break;
       }
       case "clock-skew": {
-        // Graph's clock jumps (either way; equivalent to the host clock stepping the other way).
-        offsetMs = rand(-150, 60) * 1000;
+        // Graph's clock (relative to the host's) changes: mostly forward jumps, and backward steps no longer than
+        // SETTLE (see docs/faults.md: a larger backward step stands for a host clock stepping forward, which the
+        // daemon cannot see until Graph's next response).
+        offsetMs = Math.min(120_000, offsetMs + rand(-(SETTLE_S - 2), 45) * 1000);
         maxOffsetMs = Math.max(maxOffsetMs, offsetMs);
         sim.setClockOffset(offsetMs);
         count("clock-skew");
