@@ -308,3 +308,37 @@ test("`run` keeps partitions ahead of time and drops whole months past RETENTION
   const nextName = `sign_ins_${next.getUTCFullYear()}_${String(next.getUTCMonth() + 1).padStart(2, "0")}`;
   assert.ok(parts.includes(nextName), `next month's partition ${nextName} exists ahead of time`);
 });
+
+test("replicas share the (tenant, stream) pairs fairly through advisory locks", async () => {
+  const db = await fresh();
+  sim.setFaults([]);
+  const env = daemonEnv(sim, db.url, {
+    POLL_SCHEDULE: "* * * * * *",
+    STREAMS: "interactiveUser,nonInteractiveUser,servicePrincipal,managedIdentity",
+    SWEEPS: "off",
+  });
+  const a = startCli(["run"], env);
+  await a.waitForLog((l) => l.msg === "cycle complete");
+  const b = startCli(["run"], env);
+  const locksPerReplica = async () =>
+    (
+      await db.pool.query(
+        `select a.pid, count(l.*)::int as locks from pg_stat_activity a
+         left join pg_locks l on l.pid = a.pid and l.locktype = 'advisory'
+         where a.application_name = 'signin-ingest-locks' and a.datname = current_database() group by a.pid`,
+      )
+    ).rows.map((r) => r.locks as number);
+  let shares: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    shares = (await locksPerReplica()).sort();
+    if (shares.length === 2 && shares[0] === 2 && shares[1] === 2) {
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(shares, [2, 2], "each replica holds two of the four pairs");
+  a.child.kill("SIGTERM");
+  b.child.kill("SIGTERM");
+  assert.equal((await a.finished).code, 0);
+  assert.equal((await b.finished).code, 0);
+});
