@@ -11,7 +11,9 @@ FROM node:24-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
+# A small V8 young generation keeps the resident set flat (about 200 MB while ingesting; see README Performance).
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=4 \
     DATA_DIR=/data \
     METRICS_PORT=9464
 WORKDIR /app

@@ -33,6 +33,9 @@ import { migrate } from "../src/store/migrate.ts";
 import { ensurePartitions } from "../src/store/signins.ts";
 import { HOUR, systemClock } from "../src/time.ts";
 
+/** V8 heap settings of the production image (Dockerfile `NODE_OPTIONS`): a small young generation keeps RSS flat. */
+const PRODUCTION_NODE_FLAGS = "--max-semi-space-size=4";
+
 const SELF = fileURLToPath(import.meta.url);
 const TENANT_ROWS = "bench-copy";
 
@@ -122,8 +125,9 @@ async function child(task: ChildTask): Promise<void> {
 
 function runChild(task: ChildTask): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    // BENCH_NODE_FLAGS (e.g. "--max-semi-space-size=4") tries V8 heap settings on the measured process only.
-    const flags = (process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+    // The measured process runs with the heap settings the container uses (Dockerfile NODE_OPTIONS);
+    // BENCH_NODE_FLAGS overrides them (e.g. "" for Node's defaults).
+    const flags = (process.env.BENCH_NODE_FLAGS ?? PRODUCTION_NODE_FLAGS).split(" ").filter(Boolean);
     const proc = spawn(process.execPath, [...flags, SELF, "--child", JSON.stringify(task)], {
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -363,7 +367,11 @@ function table(rows: Array<Record<string, string | number>>): string {
   const columns = Object.keys(rows[0] ?? {});
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join("  ");
-  return [line(columns), line(widths.map((w) => "-".repeat(w))), ...rows.map((r) => line(columns.map((c) => String(r[c]))))].join("\n");
+  return [
+    line(columns),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map((r) => line(columns.map((c) => String(r[c])))),
+  ].join("\n");
 }
 
 const round = (n: number, digits = 0) => Number(n.toFixed(digits));
@@ -383,8 +391,20 @@ async function ingestScenario(dbs: Databases, n: number): Promise<void> {
     const simRef = { url: sim.url, tenantId: sim.tenantId, clientId: sim.clientId, clientSecret: sim.clientSecret };
 
     const copyMs = await copyRows(await dbs.fresh("copy"), texts, small.from, small.to);
-    const ingestN = await runChild({ databaseUrl: await dbs.fresh("ingest"), sim: simRef, mode: "window", ...small, pageSize });
-    const ingest4N = await runChild({ databaseUrl: await dbs.fresh("ingest4"), sim: simRef, mode: "window", ...large, pageSize });
+    const ingestN = await runChild({
+      databaseUrl: await dbs.fresh("ingest"),
+      sim: simRef,
+      mode: "window",
+      ...small,
+      pageSize,
+    });
+    const ingest4N = await runChild({
+      databaseUrl: await dbs.fresh("ingest4"),
+      sim: simRef,
+      mode: "window",
+      ...large,
+      pageSize,
+    });
     const sample = texts.slice(0, Math.min(texts.length, 5000));
     const naiveMs = await naiveRows(await dbs.fresh("naive"), sample, small.from, small.to);
     if (ingestN.events !== n || ingest4N.events !== 4 * n) {
@@ -397,10 +417,34 @@ async function ingestScenario(dbs: Databases, n: number): Promise<void> {
     const naiveEps = (sample.length * 1000) / naiveMs;
     process.stdout.write(
       table([
-        { path: "COPY into sign_ins", events: n, seconds: round(copyMs / 1000, 2), events_per_s: round(copyEps), peak_rss_mb: "-" },
-        { path: "ingest (N)", events: ingestN.events, seconds: round(ingestN.ms / 1000, 2), events_per_s: round(ingestEps), peak_rss_mb: round(ingestN.maxRssMb) },
-        { path: "ingest (4N)", events: ingest4N.events, seconds: round(ingest4N.ms / 1000, 2), events_per_s: round(ingest4Eps), peak_rss_mb: round(ingest4N.maxRssMb) },
-        { path: "naive upsert per event", events: sample.length, seconds: round(naiveMs / 1000, 2), events_per_s: round(naiveEps), peak_rss_mb: "-" },
+        {
+          path: "COPY into sign_ins",
+          events: n,
+          seconds: round(copyMs / 1000, 2),
+          events_per_s: round(copyEps),
+          peak_rss_mb: "-",
+        },
+        {
+          path: "ingest (N)",
+          events: ingestN.events,
+          seconds: round(ingestN.ms / 1000, 2),
+          events_per_s: round(ingestEps),
+          peak_rss_mb: round(ingestN.maxRssMb),
+        },
+        {
+          path: "ingest (4N)",
+          events: ingest4N.events,
+          seconds: round(ingest4N.ms / 1000, 2),
+          events_per_s: round(ingest4Eps),
+          peak_rss_mb: round(ingest4N.maxRssMb),
+        },
+        {
+          path: "naive upsert per event",
+          events: sample.length,
+          seconds: round(naiveMs / 1000, 2),
+          events_per_s: round(naiveEps),
+          peak_rss_mb: "-",
+        },
       ]) + "\n\n",
     );
     const summary = {
@@ -445,10 +489,25 @@ async function throttledScenario(dbs: Databases, timeScale: number): Promise<voi
     const requests429 = () => sim.requests().filter((r) => r.kind === "graph" && r.status === 429).length;
 
     sim.resetRequests();
-    const seq = await runChild({ databaseUrl: await dbs.fresh("seq"), sim: simRef, mode: "window", ...sequential, pageSize, budget });
+    const seq = await runChild({
+      databaseUrl: await dbs.fresh("seq"),
+      sim: simRef,
+      mode: "window",
+      ...sequential,
+      pageSize,
+      budget,
+    });
     const seq429 = requests429();
     sim.resetRequests();
-    const bf = await runChild({ databaseUrl: await dbs.fresh("bf"), sim: simRef, mode: "backfill", ...backfill, pageSize, budget, concurrency: 8 });
+    const bf = await runChild({
+      databaseUrl: await dbs.fresh("bf"),
+      sim: simRef,
+      mode: "backfill",
+      ...backfill,
+      pageSize,
+      budget,
+      concurrency: 8,
+    });
     const bf429 = requests429();
 
     const seqRate = (seq.pages * 1000) / seq.ms;
@@ -459,8 +518,24 @@ async function throttledScenario(dbs: Databases, timeScale: number): Promise<voi
     );
     process.stdout.write(
       table([
-        { reader: "sequential nextLink crawl", pages: seq.pages, events: seq.events, seconds: round(seq.ms / 1000, 1), pages_per_s: round(seqRate, 2), utilisation: round(seqRate / allowed, 3), http_429: seq429 },
-        { reader: "backfill (8 slices at once)", pages: bf.pages, events: bf.events, seconds: round(bf.ms / 1000, 1), pages_per_s: round(bfRate, 2), utilisation: round(bfRate / allowed, 3), http_429: bf429 },
+        {
+          reader: "sequential nextLink crawl",
+          pages: seq.pages,
+          events: seq.events,
+          seconds: round(seq.ms / 1000, 1),
+          pages_per_s: round(seqRate, 2),
+          utilisation: round(seqRate / allowed, 3),
+          http_429: seq429,
+        },
+        {
+          reader: "backfill (8 slices at once)",
+          pages: bf.pages,
+          events: bf.events,
+          seconds: round(bf.ms / 1000, 1),
+          pages_per_s: round(bfRate, 2),
+          utilisation: round(bfRate / allowed, 3),
+          http_429: bf429,
+        },
       ]) + "\n\n",
     );
     const summary = {
@@ -488,7 +563,8 @@ async function main(): Promise<void> {
       keep: { type: "boolean", default: false },
       "database-url": {
         type: "string",
-        default: process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+        default:
+          process.env.BENCH_DATABASE_URL ?? process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
       },
     },
   });

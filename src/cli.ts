@@ -212,6 +212,12 @@ async function main(argv: string[]): Promise<ExitCode> {
         try {
           const outcomes = await ingester.runAll(controller.signal);
           logOutcomes(outcomes, controller.signal, log);
+          if (controller.signal.aborted) {
+            // Stopped by SIGTERM/SIGINT: the aborted cycle rolled back and is not a failure (exit 0, as for `run`;
+            // it used to be classified as an internal error, 70 — found by the fault campaign).
+            log.info("stopped by signal");
+            return EXIT.ok;
+          }
           return onceExitCode(outcomes);
         } finally {
           await ingester.close();

@@ -73,7 +73,12 @@ export async function insertRejected(
   if (rejected.length === 0) {
     return;
   }
-  const json = JSON.stringify(rejected.map((r) => ({ reason: r.reason, raw_text: r.rawText })));
+  // One row per distinct text: the same bad event twice in one statement would make ON CONFLICT fail the page.
+  const byText = new Map<string, string>();
+  for (const r of rejected) {
+    byText.set(r.rawText, r.reason);
+  }
+  const json = JSON.stringify([...byText].map(([rawText, reason]) => ({ reason, raw_text: rawText })));
   await client.query(INSERT_REJECTED, [tenantId, stream, seenAt, json]);
 }
 

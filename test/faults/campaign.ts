@@ -361,7 +361,12 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   };
   /** Waits for the process to end; kills it (and records a hang) past the watchdog. */
   const finish = async (proc: Proc, watchdogMs: number): Promise<Finished> => {
-    const done = await Promise.race([proc.running.finished, sleep(watchdogMs).then(() => undefined)]);
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      proc.running.finished,
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), watchdogMs))),
+    ]);
+    clearTimeout(timer);
     if (done) {
       return done;
     }
