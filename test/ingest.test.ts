@@ -298,3 +298,24 @@ test("a long gap is caught up in concurrent slices, then the checkpoint moves to
   assert.equal(again.inserted, 0);
   await h.close();
 });
+
+test("a catch-up that fails part-way never moves the checkpoint past a slice that was not read", async () => {
+  const db = await fresh();
+  sim.resetRequests();
+  // The oldest slice is slow; later slices run concurrently and complete; then one fails for good.
+  sim.setFaults([
+    { match: { requestNumber: 1 }, kind: "hang", ms: 2000 },
+    { match: { requestNumber: 8 }, kind: "status", status: 400 },
+  ]);
+  const h = ingestHarness(sim, db, { INITIAL_LOOKBACK: "2d", MAX_WINDOW: "6h", PAGE_SIZE: "50", SWEEPS: "off" });
+  await assert.rejects(h.run());
+  sim.setFaults([]);
+  const slices = (await db.pool.query("select count(*)::int as n from coverage")).rows[0].n;
+  assert.ok(slices >= 1, `other slices completed (${slices})`);
+  assert.equal(await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"), undefined, "checkpoint unmoved");
+  const again = await h.run();
+  const to = again.windows.at(-1)!.to;
+  assert.deepEqual(new Set(await storedIds(db, sim.tenantId)), expectedIds(sim, again.windows[0]!.from, to));
+  assert.equal((await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"))?.getTime(), to.getTime());
+  await h.close();
+});

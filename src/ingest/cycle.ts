@@ -48,8 +48,6 @@ export interface CycleDeps {
   maxPagesPerWindow?: number;
   /** Prometheus metrics, when the ops listener is on. */
   metrics?: Metrics;
-  /** Test hook: called after each page is committed (crash tests kill the process here). */
-  afterPageCommit?: (pageNumber: number) => void | Promise<void>;
 }
 
 export interface CycleResult extends Counts {
@@ -144,7 +142,6 @@ async function readAndStore(
     pageSize: settings.pageSize,
     maxPagesPerWindow: deps.maxPagesPerWindow ?? MAX_PAGES_PER_WINDOW,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
-    ...(deps.afterPageCommit ? { afterPageCommit: deps.afterPageCommit } : {}),
   };
   const first = plan.windows[0];
   const last = plan.windows.at(-1);
@@ -167,7 +164,13 @@ async function readAndStore(
     return;
   }
   for (const window of plan.windows) {
-    await readWindowSplitting(reader, stream, window, { log, signal, reader: "tail", priority: "tail" }, result);
+    await readWindowSplitting(
+      reader,
+      stream,
+      window,
+      { log, signal, reader: "tail", priority: "tail", moveCheckpoint: true },
+      result,
+    );
     result.checkpoint = window.to;
   }
 }

@@ -52,8 +52,13 @@ export interface ReaderDeps {
 export interface ReadOptions {
   log: Logger;
   signal: AbortSignal;
-  /** Who reads: the tail moves the checkpoint; sweeps and backfills only record coverage. */
+  /** Who reads, as recorded in the coverage ledger. */
   reader: Reader;
+  /**
+   * Move the checkpoint to the window's end in its last page's transaction. Only for windows read in order, oldest
+   * first (the tail's own windows): never for slices read concurrently, whose ends do not bound what is complete.
+   */
+  moveCheckpoint?: boolean;
   priority: Priority;
 }
 
@@ -163,7 +168,7 @@ async function storePage(
         pages: counts.pages + 1,
         reader: options.reader,
       });
-      if (options.reader === "tail") {
+      if (options.moveCheckpoint) {
         await writeCheckpoint(client, tenantId, stream.name, window.to, seenAt);
       }
     }
