@@ -182,7 +182,7 @@ test("after SIGKILL mid-backfill, a re-run reads only the slices the ledger does
   }
 });
 
-test("concurrent slices under Graph's throttle rule stay within the budget and use most of it", async () => {
+test("concurrent slices under Graph's throttle rule stay within the budget and complete", async () => {
   const windowMs = 1000;
   const throttled = await startSimulator({
     seed: 13,
