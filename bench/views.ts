@@ -3,7 +3,10 @@
 // triggers cost per page, runs VACUUM ANALYZE, then times every view for the last 24 h and the last 30 days.
 //
 //   node bench/views.ts [--events 1000000] [--users 5000] [--per-user-per-day 1.75] [--runs 3] [--keep]
-//                       [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+//                       [--database-url postgres://postgres@127.0.0.1:5432/postgres] [--reuse signin_bench_…]
+//
+// --reuse names a database a previous run kept (--keep): it is migrated to the latest schema (e.g. to time new
+// rollups on the same data) and measured without loading anything; it is always kept.
 //
 // Events are generated backwards from the current hour at the density of --users (5,000 users ≈ 10 M sign-ins a
 // year), so the 24 h and 30 d windows hold as many rows as they would in a full year; a smaller --events only
@@ -28,6 +31,7 @@ const { values: args } = parseArgs({
     "per-user-per-day": { type: "string", default: "1.75" },
     runs: { type: "string", default: "3" },
     keep: { type: "boolean", default: false },
+    reuse: { type: "string" },
     "database-url": {
       type: "string",
       default:
@@ -71,17 +75,25 @@ const median = (xs: number[]): number => {
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 
 async function main(): Promise<void> {
-  const name = `signin_bench_${randomBytes(4).toString("hex")}`;
+  const name = args.reuse ?? `signin_bench_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: args["database-url"] });
   await admin.connect();
-  await admin.query(`create database ${name}`);
+  if (!args.reuse) {
+    await admin.query(`create database ${name}`);
+  }
   const url = withDatabase(args["database-url"], name);
+  const m0 = performance.now();
   await migrate(url, pino({ level: "silent" }));
+  const migrateMs = performance.now() - m0;
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   try {
     const server = (await pool.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v;
-    console.log(`database ${name} on PostgreSQL ${server}; loading ${TARGET} events (${args.users} users)`);
-    const load = await loadEvents(pool);
+    console.log(
+      args.reuse
+        ? `database ${name} on PostgreSQL ${server}; reused (migrated in ${round(migrateMs / 1000)} s)`
+        : `database ${name} on PostgreSQL ${server}; loading ${TARGET} events (${args.users} users)`,
+    );
+    const load = args.reuse ? await existingEvents(pool) : await loadEvents(pool);
     const triggers = await measureTriggerCost(pool);
     const t0 = performance.now();
     await pool.query("vacuum analyze");
@@ -115,7 +127,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(summary));
   } finally {
     await pool.end();
-    if (!args.keep) {
+    if (!args.keep && !args.reuse) {
       await admin.query(`drop database if exists ${name} with (force)`);
     }
     await admin.end();
@@ -177,11 +189,22 @@ async function loadEvents(pool: pg.Pool): Promise<{ events: number; days: number
   return { events, days: (endHour - hour) / 24, ms: performance.now() - t0, pageMs };
 }
 
+/** What a reused database holds (its load was timed by the run that created it). */
+async function existingEvents(pool: pg.Pool): Promise<{ events: number; days: number; ms: number; pageMs: number[] }> {
+  const { rows } = await pool.query<{ n: string; days: number }>(
+    `select count(*)::text as n,
+       extract(epoch from max(created_date_time) - min(created_date_time)) / 86400 as days from sign_ins`,
+  );
+  return { events: Number(rows[0]?.n), days: Number(rows[0]?.days), ms: NaN, pageMs: [] };
+}
+
 /**
- * Upserts the same fresh pages with the child-row triggers enabled and disabled (alternating, each rolled back), so
- * the difference is what child rows cost a page of 1000 events.
+ * Upserts the same fresh pages with every trigger enabled, without the rollup triggers, and without any child-row or
+ * rollup trigger (alternating, each rolled back): the differences are what rollups and child rows cost a page of 1000.
  */
-async function measureTriggerCost(pool: pg.Pool): Promise<{ withMs: number; withoutMs: number; pages: number }> {
+async function measureTriggerCost(
+  pool: pg.Pool,
+): Promise<{ withMs: number; withoutRollupsMs: number; withoutMs: number; pages: number }> {
   const cfg: GenConfig = {
     seed: 99,
     users: Number(args.users),
@@ -204,19 +227,24 @@ async function measureTriggerCost(pool: pg.Pool): Promise<{ withMs: number; with
     pages.push(events.slice(i, i + PAGE));
   }
   const on: number[] = [];
+  const noRollups: number[] = [];
   const off: number[] = [];
   for (let round = 0; round < 3; round++) {
-    for (const enabled of [true, false]) {
+    for (const [disabled, times] of [
+      [[], on],
+      [["sign_ins_rollups_insert"], noRollups],
+      [["sign_ins_rollups_insert", "sign_ins_children_insert"], off],
+    ] as const) {
       for (const page of pages) {
         const client = await pool.connect();
         try {
           await client.query("begin");
-          if (!enabled) {
-            await client.query("alter table sign_ins disable trigger sign_ins_children_insert");
+          for (const trigger of disabled) {
+            await client.query(`alter table sign_ins disable trigger ${trigger}`);
           }
           const t0 = performance.now();
           await upsertSignIns(client, "bench-trigger", "interactiveUser", page, new Date());
-          (enabled ? on : off).push(performance.now() - t0);
+          times.push(performance.now() - t0);
         } finally {
           await client.query("rollback");
           client.release();
@@ -224,7 +252,12 @@ async function measureTriggerCost(pool: pg.Pool): Promise<{ withMs: number; with
       }
     }
   }
-  return { withMs: round(median(on)), withoutMs: round(median(off)), pages: pages.length };
+  return {
+    withMs: round(median(on)),
+    withoutRollupsMs: round(median(noRollups)),
+    withoutMs: round(median(off)),
+    pages: pages.length,
+  };
 }
 
 interface ViewTiming {

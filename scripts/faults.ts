@@ -23,8 +23,16 @@ if (!Number.isInteger(seed) || !(minutes > 0 && minutes <= 60)) {
 const log = (line: string) => process.stderr.write(line + "\n");
 log(`fault campaign: seed ${seed}, ${minutes} min of faults (repeat with --seed ${seed})`);
 const started = Date.now();
-const result = await runCampaign({ seed, durationMs: minutes * 60_000, log, keep: values.keep, verbose: values.verbose });
-log(`episodes ${result.episodes}, daemon processes ${result.processes}, ${Math.round((Date.now() - started) / 1000)} s`);
+const result = await runCampaign({
+  seed,
+  durationMs: minutes * 60_000,
+  log,
+  keep: values.keep,
+  verbose: values.verbose,
+});
+log(
+  `episodes ${result.episodes}, daemon processes ${result.processes}, ${Math.round((Date.now() - started) / 1000)} s`,
+);
 log(`injected by kind: ${JSON.stringify(result.byKind)}`);
 log(`process exits: ${JSON.stringify(result.exits)}`);
 log(

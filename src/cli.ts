@@ -24,6 +24,7 @@ import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startOpsServer } from "./ops-server.ts";
 import { formatChecks, runChecks } from "./check.ts";
+import { EXPORT_HELP, exportCommand, IMPORT_HELP, importCommand } from "./io/commands.ts";
 import { withTransaction } from "./store/db.ts";
 import { dropExpiredPartitions, ensureUpcomingPartitions } from "./store/partitions.ts";
 import { formatStatus, readStatus } from "./status.ts";
@@ -39,6 +40,8 @@ Commands:
   once        apply migrations, run one cycle, exit (0 success, 75 temporary failure, 78 configuration/credentials/licence)
   backfill    read a past range (e.g. --from 30d) in concurrent time slices within the throttle budget; resumable
   migrate     apply database migrations and exit
+  import      load archived sign-in files (the old sample's SigninActivities*.json, Graph pages, JSON lines), idempotently
+  export      write stored events (--from/--to) to stdout as JSON lines or Graph pages
   check       preflight: token, each enabled stream, retention; prints what to fix (exit 0 only if all pass)
   status      per tenant and stream: checkpoint, lag, last cycle, events stored, retention risk (--json)
   simulate    start the local Microsoft Graph simulator (see 'simulate --help')
@@ -63,6 +66,8 @@ throttled past the retry budget, malformed page), 78 configuration, credential, 
   migrate: `Usage: node src/cli.ts migrate
 
 Applies pending database migrations (needs only DATABASE_URL, or DATA_DIR for the embedded database) and exits.`,
+  import: IMPORT_HELP,
+  export: EXPORT_HELP,
   check: `Usage: node src/cli.ts check [--json]
 
 For every tenant: gets a token, asks Graph for one event per enabled stream and for the oldest window that
@@ -96,6 +101,8 @@ Prints the configuration table (Markdown) generated from the schema that validat
 };
 
 const RESULT_COMMANDS = new Set(["check", "status", "export", "import"]);
+const DATABASE_ONLY = new Set(["migrate", "status"]);
+const OFFLINE_COMMANDS = new Set(["import", "export"]);
 
 function write(text: string): void {
   process.stdout.write(text.endsWith("\n") ? text : text + "\n");
@@ -166,8 +173,12 @@ async function main(argv: string[]): Promise<ExitCode> {
   dotenv.config({ quiet: true });
   let config: Config;
   try {
-    config = loadConfig(process.env, { require: command === "migrate" || command === "status" ? "database" : "all" });
+    config = loadConfig(process.env, { require: DATABASE_ONLY.has(command) ? "database" : "all" });
   } catch (error) {
+    // import/export need the database, and the tenants only when configured: no Graph credentials.
+    if (error instanceof ConfigError && OFFLINE_COMMANDS.has(command)) {
+      return offlineCommand(command, rest);
+    }
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\nSee README.md (Configuration) or 'node src/cli.ts config-doc'.\n`);
       return EXIT.config;
@@ -190,6 +201,16 @@ async function main(argv: string[]): Promise<ExitCode> {
       }
       if (command === "backfill") {
         return await backfillCommand(config, database, rest, controller.signal, log);
+      }
+      if (command === "import" || command === "export") {
+        return await ioCommand(
+          command,
+          rest,
+          database,
+          config.tenants.map((t) => t.tenantId),
+          log,
+          controller.signal,
+        );
       }
       if (command === "check") {
         const ingester = createIngester(config, database.pool, log, { sweepsInBackground: true });
@@ -379,6 +400,39 @@ async function runDaemon(config: Config, database: Database, signal: AbortSignal
     await ingester.close();
     await locks.close();
   }
+}
+
+async function ioCommand(
+  command: "import" | "export",
+  argv: string[],
+  database: Database,
+  tenants: string[],
+  log: Logger,
+  signal: AbortSignal,
+): Promise<ExitCode> {
+  const ctx = { pool: database.pool, log, tenants, out: process.stdout, err: process.stderr, signal };
+  return (await (command === "import" ? importCommand : exportCommand)(argv, ctx)) as ExitCode;
+}
+
+/** import/export without Graph credentials: database settings only; the tenant comes from --tenant or AZURE_TENANT_ID. */
+async function offlineCommand(command: string, argv: string[]): Promise<ExitCode> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env, { require: "database" });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\nSee README.md (Configuration) or 'node src/cli.ts config-doc'.\n`);
+      return EXIT.config;
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel, 2);
+  const controller = new AbortController();
+  installSignals(controller, log);
+  const tenant = process.env.AZURE_TENANT_ID?.trim().toLowerCase();
+  return withDatabase(config, log, controller.signal, (database) =>
+    ioCommand(command as "import" | "export", argv, database, tenant ? [tenant] : [], log, controller.signal),
+  );
 }
 
 /** Logs what went wrong per (tenant, stream): one failing tenant is reported, never stops the others. */

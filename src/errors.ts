@@ -6,6 +6,8 @@ export const EXIT = {
   internal: 70,
   /** Wrong command-line usage. */
   usage: 64,
+  /** Input data could not be used (a file given to `import` is not a readable event export). */
+  data: 65,
   /** Temporary: Graph or PostgreSQL unavailable, throttled past the retry budget, deadline hit. */
   temporary: 75,
   /** Configuration, credential, permission or licence problem: retrying will not help. */

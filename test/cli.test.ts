@@ -41,10 +41,9 @@ const graphRequests = () => sim.requests().filter((r) => r.path.includes("/audit
 test("--help works on every command", async () => {
   for (const args of [
     ["--help"],
-    ["run", "--help"],
-    ["once", "--help"],
-    ["migrate", "--help"],
-    ["simulate", "--help"],
+    ...["run", "once", "migrate", "check", "status", "backfill", "import", "export", "simulate", "config-doc"].map(
+      (c) => [c, "--help"],
+    ),
   ]) {
     const result = await runCli(args, { PATH: process.env.PATH ?? "" });
     assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
@@ -341,4 +340,18 @@ test("replicas share the (tenant, stream) pairs fairly through advisory locks", 
   b.child.kill("SIGTERM");
   assert.equal((await a.finished).code, 0);
   assert.equal((await b.finished).code, 0);
+});
+
+test("`import` and `export` need only the database (and a tenant id), not Graph credentials", async () => {
+  const db = await fresh();
+  const env = { PATH: process.env.PATH ?? "", DATABASE_URL: db.url, AZURE_TENANT_ID: sim.tenantId };
+  const fixture = new URL("./fixtures/SigninActivities1.json", import.meta.url).pathname;
+  const imported = await runCli(["import", fixture], env);
+  assert.equal(imported.code, 0, imported.stdout + imported.stderr);
+  const stored = (await db.pool.query("select count(*)::int as n from sign_ins")).rows[0].n as number;
+  assert.ok(stored > 0);
+  const exported = await runCli(["export", "--from", "2010-01-01T00:00:00Z", "--to", "2030-01-01T00:00:00Z"], env);
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.equal(exported.stdout.trim().split("\n").length, stored, "one JSON line per stored event");
+  assert.ok(!exported.stdout.includes('"level"'), "logs stay on stderr");
 });

@@ -64,7 +64,10 @@ describe("simulator: GET /auditLogs/directoryAudits", () => {
     for (const c of ["UserManagement", "GroupManagement", "ApplicationManagement", "RoleManagement", "Device"]) {
       assert.ok(categories.has(c), `category ${c} appears over three days`);
     }
-    assert.ok(all.some((e) => e.result === "failure"), "some audits failed");
+    assert.ok(
+      all.some((e) => e.result === "failure"),
+      "some audits failed",
+    );
     assert.ok(all.length > 100 && all.length < 1000, `a few per user per day (${all.length})`);
     // Same seed, same data.
     const again = await startSimulator({ seed: 3, users: 30, historyDays: 3, clock: () => sim.now() });

@@ -94,7 +94,11 @@ function userInitiator(u: User): Record<string, unknown> {
   };
 }
 
-function appInitiator(app: { appId: string; displayName: string; servicePrincipalId: string }): Record<string, unknown> {
+function appInitiator(app: {
+  appId: string;
+  displayName: string;
+  servicePrincipalId: string;
+}): Record<string, unknown> {
   return { app: { ...app, servicePrincipalName: null }, user: null };
 }
 
@@ -269,7 +273,9 @@ const ACTIVITIES: readonly Activity[] = [
         prop(
           "ConsentAction.Permissions",
           null,
-          json(`[] => [[Id: ${uuid(c.rng)}, ClientId: ${uuidFrom(c.model, app.appId)}, Scope:  User.Read openid profile offline_access]]; `),
+          json(
+            `[] => [[Id: ${uuid(c.rng)}, ClientId: ${uuidFrom(c.model, app.appId)}, Scope:  User.Read openid profile offline_access]]; `,
+          ),
         ),
       ];
       return {
@@ -291,7 +297,9 @@ const ACTIVITIES: readonly Activity[] = [
     build: (c) => {
       const joined = chance(c.rng, 0.5);
       const deviceId = uuid(c.rng);
-      const name = joined ? c.user.desktop.displayName || `DESKTOP-${int(c.rng, 1000, 9999)}` : `${c.user.displayName}'s iPhone`;
+      const name = joined
+        ? c.user.desktop.displayName || `DESKTOP-${int(c.rng, 1000, 9999)}`
+        : `${c.user.displayName}'s iPhone`;
       return {
         category: "Device",
         activityDisplayName: joined ? "Update device" : "Register device",
@@ -325,7 +333,12 @@ function tenantActivity(c: Ctx, sp: ServicePrincipal): Record<string, unknown> {
     const policy = CA_POLICIES[i] ?? CA_POLICIES[0];
     const id = c.model.caPolicyIds[i] ?? uuid(c.rng);
     const state = (s: string): string =>
-      json({ id, displayName: policy.name, state: s, grantControls: { operator: "OR", builtInControls: policy.grant } });
+      json({
+        id,
+        displayName: policy.name,
+        state: s,
+        grantControls: { operator: "OR", builtInControls: policy.grant },
+      });
     const [from, to] = pick(c.rng, [
       ["enabledForReportingButNotEnforced", "enabled"],
       ["enabled", "enabled"],
@@ -337,13 +350,10 @@ function tenantActivity(c: Ctx, sp: ServicePrincipal): Record<string, unknown> {
       loggedByService: "Conditional Access",
       operationType: "Update",
       initiatedBy: userInitiator(c.admin),
-      targetResources: [
-        target("Policy", id, policy.name, [prop("ConditionalAccessPolicy", state(from), state(to))]),
-      ],
+      targetResources: [target("Policy", id, policy.name, [prop("ConditionalAccessPolicy", state(from), state(to))])],
       additionalDetails: [],
     };
   }
-  const expiry = new Date((c.at.sec + int(c.rng, 90, 730) * 86_400) * 1000).toISOString();
   const keyId = uuid(c.rng);
   return {
     category: "ApplicationManagement",
@@ -455,5 +465,14 @@ export function makeDirectoryAudit(
     user,
     admin: admins.length > 0 ? pick(rng, admins) : user,
   };
-  return { ...finish(c, weighted(rng, ACTIVITIES.map((a) => [a.weight, a] as const)).build(c)), ...overrides };
+  return {
+    ...finish(
+      c,
+      weighted(
+        rng,
+        ACTIVITIES.map((a) => [a.weight, a] as const),
+      ).build(c),
+    ),
+    ...overrides,
+  };
 }

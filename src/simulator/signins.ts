@@ -36,9 +36,10 @@ function queryHash(
   resource: Resource,
 ): string {
   // Sign-in tokens hash as before (resource left out), so existing skiptokens stay stable.
-  return (resource === "signIns"
-    ? hash32(api, tenantId, filterText, order, top)
-    : hash32(api, tenantId, filterText, order, top, resource)
+  return (
+    resource === "signIns"
+      ? hash32(api, tenantId, filterText, order, top)
+      : hash32(api, tenantId, filterText, order, top, resource)
   ).toString(36);
 }
 

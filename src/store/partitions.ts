@@ -11,6 +11,15 @@ export const PARTITIONED_TABLES = [
   "sign_ins",
 ] as const;
 
+/**
+ * Rollups of sign_ins (migrations/0014_rollups.sql), not partitioned: with each dropped sign_ins month, their rows
+ * for that month (bucket column in [from, to)) are deleted in the same transaction, so they keep matching sign_ins.
+ */
+export const ROLLUP_TABLES = [
+  { table: "sign_in_rollup_hourly", bucket: "hour" },
+  { table: "sign_in_ca_rollup_daily", bucket: "day" },
+] as const;
+
 export interface DroppedPartition {
   /** The partitioned table it belonged to, e.g. `sign_ins`. */
   parent: string;
@@ -70,7 +79,7 @@ export async function ensureUpcomingPartitions(
 /**
  * Drops every monthly partition (of sign_ins and its child tables) that lies entirely before `now − retentionMs`:
  * a partition whose upper bound is later than the cutoff is kept, so no row younger than the retention is lost.
- * Default partitions are never dropped. Takes the same advisory lock as partition creation, so it does not race a
+ * Default partitions are never dropped. The rollups' rows for each dropped month are deleted too. Takes the same advisory lock as partition creation, so it does not race a
  * concurrent signin_ensure_partition. Run it inside a transaction (the lock is held to its end); `drop table` needs
  * an ACCESS EXCLUSIVE lock, so it waits for readers of that partition to finish.
  * @param retentionMs how long to keep sign-ins, in milliseconds (e.g. 400 days); must be positive.
@@ -95,6 +104,15 @@ export async function dropExpiredPartitions(
     // Identifiers come from pg_class, quoted by PostgreSQL itself.
     await client.query(`drop table if exists ${await quoteIdent(client, row.name)}`);
     dropped.push({ parent: row.parent, name: row.name, from: row.lower_bound, to: row.upper_bound });
+    if (row.parent === "sign_ins") {
+      // Month bounds are whole UTC hours and days, so a bucket lies entirely inside or outside the month.
+      for (const { table, bucket } of ROLLUP_TABLES) {
+        await client.query(`delete from ${table} where ${bucket} >= $1 and ${bucket} < $2`, [
+          row.lower_bound,
+          row.upper_bound,
+        ]);
+      }
+    }
   }
   return dropped;
 }

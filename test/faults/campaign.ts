@@ -275,9 +275,9 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     if (batch.length > 0) {
       sim.addEvents(batch);
     }
-    while (recent.length > 0 && (recent[0]?.createdMs ?? 0) < now - (MAX_LATENESS_S - 5) * 1000) {
-      recent.shift();
-    }
+    // Only events created at most 45 s ago are re-published (the list is in publishing order, not creation order).
+    const fresh = recent.filter((e) => e.createdMs >= now - (MAX_LATENESS_S - 5) * 1000);
+    recent.splice(0, recent.length, ...fresh);
     if (recent.length > 0 && eventRng() < 0.25) {
       const target = recent[Math.floor(eventRng() * recent.length)];
       if (target) {
@@ -289,7 +289,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       }
     }
   }, 200);
-  cleanups.push(async () => clearInterval(publisher));
+  cleanups.push(() => Promise.resolve(clearInterval(publisher)));
 
   // Checkpoint sampler, straight to the cluster (not through the proxy).
   const samples: number[] = [];
@@ -418,14 +418,24 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         continue;
       }
       const what =
-        rec.fault === "status" ? (rec.status === 429 ? "429" : rec.status >= 500 ? "5xx" : String(rec.status)) : rec.fault;
+        rec.fault === "status"
+          ? rec.status === 429
+            ? "429"
+            : rec.status >= 500
+              ? "5xx"
+              : String(rec.status)
+          : rec.fault;
       count(`${rec.kind === "token" ? "token" : "graph"} ${what}`);
       n++;
     }
     return n;
   };
   const setReadOnly = async (on: boolean) => {
-    await admin.query(on ? "alter database faults set default_transaction_read_only = on" : "alter database faults reset default_transaction_read_only");
+    await admin.query(
+      on
+        ? "alter database faults set default_transaction_read_only = on"
+        : "alter database faults reset default_transaction_read_only",
+    );
     await admin.query(
       "select pg_terminate_backend(pid) from pg_stat_activity where datname = 'faults' and application_name like 'signin-ingest%'",
     );
@@ -452,7 +462,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     let own = false;
     sim.resetRequests();
     sim.setFaults([]);
-    let command: "once" | "run" = chance(0.4) ? "run" : "once";
+    const command: "once" | "run" = chance(0.4) ? "run" : "once";
     const extra: Record<string, string> = {};
     const allowed = [0, 75];
     let faults: FaultRule[] | undefined;
@@ -468,7 +478,14 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       case "graph-reset":
         faults = chance(0.25)
           ? [{ match: { token: true, requestNumber: 1 }, kind: "reset" }]
-          : [{ match: { from: k }, kind: "reset", ...(chance(0.7) ? { afterBytes: rand(0, 6000) } : {}), times: rand(1, 2) }];
+          : [
+              {
+                match: { from: k },
+                kind: "reset",
+                ...(chance(0.7) ? { afterBytes: rand(0, 6000) } : {}),
+                times: rand(1, 2),
+              },
+            ];
         break;
       case "graph-hang":
         faults = [{ match: { from: k }, kind: "hang", ...(chance(0.5) ? { ms: 5000 } : {}), times: rand(1, 2) }];
@@ -767,7 +784,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     // The checker (H5).
     const allLogs = procs.map(logsOf);
     const completes = procs.flatMap((p) => (p.result?.logs ?? []).filter((l) => l.msg === "cycle complete"));
-    const starts = completes.map((l) => String(l.window_from)).filter((s) => s !== "undefined").sort();
+    const starts = completes
+      .map((l) => String(l.window_from))
+      .filter((s) => s !== "undefined")
+      .sort();
     const checkpoint = (
       await direct.query<{ position: Date }>(
         "select position from checkpoints where tenant_id = $1 and stream = 'interactiveUser'",
@@ -817,13 +837,20 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     if (stale > 0 && options.verbose) {
       for (const id of staleIds.slice(0, 3)) {
         const e = sim.visibleEvents(sim.tenantId, finalAt).find((x) => x.id === id);
-        say(`stale ${id}: stored ${JSON.stringify(storedById.get(id)).slice(0, 2000)}\n  simulator ${JSON.stringify(e ? v1(e) : null).slice(0, 2000)}`);
-        const r = await direct.query("select first_seen_at, last_changed_at, revision, created_date_time from sign_ins where id = $1", [id]);
+        say(
+          `stale ${id}: stored ${JSON.stringify(storedById.get(id)).slice(0, 2000)}\n  simulator ${JSON.stringify(e ? v1(e) : null).slice(0, 2000)}`,
+        );
+        const r = await direct.query(
+          "select first_seen_at, last_changed_at, revision, created_date_time from sign_ins where id = $1",
+          [id],
+        );
         say(`  row ${JSON.stringify(r.rows)}`);
       }
     }
     if (stale > 0) {
-      problems.push(`${stale} stored rows are older than the simulator's latest version: ${staleIds.slice(0, 5).join(", ")}`);
+      problems.push(
+        `${stale} stored rows are older than the simulator's latest version: ${staleIds.slice(0, 5).join(", ")}`,
+      );
     }
     if (phantoms > 0) {
       problems.push(`${phantoms} stored rows the simulator never showed`);
@@ -898,7 +925,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
 
 function tail(r: Finished): string {
   const err = r.stderr.trim();
-  const text = err.length > 0 ? err.split("\n").slice(0, 12).join("\n") : r.stdout.trim().split("\n").slice(-3).join("\n");
+  const text =
+    err.length > 0 ? err.split("\n").slice(0, 12).join("\n") : r.stdout.trim().split("\n").slice(-3).join("\n");
   return text
     .split("\n")
     .map((l) => `    ${l.slice(0, 400)}`)

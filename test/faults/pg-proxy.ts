@@ -173,7 +173,14 @@ export class PgProxy {
       return;
     }
     const server = new Socket();
-    const link: Link = { client, server, pending: Buffer.alloc(0), startup: true, held: { toServer: [], toClient: [] }, closed: false };
+    const link: Link = {
+      client,
+      server,
+      pending: Buffer.alloc(0),
+      startup: true,
+      held: { toServer: [], toClient: [] },
+      closed: false,
+    };
     this.#links.add(link);
     client.setNoDelay(true);
     server.setNoDelay(true);
@@ -211,7 +218,9 @@ export class PgProxy {
 
   #flush(link: Link): void {
     for (const b of link.held.toServer.splice(0)) {
-      if (!link.server.destroyed) link.server.write(b);
+      if (!link.server.destroyed) {
+        link.server.write(b);
+      }
     }
     for (const b of link.held.toClient.splice(0)) {
       this.#fromServer(link, b);
@@ -236,9 +245,13 @@ export class PgProxy {
     const buf = link.pending;
     while (!link.closed) {
       if (link.startup) {
-        if (buf.length - offset < 8) break;
+        if (buf.length - offset < 8) {
+          break;
+        }
         const len = buf.readInt32BE(offset);
-        if (buf.length - offset < len) break;
+        if (buf.length - offset < len) {
+          break;
+        }
         const code = buf.readInt32BE(offset + 4);
         this.#toServer(link, buf.subarray(offset, offset + len));
         offset += len;
@@ -247,10 +260,14 @@ export class PgProxy {
         }
         continue;
       }
-      if (buf.length - offset < 5) break;
+      if (buf.length - offset < 5) {
+        break;
+      }
       const type = buf[offset] as number;
       const len = buf.readInt32BE(offset + 1);
-      if (buf.length - offset < 1 + len) break;
+      if (buf.length - offset < 1 + len) {
+        break;
+      }
       const message = buf.subarray(offset, offset + 1 + len);
       offset += 1 + len;
       if (isCommitMessage(type, message.subarray(5))) {

@@ -1,0 +1,233 @@
+// Command handlers for `import` and `export`: flags, tenant choice, human-readable output, exit codes.
+// No `process` access: the CLI passes the pool, the logger, the configured tenants and the output stream.
+
+import type { Writable } from "node:stream";
+import { parseArgs } from "node:util";
+
+import { EXIT, type ExitCode } from "../errors.ts";
+import { isStreamName, STREAM_NAMES } from "../ingest/streams.ts";
+import type { Logger } from "../log.ts";
+import type { Pool } from "../store/db.ts";
+import { parseDuration } from "../time.ts";
+import { EXPORT_FORMATS, type ExportFormat, exportEvents, MAX_PAGE_SIZE } from "./export.ts";
+import { type FileSummary, importFiles } from "./import.ts";
+
+export interface CommandContext {
+  pool: Pool;
+  log: Logger;
+  /** Configured tenant ids. */
+  tenants: string[];
+  /** Where the command's result goes (stdout). */
+  out: Writable;
+  /** Where usage errors go (stderr); default `out`. */
+  err?: Writable;
+  now?: () => Date;
+  signal?: AbortSignal;
+}
+
+export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] <file>…
+
+Loads archived sign-in files into PostgreSQL, idempotently (importing a file again inserts nothing), so years of
+dumps join the live data. Each file may hold:
+  - pages saved by the old PowerShell sample (SigninActivities0.json …) from the retired Azure AD Graph
+    …/activities/signinEvents API (signinDateTime, loginStatus, deviceInformation …), UTF-8 or UTF-16;
+    mapped to Graph's signIn shape, every original field kept, marked "@signinIngest.source": "azureAdGraph";
+  - Microsoft Graph signIn (or directoryAudit) events: a page {"value": […]}, a bare array, JSON lines, or the
+    output of 'export' in either format.
+The shape is detected per file and reported. Events without an id or a valid time go to rejected_events. A file
+that is not an event export is reported and skipped; the other files are still imported.
+
+  --tenant ID       the tenant the events belong to (default: the only configured tenant; required with several)
+  --batch-size N    events per transaction (default 1000)
+
+Exit codes: 0 every file imported, 64 usage, 65 a file could not be (completely) imported.`;
+
+export const EXPORT_HELP = `Usage: node src/cli.ts export --from <time> [--to <time>] [--tenant ID] [--stream NAME]
+                              [--format jsonl|graph-pages] [--page-size N]
+
+Writes stored events to stdout, oldest first, with their time in [--from, --to): exactly what Graph sent (raw).
+  --from, --to      ISO-8601 time (2025-03-01T00:00:00Z) or an age (7d, 12h); --to defaults to now
+  --tenant ID       default: the only configured tenant; required with several
+  --stream NAME     ${STREAM_NAMES.join(", ")}
+                    (default: every sign-in stream; directoryAudits exports directory audits instead)
+  --format jsonl        one event per line (default)
+           graph-pages  one Graph page per line: {"@odata.context": …, "value": [up to --page-size events]}
+  --page-size N     events per page, 1..${MAX_PAGE_SIZE} (default ${MAX_PAGE_SIZE})
+Both formats can be given back to 'import' (e.g. into another database).
+
+Exit codes: 0 ok, 64 usage.`;
+
+function usage(ctx: CommandContext, message: string, help: string): ExitCode {
+  (ctx.err ?? ctx.out).write(`${message}\n\n${help}\n`);
+  return EXIT.usage;
+}
+
+/** The tenant a command works on: --tenant, or the only configured one. */
+function chooseTenant(
+  given: string | undefined,
+  tenants: readonly string[],
+  mustBeConfigured: boolean,
+): string | { problem: string } {
+  if (given !== undefined) {
+    if (given.trim() === "") {
+      return { problem: "--tenant needs a tenant id" };
+    }
+    if (mustBeConfigured && !tenants.includes(given)) {
+      return { problem: `--tenant ${given} is not a configured tenant (configured: ${tenants.join(", ") || "none"})` };
+    }
+    return given;
+  }
+  if (tenants.length === 1) {
+    return tenants[0] as string;
+  }
+  return {
+    problem:
+      tenants.length === 0
+        ? "no tenant is configured: pass --tenant"
+        : `${tenants.length} tenants are configured: pass --tenant (one of ${tenants.join(", ")})`,
+  };
+}
+
+function formatCounts(s: FileSummary): string {
+  const dup = s.duplicates > 0 ? `, duplicates ${s.duplicates}` : "";
+  return `read ${s.read}, inserted ${s.inserted}, updated ${s.updated}, unchanged ${s.unchanged}, rejected ${s.rejected}${dup}`;
+}
+
+export async function importCommand(argv: string[], ctx: CommandContext): Promise<ExitCode> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        tenant: { type: "string" },
+        "batch-size": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    return usage(ctx, `import: ${(error as Error).message}`, IMPORT_HELP);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    ctx.out.write(`${IMPORT_HELP}\n`);
+    return EXIT.ok;
+  }
+  if (positionals.length === 0) {
+    return usage(ctx, "import: name at least one file", IMPORT_HELP);
+  }
+  const tenant = chooseTenant(values.tenant, ctx.tenants, true);
+  if (typeof tenant !== "string") {
+    return usage(ctx, `import: ${tenant.problem}`, IMPORT_HELP);
+  }
+  const batchSize = values["batch-size"] === undefined ? undefined : Number(values["batch-size"]);
+  if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)) {
+    return usage(ctx, "import: --batch-size must be an integer in 1..10000", IMPORT_HELP);
+  }
+  const summary = await importFiles(positionals, {
+    pool: ctx.pool,
+    log: ctx.log,
+    tenantId: tenant,
+    now: ctx.now ?? (() => new Date()),
+    ...(batchSize !== undefined ? { batchSize } : {}),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  for (const f of summary.files) {
+    const what = f.container ? `${f.shape}, ${f.container}` : f.shape;
+    ctx.out.write(
+      f.error === undefined
+        ? `${f.file}: ${what}: ${formatCounts(f)}\n`
+        : `${f.file}: FAILED: ${f.error}${f.read > 0 ? ` [${what}: ${formatCounts(f)}]` : ""}\n`,
+    );
+  }
+  const t = summary.totals;
+  ctx.out.write(
+    `tenant ${tenant}: ${summary.files.length} file(s), read ${t.read}, inserted ${t.inserted}, updated ${t.updated}, unchanged ${t.unchanged}, rejected ${t.rejected}` +
+      (summary.failed > 0 ? `; ${summary.failed} file(s) failed\n` : "\n"),
+  );
+  return summary.failed > 0 ? EXIT.data : EXIT.ok;
+}
+
+export async function exportCommand(argv: string[], ctx: CommandContext): Promise<ExitCode> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        from: { type: "string" },
+        to: { type: "string" },
+        tenant: { type: "string" },
+        stream: { type: "string" },
+        format: { type: "string" },
+        "page-size": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: false,
+      strict: true,
+    });
+  } catch (error) {
+    return usage(ctx, `export: ${(error as Error).message}`, EXPORT_HELP);
+  }
+  const { values } = parsed;
+  if (values.help) {
+    ctx.out.write(`${EXPORT_HELP}\n`);
+    return EXIT.ok;
+  }
+  const now = (ctx.now ?? (() => new Date()))();
+  const from = parseTime(values.from, now);
+  const to = values.to === undefined ? now : parseTime(values.to, now);
+  if (from === undefined || to === undefined) {
+    return usage(ctx, "export: --from (and --to, if given) must be an ISO-8601 time or an age like 7d", EXPORT_HELP);
+  }
+  if (from >= to) {
+    return usage(ctx, "export: --from must be before --to", EXPORT_HELP);
+  }
+  const format = (values.format ?? "jsonl") as ExportFormat;
+  if (!EXPORT_FORMATS.includes(format)) {
+    return usage(ctx, `export: --format must be ${EXPORT_FORMATS.join(" or ")}`, EXPORT_HELP);
+  }
+  if (values.stream !== undefined && !isStreamName(values.stream)) {
+    return usage(ctx, `export: --stream must be one of ${STREAM_NAMES.join(", ")}`, EXPORT_HELP);
+  }
+  const pageSize = values["page-size"] === undefined ? MAX_PAGE_SIZE : Number(values["page-size"]);
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
+    return usage(ctx, `export: --page-size must be an integer in 1..${MAX_PAGE_SIZE}`, EXPORT_HELP);
+  }
+  const tenant = chooseTenant(values.tenant, ctx.tenants, false);
+  if (typeof tenant !== "string") {
+    return usage(ctx, `export: ${tenant.problem}`, EXPORT_HELP);
+  }
+  const result = await exportEvents({
+    pool: ctx.pool,
+    tenantId: tenant,
+    from,
+    to,
+    format,
+    out: ctx.out,
+    pageSize,
+    ...(values.stream !== undefined ? { stream: values.stream } : {}),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  ctx.log.info(
+    { tenant_id: tenant, stream: values.stream ?? "all sign-ins", from, to, format, ...result },
+    "export complete",
+  );
+  return EXIT.ok;
+}
+
+/** An ISO-8601 time with a zone (or a date), or an age before `now` (`7d`, `12h`). */
+export function parseTime(text: string | undefined, now: Date): Date | undefined {
+  if (text === undefined) {
+    return undefined;
+  }
+  const age = parseDuration(text);
+  if (age !== undefined) {
+    return new Date(now.getTime() - age);
+  }
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(text.trim())) {
+    return undefined;
+  }
+  const ms = Date.parse(text.trim());
+  return Number.isFinite(ms) ? new Date(ms) : undefined;
+}

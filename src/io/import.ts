@@ -1,0 +1,346 @@
+// `import`: loads archived event files (pages saved by the 2016 PowerShell sample from Azure AD Graph, or by any
+// Microsoft Graph client, bare arrays, JSON lines, `export` output) into the same tables the daemon fills, through
+// the same upserts: idempotent, a bounded batch per transaction, streamed so files of any size fit in memory.
+
+import { createReadStream } from "node:fs";
+import path from "node:path";
+import { TextDecoder } from "node:util";
+
+import type { RejectedEvent } from "../ingest/events.ts";
+import { sortEvents } from "../ingest/events.ts";
+import { isStreamName } from "../ingest/streams.ts";
+import type { Logger } from "../log.ts";
+import { type Pool, type PoolClient, withTransaction } from "../store/db.ts";
+import { ENSURE_PARTITION, insertRejected, upsertDirectoryAudits, upsertSignIns } from "../store/signins.ts";
+import { JsonEventScanner, JsonStructureError, type ScannedItem } from "./scan.ts";
+import { type EventShape, fromAzureAdGraph, SHAPE_LABELS, shapeOf } from "./shapes.ts";
+
+export const DEFAULT_IMPORT_BATCH = 1000;
+/** The `stream` recorded for events an import set aside in rejected_events. */
+export const IMPORT_REJECTED_STREAM = "import";
+
+export interface ImportDeps {
+  pool: Pool;
+  log: Logger;
+  tenantId: string;
+  now: () => Date;
+  /** Events per transaction (default 1000). */
+  batchSize?: number;
+  signal?: AbortSignal;
+}
+
+export interface ImportCounts {
+  read: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  rejected: number;
+  /** Same id twice within one batch: the later copy is stored, the earlier counted here. */
+  duplicates: number;
+}
+
+export interface FileSummary extends ImportCounts {
+  file: string;
+  /** What the file holds, e.g. "Azure AD Graph signinEvents (legacy 2016 sample)", "mixed: …", or "empty". */
+  shape: string;
+  /** Events per recognised shape. */
+  shapes: Partial<Record<EventShape, number>>;
+  /** How the events were packaged, e.g. "2 pages", "JSON array", "JSON lines (120 lines)". */
+  container: string;
+  /** Set when the file could not be (completely) imported; counts then cover what was stored before. */
+  error?: string;
+}
+
+export interface ImportSummary {
+  files: FileSummary[];
+  totals: ImportCounts;
+  /** Files with an error. */
+  failed: number;
+}
+
+/** A file problem (not JSON, not an event export, unreadable): reported for that file, the others go on. */
+export class ImportFileError extends Error {
+  override name = "ImportFileError";
+}
+
+function emptyCounts(): ImportCounts {
+  return { read: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, duplicates: 0 };
+}
+
+/** The stream a Graph signIn belongs to: its first signInEventTypes entry, else interactive (v1.0 shape). */
+export function signInStream(raw: Record<string, unknown>): string {
+  const types = raw.signInEventTypes;
+  const first = Array.isArray(types) ? types[0] : undefined;
+  if (typeof first === "string" && isStreamName(first) && first !== "directoryAudits") {
+    return first;
+  }
+  return raw.isInteractive === false ? "nonInteractiveUser" : "interactiveUser";
+}
+
+interface Routed {
+  table: "sign_ins" | "directory_audits";
+  stream: string;
+  value: unknown;
+}
+
+type Pending = Routed | { rejected: RejectedEvent };
+
+/** Imports each file in turn; a file's problem is reported in its summary and the next file is still read. */
+export async function importFiles(files: readonly string[], deps: ImportDeps): Promise<ImportSummary> {
+  const summary: ImportSummary = { files: [], totals: emptyCounts(), failed: 0 };
+  const months = new Set<string>();
+  for (const file of files) {
+    deps.signal?.throwIfAborted();
+    const result = await importFile(file, deps, months);
+    summary.files.push(result);
+    for (const key of Object.keys(summary.totals) as Array<keyof ImportCounts>) {
+      summary.totals[key] += result[key];
+    }
+    if (result.error !== undefined) {
+      summary.failed++;
+      deps.log.error({ file, ...countsOf(result), error: result.error }, "file not (completely) imported");
+    } else {
+      deps.log.info({ file, shape: result.shape, ...countsOf(result) }, "file imported");
+    }
+  }
+  return summary;
+}
+
+function countsOf(c: ImportCounts): ImportCounts {
+  const { read, inserted, updated, unchanged, rejected, duplicates } = c;
+  return { read, inserted, updated, unchanged, rejected, duplicates };
+}
+
+async function importFile(file: string, deps: ImportDeps, months: Set<string>): Promise<FileSummary> {
+  const summary: FileSummary = { file, shape: "empty", shapes: {}, container: "", ...emptyCounts() };
+  const batchSize = deps.batchSize ?? DEFAULT_IMPORT_BATCH;
+  const name = path.basename(file);
+  let pending: Pending[] = [];
+  let recognised = false;
+  const items: ScannedItem[] = [];
+  const scanner = new JsonEventScanner((item) => items.push(item));
+
+  const take = (item: ScannedItem): void => {
+    summary.read++;
+    let value: unknown;
+    try {
+      value = JSON.parse(item.text);
+    } catch (error) {
+      pending.push({
+        rejected: { reason: `invalid JSON (${(error as Error).message})`, rawText: item.text },
+      });
+      return;
+    }
+    const shape = shapeOf(value);
+    summary.shapes[shape] = (summary.shapes[shape] ?? 0) + 1;
+    if (shape === "unknown") {
+      pending.push({
+        rejected: {
+          reason:
+            value === null || typeof value !== "object" || Array.isArray(value)
+              ? "not a JSON object"
+              : "neither a Graph signIn (createdDateTime), an Azure AD Graph signinEvent (signinDateTime) nor a directoryAudit (activityDateTime)",
+          rawText: item.text,
+        },
+      });
+      return;
+    }
+    recognised = true;
+    if (shape === "graphDirectoryAudit") {
+      pending.push({ table: "directory_audits", stream: "directoryAudits", value });
+      return;
+    }
+    const event = shape === "azureAdGraph" ? fromAzureAdGraph(value as Record<string, unknown>) : value;
+    pending.push({ table: "sign_ins", stream: signInStream(event as Record<string, unknown>), value: event });
+  };
+
+  const flush = async (all: boolean): Promise<void> => {
+    while (pending.length >= batchSize || (all && pending.length > 0)) {
+      if (!recognised) {
+        throw new ImportFileError(
+          `not an event export: none of the first ${pending.length} items is a Graph signIn (createdDateTime), an Azure AD Graph signinEvent (signinDateTime) or a directoryAudit (activityDateTime); nothing stored`,
+        );
+      }
+      const batch = pending.slice(0, batchSize);
+      pending = pending.slice(batchSize);
+      deps.signal?.throwIfAborted();
+      await storeBatch(batch, deps, name, months, summary);
+    }
+  };
+
+  try {
+    const stream = createReadStream(file, { highWaterMark: 1 << 20 });
+    let decoder: TextDecoder | undefined;
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      decoder ??= new TextDecoder(detectEncoding(chunk), { fatal: true });
+      scanner.push(decodeChunk(decoder, chunk, true));
+      for (const item of items.splice(0)) {
+        take(item);
+      }
+      if (recognised || pending.length >= batchSize) {
+        await flush(false);
+      }
+    }
+    if (decoder) {
+      scanner.push(decodeChunk(decoder, undefined, false));
+    }
+    scanner.end();
+    for (const item of items.splice(0)) {
+      take(item);
+    }
+    await flush(true);
+  } catch (error) {
+    months.clear();
+    summary.error = describeFileError(error, summary);
+    if (summary.error === undefined) {
+      throw error;
+    }
+  }
+  summary.container = describeContainer(scanner.seen);
+  summary.shape = describeShape(summary.shapes);
+  return summary;
+}
+
+function decodeChunk(decoder: TextDecoder, chunk: Buffer | undefined, more: boolean): string {
+  try {
+    return decoder.decode(chunk, { stream: more });
+  } catch (error) {
+    throw new ImportFileError(`not UTF-8 or UTF-16 text (${(error as Error).message})`);
+  }
+}
+
+/** UTF-8 unless a BOM or NUL bytes say UTF-16 (Windows PowerShell's Out-File writes UTF-16LE with a BOM). */
+export function detectEncoding(head: Uint8Array): string {
+  const [a, b] = [head[0], head[1]];
+  if (a === 0xff && b === 0xfe) {
+    return "utf-16le";
+  }
+  if (a === 0xfe && b === 0xff) {
+    return "utf-16be";
+  }
+  if (a !== undefined && b !== undefined && a !== 0 && b === 0) {
+    return "utf-16le";
+  }
+  if (a === 0 && b !== undefined && b !== 0) {
+    return "utf-16be";
+  }
+  return "utf-8";
+}
+
+function describeFileError(error: unknown, summary: FileSummary): string | undefined {
+  const stored =
+    summary.inserted + summary.updated + summary.unchanged + summary.rejected > 0
+      ? ` (the ${summary.inserted + summary.updated + summary.unchanged + summary.rejected} events before it were stored)`
+      : "";
+  if (error instanceof ImportFileError) {
+    return error.message;
+  }
+  if (error instanceof JsonStructureError) {
+    return `not valid JSON: ${error.message}${stored}`;
+  }
+  const code = (error as NodeJS.ErrnoException).code;
+  if (typeof code === "string" && /^E[A-Z]+$/.test(code) && (error as NodeJS.ErrnoException).syscall) {
+    return `cannot read the file (${(error as Error).message})`;
+  }
+  return undefined;
+}
+
+function describeContainer(seen: { pages: number; arrays: number; lines: number }): string {
+  const parts: string[] = [];
+  if (seen.pages > 0) {
+    parts.push(seen.pages === 1 ? "1 page" : `${seen.pages} pages (JSON lines)`);
+  }
+  if (seen.arrays > 0) {
+    parts.push(seen.arrays === 1 ? "JSON array" : `${seen.arrays} JSON arrays`);
+  }
+  if (seen.lines > 0) {
+    parts.push(`JSON lines (${seen.lines} events)`);
+  }
+  return parts.join(" + ") || "no JSON value";
+}
+
+function describeShape(shapes: Partial<Record<EventShape, number>>): string {
+  const known = (Object.keys(shapes) as EventShape[]).filter((s) => s !== "unknown");
+  if (known.length === 0) {
+    return shapes.unknown ? SHAPE_LABELS.unknown : "empty";
+  }
+  if (known.length === 1) {
+    return SHAPE_LABELS[known[0] as EventShape];
+  }
+  return `mixed: ${known.map((s) => `${shapes[s]} ${SHAPE_LABELS[s]}`).join(", ")}`;
+}
+
+async function storeBatch(
+  batch: readonly Pending[],
+  deps: ImportDeps,
+  fileName: string,
+  months: Set<string>,
+  counts: ImportCounts,
+): Promise<void> {
+  const groups = new Map<string, { table: Routed["table"]; stream: string; values: unknown[] }>();
+  const rejected: RejectedEvent[] = [];
+  for (const p of batch) {
+    if ("rejected" in p) {
+      rejected.push(p.rejected);
+      continue;
+    }
+    const key = `${p.table}\u0000${p.stream}`;
+    let group = groups.get(key);
+    if (!group) {
+      group = { table: p.table, stream: p.stream, values: [] };
+      groups.set(key, group);
+    }
+    group.values.push(p.value);
+  }
+  const seenAt = deps.now();
+  const batchCounts = emptyCounts();
+  const created = new Set<string>();
+  await withTransaction(deps.pool, async (client) => {
+    for (const group of groups.values()) {
+      const sorted = sortEvents(group.values, group.table === "sign_ins" ? "createdDateTime" : "activityDateTime");
+      rejected.push(...sorted.rejected);
+      batchCounts.duplicates += sorted.duplicates;
+      if (group.table === "sign_ins") {
+        await ensureMonths(client, sorted.valid, months, created);
+      }
+      const upsert = group.table === "sign_ins" ? upsertSignIns : upsertDirectoryAudits;
+      const result = await upsert(client, deps.tenantId, group.stream, sorted.valid, seenAt);
+      batchCounts.inserted += result.inserted;
+      batchCounts.updated += result.updated;
+      batchCounts.unchanged += result.unchanged;
+    }
+    await insertRejected(
+      client,
+      deps.tenantId,
+      IMPORT_REJECTED_STREAM,
+      rejected.map((r) => ({ reason: `${r.reason} (import of ${fileName})`, rawText: r.rawText })),
+      seenAt,
+    );
+    batchCounts.rejected = rejected.length;
+  });
+  for (const month of created) {
+    months.add(month);
+  }
+  for (const key of Object.keys(batchCounts) as Array<keyof ImportCounts>) {
+    counts[key] += batchCounts[key];
+  }
+}
+
+/** Creates the monthly sign_ins partitions these events need (once per month per import run). */
+async function ensureMonths(
+  client: PoolClient,
+  events: ReadonlyArray<{ createdDateTime: string }>,
+  known: Set<string>,
+  created: Set<string>,
+): Promise<void> {
+  for (const e of events) {
+    // The month of the event's UTC instant (an offset can move it across a month boundary).
+    const at = new Date(Date.parse(e.createdDateTime.replace(/(\.\d{3})\d+/, "$1")));
+    const month = `${at.getUTCFullYear()}-${at.getUTCMonth()}`;
+    if (known.has(month) || created.has(month)) {
+      continue;
+    }
+    await client.query(ENSURE_PARTITION, [new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1))]);
+    created.add(month);
+  }
+}
