@@ -15,7 +15,7 @@
 import { coerceError, EXIT, exitCodeFor, TemporaryError } from "../errors.ts";
 import type { GraphBudget, Priority } from "../graph/budget.ts";
 import type { Logger } from "../log.ts";
-import type { Reader } from "../store/coverage.ts";
+import { type Reader, uncoveredWindows } from "../store/coverage.ts";
 import type { Pool } from "../store/db.ts";
 import { DAY, formatDuration, HOUR, MINUTE, SECOND } from "../time.ts";
 import { type Counts, emptyCounts, readWindow, type ReaderDeps, type StreamSpec } from "./reader.ts";
@@ -105,26 +105,6 @@ const DEFAULTS = {
   maxAttempts: 3,
 };
 
-// The ledger's gaps (as uncoveredWindows in store/coverage.ts), counting only windows read at least $5 ms after
-// their end.
-const SETTLED_GAPS = `
-with relevant as (
-  select window_from, window_to from coverage
-  where tenant_id = $1 and stream = $2 and window_to >= $3 and window_from <= $4
-    and last_read_at >= window_to + $5 * interval '1 millisecond'
-),
-ordered as (
-  select window_from, window_to,
-         max(window_to) over (order by window_from rows between unbounded preceding and 1 preceding) as reach
-  from relevant
-)
-select greatest(coalesce(reach, $3), $3) as gap_from, window_from as gap_to
-from ordered where window_from > coalesce(reach, $3::timestamptz)
-union all
-select greatest(coalesce(max(window_to), $3), $3), $4::timestamptz from relevant
-having coalesce(max(window_to), $3::timestamptz) < $4
-order by 1`;
-
 /** The parts of [from, to] the ledger does not show as read (and settled), oldest first, in whole seconds. */
 export async function gapsToRead(
   db: Pool,
@@ -134,17 +114,10 @@ export async function gapsToRead(
   to: Date,
   settledMs = 0,
 ): Promise<Window[]> {
-  const result = await db.query<{ gap_from: Date; gap_to: Date }>(SETTLED_GAPS, [
-    tenantId,
-    stream,
-    from,
-    to,
-    settledMs,
-  ]);
   const gaps: Window[] = [];
-  for (const row of result.rows) {
-    const gapFrom = Math.max(from.getTime(), floorSecond(row.gap_from.getTime()));
-    const gapTo = Math.min(to.getTime(), ceilSecond(row.gap_to.getTime()));
+  for (const gap of await uncoveredWindows(db, tenantId, stream, from, to, settledMs)) {
+    const gapFrom = Math.max(from.getTime(), floorSecond(gap.from.getTime()));
+    const gapTo = Math.min(to.getTime(), ceilSecond(gap.to.getTime()));
     if (gapFrom < gapTo) {
       gaps.push({ from: new Date(gapFrom), to: new Date(gapTo) });
     }

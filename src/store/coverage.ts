@@ -39,13 +39,14 @@ export async function recordCoverage(client: PoolClient, entry: CoverageEntry): 
 }
 
 /**
- * The windows of [from, to] not yet covered by the ledger (gaps between recorded windows), oldest first. A backfill
- * resumes by reading only these.
+ * The windows of [from, to] not yet covered by the ledger (gaps between recorded windows), oldest first, counting
+ * only windows read at least $5 ms after their end (0: any). A backfill resumes by reading only these.
  */
 export const UNCOVERED = `
 with relevant as (
   select window_from, window_to from coverage
   where tenant_id = $1 and stream = $2 and window_to >= $3 and window_from <= $4
+    and last_read_at >= window_to + $5 * interval '1 millisecond'
 ),
 ordered as (
   select window_from, window_to,
@@ -65,8 +66,9 @@ export async function uncoveredWindows(
   stream: string,
   from: Date,
   to: Date,
+  settledMs = 0,
 ): Promise<Array<{ from: Date; to: Date }>> {
-  const result = await db.query<{ gap_from: Date; gap_to: Date }>(UNCOVERED, [tenantId, stream, from, to]);
+  const result = await db.query<{ gap_from: Date; gap_to: Date }>(UNCOVERED, [tenantId, stream, from, to, settledMs]);
   return result.rows.filter((r) => r.gap_from < r.gap_to).map((r) => ({ from: r.gap_from, to: r.gap_to }));
 }
 

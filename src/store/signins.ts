@@ -35,7 +35,19 @@ on conflict (tenant_id, raw_hash) do update
 
 export const ENSURE_PARTITION = `select signin_ensure_partition($1::timestamptz)`;
 
-export async function upsertSignIns(
+export function upsertSignIns(
+  client: PoolClient,
+  tenantId: string,
+  stream: string,
+  events: readonly ValidEvent[],
+  seenAt: Date,
+): Promise<UpsertResult> {
+  return upsert(UPSERT_SIGN_INS, client, tenantId, stream, events, seenAt);
+}
+
+/** One statement for a page: counts what was inserted, updated (content changed) or left as it was. */
+async function upsert(
+  sql: string,
   client: PoolClient,
   tenantId: string,
   stream: string,
@@ -46,7 +58,7 @@ export async function upsertSignIns(
     return { inserted: 0, updated: 0, unchanged: 0, insertedCreatedAt: [] };
   }
   const json = JSON.stringify(events.map((e) => e.raw));
-  const result = await client.query<{ inserted: boolean; created_date_time: Date }>(UPSERT_SIGN_INS, [
+  const result = await client.query<{ inserted: boolean; created_date_time: Date }>(sql, [
     tenantId,
     stream,
     seenAt,
@@ -103,28 +115,12 @@ on conflict (tenant_id, id) do update
 returning s.revision = 1 as inserted, s.activity_date_time as created_date_time`;
 
 /** Directory audit events, same contract as upsertSignIns. */
-export async function upsertDirectoryAudits(
+export function upsertDirectoryAudits(
   client: PoolClient,
   tenantId: string,
   stream: string,
   events: readonly ValidEvent[],
   seenAt: Date,
 ): Promise<UpsertResult> {
-  if (events.length === 0) {
-    return { inserted: 0, updated: 0, unchanged: 0, insertedCreatedAt: [] };
-  }
-  const result = await client.query<{ inserted: boolean; created_date_time: Date }>(UPSERT_DIRECTORY_AUDITS, [
-    tenantId,
-    stream,
-    seenAt,
-    JSON.stringify(events.map((e) => e.raw)),
-  ]);
-  const insertedCreatedAt = result.rows.filter((r) => r.inserted).map((r) => r.created_date_time);
-  const updated = result.rows.length - insertedCreatedAt.length;
-  return {
-    inserted: insertedCreatedAt.length,
-    updated,
-    unchanged: events.length - insertedCreatedAt.length - updated,
-    insertedCreatedAt,
-  };
+  return upsert(UPSERT_DIRECTORY_AUDITS, client, tenantId, stream, events, seenAt);
 }
