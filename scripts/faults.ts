@@ -33,6 +33,7 @@ const result = await runCampaign({
 log(
   `episodes ${result.episodes}, daemon processes ${result.processes}, ${Math.round((Date.now() - started) / 1000)} s`,
 );
+log(`signals that stopped a running daemon: SIGKILL ${result.sigkills}, SIGTERM ${result.sigterms}`);
 log(`injected by kind: ${JSON.stringify(result.byKind)}`);
 log(`process exits: ${JSON.stringify(result.exits)}`);
 log(

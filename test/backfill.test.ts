@@ -112,12 +112,19 @@ test("a concurrent backfill stores exactly the simulator's events of the range, 
   assert.ok(result.splits >= 1, "the failed slice was split");
   assert.ok(result.slices >= 8, `several slices (${result.slices})`);
   assert.ok(progress.length > result.slices, "progress was reported");
-  assert.deepEqual(await gapsToRead(db.pool, sim.tenantId, "interactiveUser", from, to), [], "the ledger covers it all");
+  assert.deepEqual(
+    await gapsToRead(db.pool, sim.tenantId, "interactiveUser", from, to),
+    [],
+    "the ledger covers it all",
+  );
   const ledger = (await db.pool.query("select sum(events)::int as events from coverage")).rows[0];
   assert.ok(ledger.events >= expected.size, "the ledger's event counts add up");
 
   sim.resetRequests();
-  const again = await runBackfill(b.deps, INTERACTIVE_STREAM, from, to, { log: b.log, signal: new AbortController().signal });
+  const again = await runBackfill(b.deps, INTERACTIVE_STREAM, from, to, {
+    log: b.log,
+    signal: new AbortController().signal,
+  });
   assert.equal(again.slices, 0);
   assert.equal(graphRequests(sim).length, 0, "a covered range costs no request");
   await b.close();
@@ -125,14 +132,30 @@ test("a concurrent backfill stores exactly the simulator's events of the range, 
 });
 
 test("after SIGKILL mid-backfill, a re-run reads only the slices the ledger does not cover, and ends complete", async () => {
-  const slow = await startSimulator({ seed: 12, users: 25, signInsPerUserPerDay: 24, historyDays: 3, pageLatencyMs: 60 });
+  const slow = await startSimulator({
+    seed: 12,
+    users: 25,
+    signInsPerUserPerDay: 24,
+    historyDays: 3,
+    pageLatencyMs: 60,
+  });
   try {
     const db = await fresh();
     const now = slow.now().getTime();
     const from = new Date(Math.floor((now - 40 * HOUR) / 1000) * 1000);
     const to = new Date(Math.floor((now - HOUR) / 1000) * 1000);
     const env = daemonEnv(slow, db.url, { PAGE_SIZE: "20" });
-    const args = ["backfill", "--from", from.toISOString(), "--to", to.toISOString(), "--concurrency", "2", "--slice", "2h"];
+    const args = [
+      "backfill",
+      "--from",
+      from.toISOString(),
+      "--to",
+      to.toISOString(),
+      "--concurrency",
+      "2",
+      "--slice",
+      "2h",
+    ];
     const first = startCli(args, env);
     let stored = 0;
     await first.waitForLog((l) => l.msg === "slice stored" && ++stored >= 3, 30_000);
@@ -224,7 +247,9 @@ test("concurrent slices under Graph's throttle rule stay within the budget and c
     const pages = requests.filter((r) => r.status === 200).length;
     assert.ok(pages >= 40, `enough pages to measure (${pages})`);
     const utilisation = pages / seconds / (5 / (windowMs / 1000));
-    console.log(`# ${pages} pages in ${seconds.toFixed(1)} s: utilisation ${utilisation.toFixed(2)}, ${rejected} × 429`);
+    console.log(
+      `# ${pages} pages in ${seconds.toFixed(1)} s: utilisation ${utilisation.toFixed(2)}, ${rejected} × 429`,
+    );
     assert.deepEqual(new Set(await storedIds(db, throttled.tenantId)), expectedIds(throttled, from, to));
     await b.close();
   } finally {

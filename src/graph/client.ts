@@ -140,7 +140,7 @@ export class GraphClient {
         signal,
       }),
       async (res) => {
-        this.#clock.observe(res.headers["date"], res.receivedAt);
+        this.#clock.observe(res.headers["date"]);
         if (res.status === 200) {
           return { done: true };
         }

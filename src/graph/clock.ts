@@ -7,25 +7,26 @@ export const SKEW_WARNING_MS = 2 * 60_000;
 
 export class GraphClock implements Clock {
   readonly #host: Clock;
-  /** Graph time minus host time, from the latest response with a Date header. */
+  readonly #monotonic: () => number;
+  /** The latest Date header, and the monotonic time it was seen at. */
+  #seen: { graphMs: number; monotonicMs: number } | undefined;
+  /** Graph time minus host time at the latest response (for the skew warning). */
   #offsetMs: number | undefined;
 
-  constructor(host: Clock) {
+  constructor(host: Clock, monotonic: () => number = () => performance.now()) {
     this.#host = host;
+    this.#monotonic = monotonic;
   }
 
-  /** Records a response's Date header (seconds precision) seen at host time `receivedAt`. */
-  observe(dateHeader: string | undefined, receivedAt: Date): void {
+  /** Records a response's Date header (seconds precision). */
+  observe(dateHeader: string | undefined): void {
     if (!dateHeader) {
       return;
     }
-    const graphTime = Date.parse(dateHeader);
-    if (Number.isFinite(graphTime)) {
-      // Against the host clock, not `receivedAt`: callers stamp responses with this very clock (already corrected
-      // by the previous offset), which made the offset flip between the skew and zero on alternate responses, so
-      // every other cycle planned with the fast host clock and moved the checkpoint past Graph's now (fault campaign).
-      void receivedAt;
-      this.#offsetMs = graphTime - this.#host.now().getTime();
+    const graphMs = Date.parse(dateHeader);
+    if (Number.isFinite(graphMs)) {
+      this.#seen = { graphMs, monotonicMs: this.#monotonic() };
+      this.#offsetMs = graphMs - this.#host.now().getTime();
     }
   }
 
@@ -34,12 +35,17 @@ export class GraphClock implements Clock {
     return this.#offsetMs;
   }
 
-  /** The earlier of host time and Graph time (a Date header truncates to seconds, so this errs early). */
+  /**
+   * The earlier of host time and Graph time. Graph time is the latest Date header moved on by a monotonic clock, so
+   * a host clock that steps forward between responses cannot run ahead of it (found by the fault campaign); a Date
+   * header truncates to seconds, so this errs early.
+   */
   now(): Date {
     const host = this.#host.now();
-    if (this.#offsetMs === undefined || this.#offsetMs >= 0) {
+    if (this.#seen === undefined) {
       return host;
     }
-    return new Date(host.getTime() + this.#offsetMs);
+    const graph = this.#seen.graphMs + (this.#monotonic() - this.#seen.monotonicMs);
+    return host.getTime() <= graph ? host : new Date(graph);
   }
 }

@@ -123,7 +123,7 @@ export class ClientCredentialsTokenProvider implements TokenProvider {
         signal,
       }),
       (res) => {
-        this.#clock.observe(res.headers["date"], res.receivedAt);
+        this.#clock.observe(res.headers["date"]);
         if (res.status === 429 || res.status >= 500) {
           return {
             done: false,

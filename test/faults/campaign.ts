@@ -186,6 +186,7 @@ interface Proc {
   result?: Finished;
   signalSent?: NodeJS.Signals;
   signalAt?: number;
+  startedAt: number;
 }
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
@@ -338,7 +339,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   let procSeq = 0;
   const start = (command: "once" | "run", kind: Kind | "final", env: Record<string, string>): Proc => {
     const running = startCli([command], env);
-    const proc: Proc = { id: ++procSeq, command, kind, running, exited: false };
+    const proc: Proc = { id: ++procSeq, command, kind, running, exited: false, startedAt: Date.now() };
     void running.finished.then((r) => {
       proc.exited = true;
       proc.result = r;
@@ -371,7 +372,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       return done;
     }
     problems.push(
-      `${proc.command} #${proc.id} (${proc.kind}) still running after ${watchdogMs} ms${proc.signalSent ? ` despite ${proc.signalSent}` : ""}: killed`,
+      `${proc.command} #${proc.id} (${proc.kind}) still running after ${watchdogMs} ms${proc.signalSent ? ` despite ${proc.signalSent} sent ${(proc.signalAt ?? 0) - proc.startedAt} ms after start` : ""}: killed`,
     );
     proc.running.child.kill("SIGKILL");
     return proc.running.finished;
