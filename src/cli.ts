@@ -411,7 +411,7 @@ async function ioCommand(
   signal: AbortSignal,
 ): Promise<ExitCode> {
   const ctx = { pool: database.pool, log, tenants, out: process.stdout, err: process.stderr, signal };
-  return (await (command === "import" ? importCommand : exportCommand)(argv, ctx));
+  return await (command === "import" ? importCommand : exportCommand)(argv, ctx);
 }
 
 /** import/export without Graph credentials: database settings only; the tenant comes from --tenant or AZURE_TENANT_ID. */
