@@ -390,7 +390,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       if (r.code === 0) {
         signals.SIGTERM++;
         const ms = Date.now() - (proc.signalAt ?? Date.now());
-        if (ms > 10_000) {
+        // A hung shutdown is a failure; a slow one on a loaded 2-core machine is not (cli.test.ts checks latency).
+        if (ms > 25_000) {
           problems.push(`${what}: SIGTERM took ${ms} ms to exit`);
         }
         return;
@@ -699,7 +700,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       }
       signal(proc, chance(0.6) ? "SIGKILL" : "SIGTERM");
     }
-    const r = await finish(proc, proc.signalSent ? 12_000 : ONCE_WATCHDOG_MS);
+    const r = await finish(proc, proc.signalSent ? 30_000 : ONCE_WATCHDOG_MS);
     judge(proc, r, command === "run" ? [] : allowed);
     const graphFaults = faultsFired();
     if (GRAPH_KINDS.has(kind)) {
