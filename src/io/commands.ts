@@ -198,17 +198,27 @@ export async function exportCommand(argv: string[], ctx: CommandContext): Promis
   if (typeof tenant !== "string") {
     return usage(ctx, `export: ${tenant.problem}`, EXPORT_HELP);
   }
-  const result = await exportEvents({
-    pool: ctx.pool,
-    tenantId: tenant,
-    from,
-    to,
-    format,
-    out: ctx.out,
-    pageSize,
-    ...(values.stream !== undefined ? { stream: values.stream } : {}),
-    ...(ctx.signal ? { signal: ctx.signal } : {}),
-  });
+  let result: Awaited<ReturnType<typeof exportEvents>>;
+  try {
+    result = await exportEvents({
+      pool: ctx.pool,
+      tenantId: tenant,
+      from,
+      to,
+      format,
+      out: ctx.out,
+      pageSize,
+      ...(values.stream !== undefined ? { stream: values.stream } : {}),
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+  } catch (error) {
+    // `export … | head`: the reader closed the pipe on purpose; that is the end of the output, not a failure.
+    if ((error as { code?: unknown }).code === "EPIPE") {
+      ctx.log.info({ tenant_id: tenant }, "export stopped: the output was closed");
+      return EXIT.ok;
+    }
+    throw error;
+  }
   ctx.log.info(
     { tenant_id: tenant, stream: values.stream ?? "all sign-ins", from, to, format, ...result },
     "export complete",
