@@ -20,7 +20,6 @@ import { type CycleResult, runCycle, type StreamSpec } from "./ingest/cycle.ts";
 import type { ReaderDeps } from "./ingest/reader.ts";
 import { STREAMS } from "./ingest/streams.ts";
 import { dueSweeps, lastSweeps, RECORD_SWEEP, runSweep, type SweepTier, sweepWindow } from "./ingest/sweeps.ts";
-import { readCheckpoint } from "./store/checkpoints.ts";
 import { earliestTailCoverage, freshlyCovered } from "./store/coverage.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
@@ -192,7 +191,7 @@ export function createIngester(
   };
   const sweeping = new Map<string, Promise<void>>();
   /** Starts the due sweep tier of a target, if any (see ingest/sweeps.ts). */
-  const sweep = async (target: Target, signal: AbortSignal): Promise<void> => {
+  const sweep = async (target: Target, checkpoint: Date | undefined, signal: AbortSignal): Promise<void> => {
     const key = `${target.tenant.tenantId}/${target.stream.name}`;
     if (config.sweeps.length === 0 || sweeping.has(key)) {
       return;
@@ -201,7 +200,6 @@ export function createIngester(
     const now = reader.graph.clock.now();
     const due = dueSweeps(config.sweeps, await lastSweeps(db, reader.tenantId, target.stream.name), now);
     const tier = due[0];
-    const checkpoint = await readCheckpoint(db, reader.tenantId, target.stream.name);
     const earliest = await earliestTailCoverage(db, reader.tenantId, target.stream.name);
     if (!tier || !checkpoint || !earliest) {
       return;
@@ -251,7 +249,7 @@ export function createIngester(
       maxPagesPerWindow: config.maxPagesPerWindow,
       ...(metrics ? { metrics } : {}),
     });
-    await sweep(target, signal);
+    await sweep(target, result.checkpoint, signal);
     return result;
   };
   return {

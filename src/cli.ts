@@ -28,6 +28,7 @@ import { EXPORT_HELP, exportCommand, IMPORT_HELP, importCommand } from "./io/com
 import { withTransaction } from "./store/db.ts";
 import { dropExpiredPartitions, ensureUpcomingPartitions } from "./store/partitions.ts";
 import { formatStatus, readStatus } from "./status.ts";
+import { readCheckpoints } from "./store/checkpoints.ts";
 import { StreamLocks } from "./store/locks.ts";
 import { parseDuration, systemClock } from "./time.ts";
 
@@ -371,10 +372,9 @@ function describeFailure(code: ExitCode): string {
 /** `run`: the ops listener, the schedule, and on shutdown the one path that stops them in order. */
 async function runDaemon(config: Config, database: Database, signal: AbortSignal, log: Logger): Promise<void> {
   const metrics = new Metrics({ retentionMs: config.retentionMs });
-  for (const row of await readStatus(database.pool, new Date(), config.retentionMs)) {
-    if (row.checkpoint) {
-      metrics.checkpoint(row.tenantId, row.stream, new Date(row.checkpoint));
-    }
+  // Checkpoint lag is reported from the first scrape, before any cycle has run.
+  for (const row of await readCheckpoints(database.pool)) {
+    metrics.checkpoint(row.tenantId, row.stream, row.position);
   }
   const ops =
     config.metricsPort === 0

@@ -2,7 +2,7 @@
 // within the throttle budget when slices run concurrently, and readable progress when not on a terminal.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import type { DestinationStream } from "pino";
 
@@ -15,24 +15,14 @@ import { createLogger } from "../src/log.ts";
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { HOUR, systemClock } from "../src/time.ts";
 import { daemonEnv, startCli } from "./helpers/daemon.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+import { simulatorSuite, type TestDatabase } from "./helpers/db.ts";
 import { expectedIds, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
-const databases: TestDatabase[] = [];
-before(async () => {
-  sim = await startSimulator({ seed: 11, users: 25, signInsPerUserPerDay: 24, historyDays: 3 });
-});
-after(async () => {
-  await sim.close();
-  await Promise.all(databases.map((d) => d.drop()));
-});
-
-async function fresh(): Promise<TestDatabase> {
-  const db = await createTestDatabase();
-  databases.push(db);
-  return db;
-}
+const { fresh } = simulatorSuite(
+  () => startSimulator({ seed: 11, users: 25, signInsPerUserPerDay: 24, historyDays: 3 }),
+  (s) => (sim = s),
+);
 
 /** The real GraphClient (with its own budget) and reader deps, pointed at `s`. */
 function backfillDeps(s: Simulator, db: TestDatabase, env: Record<string, string> = {}) {

@@ -1,29 +1,21 @@
 // The CLI as users and the container run it: real child processes, signals and exit codes.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
 import { daemonEnv, runCli, startCli } from "./helpers/daemon.ts";
 import { freePort } from "./helpers/global-setup.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+import { simulatorSuite } from "./helpers/db.ts";
 import { expectedIds, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
-const databases: TestDatabase[] = [];
-before(async () => {
-  sim = await startSimulator({ seed: 11, users: 20, signInsPerUserPerDay: 24, historyDays: 2 });
-});
-after(async () => {
-  await sim.close();
-  await Promise.all(databases.map((d) => d.drop()));
-});
-async function fresh(): Promise<TestDatabase> {
-  const db = await createTestDatabase({ migrate: false });
-  databases.push(db);
-  return db;
-}
+const { fresh } = simulatorSuite(
+  () => startSimulator({ seed: 11, users: 20, signInsPerUserPerDay: 24, historyDays: 2 }),
+  (s) => (sim = s),
+  { migrate: false },
+);
 /** Adds `n` sign-ins spread over the last five hours, so paging tests do not depend on the synthetic daily rhythm. */
 function seedRecent(n: number, tag: string): void {
   const now = sim.now().getTime();

@@ -1,31 +1,21 @@
 // The ingest path end to end, in process: real simulator over HTTP, real PostgreSQL.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { AccessError, CredentialError, GraphProtocolError, TemporaryError } from "../src/errors.ts";
 import { MalformedPageError } from "../src/graph/client.ts";
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
 import { MINUTE } from "../src/time.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+import { simulatorSuite } from "./helpers/db.ts";
 import { expectedIds, ingestHarness, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
-const databases: TestDatabase[] = [];
-before(async () => {
-  sim = await startSimulator({ seed: 7, users: 25, signInsPerUserPerDay: 24, historyDays: 2 });
-});
-after(async () => {
-  await sim.close();
-  await Promise.all(databases.map((d) => d.drop()));
-});
-
-async function fresh(): Promise<TestDatabase> {
-  const db = await createTestDatabase();
-  databases.push(db);
-  return db;
-}
+const { fresh } = simulatorSuite(
+  () => startSimulator({ seed: 7, users: 25, signInsPerUserPerDay: 24, historyDays: 2 }),
+  (s) => (sim = s),
+);
 
 /** Adds `n` sign-ins spread over the last two hours, so paging tests do not depend on the synthetic daily rhythm. */
 function seedRecent(n: number, tag: string): void {

@@ -2,29 +2,20 @@
 // the arrival-lag distribution and the sweeps' rescues are reported.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
 import { dueSweeps, sweepWindow } from "../src/ingest/sweeps.ts";
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readStatus } from "../src/status.ts";
 import { HOUR, MINUTE } from "../src/time.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+import { simulatorSuite } from "./helpers/db.ts";
 import { expectedIds, ingestHarness, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
-const databases: TestDatabase[] = [];
-before(async () => {
-  sim = await startSimulator({ seed: 3, users: 10, signInsPerUserPerDay: 20, historyDays: 1 });
-});
-after(async () => {
-  await sim.close();
-  await Promise.all(databases.map((d) => d.drop()));
-});
-async function fresh(): Promise<TestDatabase> {
-  const db = await createTestDatabase();
-  databases.push(db);
-  return db;
-}
+const { fresh } = simulatorSuite(
+  () => startSimulator({ seed: 3, users: 10, signInsPerUserPerDay: 20, historyDays: 1 }),
+  (s) => (sim = s),
+);
 
 test("dueSweeps and sweepWindow plan re-reads without reaching back before the tail's coverage", () => {
   const tiers = [

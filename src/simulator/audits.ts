@@ -3,8 +3,8 @@
 import { APPS, CA_POLICIES } from "./catalog.ts";
 import { stampAt } from "./events.ts";
 import type { Stamp } from "./events.ts";
-import type { GenConfig, GenEvent } from "./generate.ts";
-import { chance, int, logNormalSeconds, mulberry32, pick, poisson, rngFor, uuid, weighted } from "./random.ts";
+import { arrivalDelayMs, type GenConfig, type GenEvent } from "./generate.ts";
+import { chance, int, mulberry32, pick, poisson, rngFor, uuid, weighted } from "./random.ts";
 import type { Rng } from "./random.ts";
 import { DAY_WEIGHT_SUM, hourWeight, tenantModel } from "./tenant.ts";
 import type { ServicePrincipal, TenantModel, User } from "./tenant.ts";
@@ -434,14 +434,7 @@ export function generateAuditHour(cfg: GenConfig, tenantId: string, hour: number
   const lat = rngFor(cfg.seed, tenantId, "audit-latency", hour);
   const out: GenEvent[] = raw.map(({ obj, at: s }) => {
     const createdMs = s.sec * 1000 + s.frac / 10_000;
-    const delay = cfg.arrivalLatency
-      ? logNormalSeconds(
-          lat,
-          cfg.arrivalLatency.p50Seconds,
-          cfg.arrivalLatency.p99Seconds,
-          cfg.arrivalLatency.maxSeconds,
-        ) * 1000
-      : 0;
+    const delay = arrivalDelayMs(cfg, lat);
     return { obj, sec: s.sec, frac: s.frac, types: [], visibleAtMs: Math.ceil(createdMs + delay) };
   });
   out.sort((a, b) => a.sec - b.sec || a.frac - b.frac || (String(a.obj.id) < String(b.obj.id) ? -1 : 1));

@@ -86,14 +86,7 @@ export function generateHour(cfg: GenConfig, tenantId: string, hour: number): Ge
   const lat = rngFor(cfg.seed, tenantId, "latency", hour);
   const out: GenEvent[] = raw.map(({ obj, at: s }) => {
     const createdMs = s.sec * 1000 + s.frac / 10_000;
-    const delay = cfg.arrivalLatency
-      ? logNormalSeconds(
-          lat,
-          cfg.arrivalLatency.p50Seconds,
-          cfg.arrivalLatency.p99Seconds,
-          cfg.arrivalLatency.maxSeconds,
-        ) * 1000
-      : 0;
+    const delay = arrivalDelayMs(cfg, lat);
     const ev: GenEvent = {
       obj,
       sec: s.sec,
@@ -192,4 +185,10 @@ function attacks(
       ...(chance(travel, 0.6) ? { risk: { level: "medium", types: ["unlikelyTravel"] } } : {}),
     });
   }
+}
+
+/** How long after its creation an event becomes visible (0 without an arrival-latency setting). */
+export function arrivalDelayMs(cfg: GenConfig, rng: Rng): number {
+  const latency = cfg.arrivalLatency;
+  return latency ? logNormalSeconds(rng, latency.p50Seconds, latency.p99Seconds, latency.maxSeconds) * 1000 : 0;
 }

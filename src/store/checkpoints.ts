@@ -15,6 +15,16 @@ insert into cycles (tenant_id, stream, started_at, finished_at, outcome, window_
   pages, fetched, inserted, updated, unchanged, rejected, error)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`;
 
+export const READ_CHECKPOINTS = `select tenant_id, stream, position from checkpoints`;
+
+/** Every (tenant, stream) checkpoint. */
+export async function readCheckpoints(
+  db: Pool | PoolClient,
+): Promise<Array<{ tenantId: string; stream: string; position: Date }>> {
+  const result = await db.query<{ tenant_id: string; stream: string; position: Date }>(READ_CHECKPOINTS);
+  return result.rows.map((r) => ({ tenantId: r.tenant_id, stream: r.stream, position: r.position }));
+}
+
 export async function readCheckpoint(
   db: Pool | PoolClient,
   tenantId: string,

@@ -1,6 +1,7 @@
 // A fresh, migrated database per test file (or per test), dropped afterwards, on the run's PostgreSQL.
 
 import { randomBytes } from "node:crypto";
+import { after, before } from "node:test";
 
 import pg from "pg";
 import { pino } from "pino";
@@ -56,6 +57,34 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
       } finally {
         await client.end();
       }
+    },
+  };
+}
+
+/**
+ * The scaffold most test files share: one simulator for the file (handed to `use` once started) and fresh
+ * databases on demand, all closed and dropped after the file's tests.
+ */
+export function simulatorSuite<S extends { close(): Promise<void> }>(
+  start: () => Promise<S>,
+  use: (sim: S) => void,
+  options: { migrate?: boolean } = {},
+): { fresh: () => Promise<TestDatabase> } {
+  let sim: S | undefined;
+  const databases: TestDatabase[] = [];
+  before(async () => {
+    sim = await start();
+    use(sim);
+  });
+  after(async () => {
+    await sim?.close();
+    await Promise.all(databases.map((d) => d.drop()));
+  });
+  return {
+    fresh: async () => {
+      const db = await createTestDatabase(options);
+      databases.push(db);
+      return db;
     },
   };
 }
