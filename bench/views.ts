@@ -3,7 +3,10 @@
 // triggers cost per page, runs VACUUM ANALYZE, then times every view for the last 24 h and the last 30 days.
 //
 //   node bench/views.ts [--events 1000000] [--users 5000] [--per-user-per-day 1.75] [--runs 3] [--keep]
-//                       [--database-url postgres://postgres@127.0.0.1:5432/postgres] [--reuse signin_bench_…]
+//                       [--concurrency 1] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+//                       [--reuse signin_bench_…]
+//
+// --concurrency N loads with N pages in flight on N connections (as backfill slices and several streams do).
 //
 // --reuse names a database a previous run kept (--keep): it is migrated to the latest schema (e.g. to time new
 // rollups on the same data) and measured without loading anything; it is always kept.
@@ -30,6 +33,7 @@ const { values: args } = parseArgs({
     users: { type: "string", default: "5000" },
     "per-user-per-day": { type: "string", default: "1.75" },
     runs: { type: "string", default: "3" },
+    concurrency: { type: "string", default: "1" },
     keep: { type: "boolean", default: false },
     reuse: { type: "string" },
     "database-url": {
@@ -42,6 +46,7 @@ const { values: args } = parseArgs({
 
 const TARGET = Number(args.events);
 const RUNS = Number(args.runs);
+const CONCURRENCY = Math.max(1, Number(args.concurrency));
 const TENANT = "bench-tenant-0001";
 const PAGE = 1000;
 
@@ -85,7 +90,7 @@ async function main(): Promise<void> {
   const m0 = performance.now();
   await migrate(url, pino({ level: "silent" }));
   const migrateMs = performance.now() - m0;
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const pool = new pg.Pool({ connectionString: url, max: Math.max(2, CONCURRENCY) });
   try {
     const server = (await pool.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v;
     console.log(
@@ -149,10 +154,17 @@ async function loadEvents(pool: pg.Pool): Promise<{ events: number; days: number
   let hour = endHour;
   let month = "";
   const t0 = performance.now();
+  const inFlight = new Set<Promise<void>>();
   const flush = async (stream: string, page: ValidEvent[]): Promise<void> => {
+    while (inFlight.size >= CONCURRENCY) {
+      await Promise.race(inFlight);
+    }
     const p0 = performance.now();
-    await withTransaction(pool, (c) => upsertSignIns(c, TENANT, stream, page, new Date()));
-    pageMs.push(performance.now() - p0);
+    const done = withTransaction(pool, (c) => upsertSignIns(c, TENANT, stream, page, new Date())).then(() => {
+      pageMs.push(performance.now() - p0);
+      inFlight.delete(done);
+    });
+    inFlight.add(done);
   };
   while (events < TARGET) {
     const at = new Date(hour * HOUR_MS);
@@ -186,6 +198,7 @@ async function loadEvents(pool: pg.Pool): Promise<{ events: number; days: number
   for (const [stream, list] of buffers) {
     await flush(stream, list);
   }
+  await Promise.all(inFlight);
   return { events, days: (endHour - hour) / 24, ms: performance.now() - t0, pageMs };
 }
 
@@ -197,6 +210,9 @@ async function existingEvents(pool: pg.Pool): Promise<{ events: number; days: nu
   );
   return { events: Number(rows[0]?.n), days: Number(rows[0]?.days), ms: NaN, pageMs: [] };
 }
+
+/** The insert triggers that keep rollups (0014, 0015) and the impossible-travel candidates (0015). */
+const ROLLUP_TRIGGERS = ["sign_ins_rollups_insert", "sign_ins_rollups_mfa_insert", "sign_ins_travel_insert"];
 
 /**
  * Upserts the same fresh pages with every trigger enabled, without the rollup triggers, and without any child-row or
@@ -232,8 +248,8 @@ async function measureTriggerCost(
   for (let round = 0; round < 3; round++) {
     for (const [disabled, times] of [
       [[], on],
-      [["sign_ins_rollups_insert"], noRollups],
-      [["sign_ins_rollups_insert", "sign_ins_children_insert"], off],
+      [ROLLUP_TRIGGERS, noRollups],
+      [[...ROLLUP_TRIGGERS, "sign_ins_children_insert"], off],
     ] as const) {
       for (const page of pages) {
         const client = await pool.connect();

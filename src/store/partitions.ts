@@ -12,12 +12,15 @@ export const PARTITIONED_TABLES = [
 ] as const;
 
 /**
- * Rollups of sign_ins (migrations/0014_rollups.sql), not partitioned: with each dropped sign_ins month, their rows
- * for that month (bucket column in [from, to)) are deleted in the same transaction, so they keep matching sign_ins.
+ * Rollups of sign_ins (migrations/0014_rollups.sql, 0015_fast_views.sql), not partitioned: with each dropped sign_ins
+ * month, their rows for that month (bucket column in [from, to)) are deleted in the same transaction, so they keep
+ * matching sign_ins. A travel candidate goes with its earlier sign-in (the later one is never in an older month).
  */
 export const ROLLUP_TABLES = [
   { table: "sign_in_rollup_hourly", bucket: "hour" },
   { table: "sign_in_ca_rollup_daily", bucket: "day" },
+  { table: "sign_in_mfa_rollup_daily", bucket: "day" },
+  { table: "sign_in_travel_candidates", bucket: "previous_created_date_time" },
 ] as const;
 
 export interface DroppedPartition {
