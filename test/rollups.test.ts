@@ -6,10 +6,13 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
+import { runner } from "node-pg-migrate";
+
 import { withTransaction } from "../src/store/db.ts";
+import { migrate, MIGRATIONS_DIR } from "../src/store/migrate.ts";
 import { upsertSignIns } from "../src/store/signins.ts";
 import { dropExpiredPartitions, ensureUpcomingPartitions } from "../src/store/partitions.ts";
-import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+import { createTestDatabase, silentLog, type TestDatabase } from "./helpers/db.ts";
 import { loadSimulatedSignIns, upsertPages } from "./helpers/views-fixture.ts";
 
 let db: TestDatabase;
@@ -64,14 +67,14 @@ where b.is_interactive and b.status_error_code = 0 and b.location_latitude is no
 const TRAVEL_KEPT = `select * from v_impossible_travel_candidates`;
 
 /** Rows in one but not the other (multiset difference both ways; EXCEPT compares nulls as equal). */
-async function assertRollupsMatch(label: string): Promise<void> {
+async function assertRollupsMatch(label: string, pool = db.pool): Promise<void> {
   for (const [name, direct, rollup] of [
     ["hourly", HOURLY_DIRECT, HOURLY_ROLLUP],
     ["ca", CA_DIRECT, CA_ROLLUP],
     ["mfa", MFA_DIRECT, MFA_ROLLUP],
     ["travel", TRAVEL_DIRECT, TRAVEL_KEPT],
   ] as const) {
-    const { rows } = await db.pool.query(
+    const { rows } = await pool.query(
       `select 'missing' as side, * from ((${direct}) except all (${rollup})) a
        union all
        select 'extra' as side, * from ((${rollup}) except all (${direct})) b
@@ -79,7 +82,7 @@ async function assertRollupsMatch(label: string): Promise<void> {
     );
     assert.deepEqual(rows, [], `${label}: ${name} rollup disagrees with a direct aggregate`);
   }
-  const zero = await db.pool.query(
+  const zero = await pool.query(
     `select (select count(*) from sign_in_rollup_hourly where sign_ins <= 0)::int as h,
             (select count(*) from sign_in_ca_rollup_daily where sign_ins <= 0)::int as c,
             (select count(*) from sign_in_mfa_rollup_daily where steps <= 0)::int as m`,
@@ -110,6 +113,31 @@ test("rollups equal a direct aggregate after the simulator's inserts and re-publ
   );
   assert.ok(rows[0].h > 100 && rows[0].m > 5 && rows[0].t > 0, JSON.stringify(rows[0]));
   await assertRollupsMatch("simulator");
+});
+
+test("migrating a database that already holds sign-ins fills the rollups and travel pairs from them", async () => {
+  const before = await createTestDatabase({ migrate: false });
+  try {
+    // The schema as of 0013, then sign-ins, then 0014 and 0015 with their back-fills.
+    await runner({
+      databaseUrl: before.url,
+      dir: MIGRATIONS_DIR,
+      direction: "up",
+      migrationsTable: "schema_migrations",
+      count: 6,
+      singleTransaction: true,
+      log: () => undefined,
+    });
+    await loadSimulatedSignIns(before.pool, { days: 3, users: 100 });
+    assert.deepEqual((await migrate(before.url, silentLog)).slice(0, 2), ["0014_rollups", "0015_fast_views"]);
+    const { rows } = await before.pool.query(
+      `select (select count(*) from sign_in_mfa_rollup_daily)::int as m, (select count(*) from sign_in_travel_candidates)::int as t`,
+    );
+    assert.ok(rows[0].m > 0 && rows[0].t > 0, JSON.stringify(rows[0]));
+    await assertRollupsMatch("migrated with data", before.pool);
+  } finally {
+    await before.drop();
+  }
 });
 
 test("a changed re-publish moves its contribution (place, failure, CA result) and empties groups", async () => {
