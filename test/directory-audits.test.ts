@@ -19,7 +19,7 @@ describe("simulator: GET /auditLogs/directoryAudits", () => {
   let sim: Simulator;
   let token: string;
   before(async () => {
-    sim = await startSimulator({ seed: 3, users: 30, historyDays: 3 });
+    sim = await startSimulator({ seed: 3, users: 30, historyDays: 3, quietWeekends: false });
     token = await getToken(sim);
   });
   after(() => sim.close());
@@ -70,7 +70,13 @@ describe("simulator: GET /auditLogs/directoryAudits", () => {
     );
     assert.ok(all.length > 100 && all.length < 1000, `a few per user per day (${all.length})`);
     // Same seed, same data.
-    const again = await startSimulator({ seed: 3, users: 30, historyDays: 3, clock: () => sim.now() });
+    const again = await startSimulator({
+      seed: 3,
+      users: 30,
+      historyDays: 3,
+      clock: () => sim.now(),
+      quietWeekends: false,
+    });
     try {
       const ids = new Set(again.visibleAudits().map((e) => e.id));
       assert.ok(all.filter((e) => ids.has(e.id)).length > all.length * 0.95);
@@ -171,7 +177,7 @@ describe("daemon: the directoryAudits stream", () => {
   let sim: Simulator;
   let db: TestDatabase;
   before(async () => {
-    sim = await startSimulator({ seed: 11, users: 40, historyDays: 2, auditsPerUserPerDay: 4 });
+    sim = await startSimulator({ seed: 11, users: 40, historyDays: 2, auditsPerUserPerDay: 4, quietWeekends: false });
     db = await createTestDatabase();
   });
   after(async () => {

@@ -413,7 +413,7 @@ export function generateAuditHour(cfg: GenConfig, tenantId: string, hour: number
   const activities = ACTIVITIES.map((a) => [a.weight, a] as const);
   for (const user of model.users) {
     const d = new Date(hourMs + user.home.tz * HOUR_MS);
-    const weekend = d.getUTCDay() === 0 || d.getUTCDay() === 6;
+    const weekend = (d.getUTCDay() === 0 || d.getUTCDay() === 6) && cfg.quietWeekends !== false;
     const w = hourWeight(d.getUTCHours()) / DAY_WEIGHT_SUM;
     const n = poisson(rng, perDay * user.activity * w * (weekend ? 0.1 : 1));
     for (let i = 0; i < n; i++) {

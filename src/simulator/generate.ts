@@ -17,6 +17,11 @@ export interface GenConfig {
   republishRate: number;
   /** Directory audit events per user per day (default 2). */
   auditsPerUserPerDay?: number;
+  /**
+   * Weekends (in each user's time zone) carry a fraction of weekday traffic, as in real tenants (default true).
+   * Tests that count on a day's volume turn it off, so they do not depend on the day of the week they run on.
+   */
+  quietWeekends?: boolean;
 }
 export interface GenEvent {
   obj: Record<string, unknown>;
@@ -56,7 +61,8 @@ export function generateHour(cfg: GenConfig, tenantId: string, hour: number): Ge
   };
   const perDay = cfg.signInsPerUserPerDay;
   for (const user of model.users) {
-    const { h, weekend } = localHourAndWeekend(hourMs, user.home.tz);
+    const { h, weekend: localWeekend } = localHourAndWeekend(hourMs, user.home.tz);
+    const weekend = localWeekend && cfg.quietWeekends !== false;
     const w = hourWeight(h) / DAY_WEIGHT_SUM;
     const nInt = poisson(rng, perDay * user.activity * w * (weekend ? 0.15 : 1));
     const nNon = poisson(rng, 3 * perDay * user.activity * (0.3 / 24 + 0.7 * w) * (weekend ? 0.4 : 1));

@@ -61,6 +61,8 @@ export interface SimulatorOptions {
   cacheEvents?: number;
   /** Generated directory audit events per user per day (default 2). */
   auditsPerUserPerDay?: number;
+  /** Quieter weekends, as in real tenants (default true; tests turn it off: see GenConfig). */
+  quietWeekends?: boolean;
 }
 export interface RequestRecord {
   n: number;
@@ -126,6 +128,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     genStartMs: now().getTime() - (opts.historyDays ?? 8) * 86_400_000,
     ...(opts.cacheEvents ? { cacheEvents: opts.cacheEvents } : {}),
     ...(opts.auditsPerUserPerDay !== undefined ? { auditsPerUserPerDay: opts.auditsPerUserPerDay } : {}),
+    ...(opts.quietWeekends !== undefined ? { quietWeekends: opts.quietWeekends } : {}),
   };
   const universe = new Universe(universeConfig);
   const audits = new Universe(universeConfig, "directoryAudits");
