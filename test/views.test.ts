@@ -447,3 +447,8 @@ test("child rows tolerate drift: null, object and scalar where Graph documents a
     auth: [["d3", null, true]],
   });
 });
+
+test("sessions of a migrated database run without JIT (0016: compiling cost more than the views' queries)", async () => {
+  const { rows } = await db.pool.query<{ jit: string }>("select current_setting('jit') as jit");
+  assert.equal(rows[0]?.jit, "off");
+});
