@@ -11,7 +11,8 @@
 //       sequential nextLink crawl and for backfill.
 //
 // Each measurement gets a fresh database cloned from a migrated template on the same server. Prints a table, then
-// one JSON line.
+// one JSON line. The measured processes run as the image runs the daemon: its NODE_OPTIONS and a filled compile
+// cache (BENCH_NODE_FLAGS and BENCH_COMPILE_CACHE=0 change that); BENCH_DEBUG=1 prints their memory before and at peak.
 
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -35,6 +36,14 @@ import { HOUR, systemClock } from "../src/time.ts";
 
 /** V8 heap settings of the production image (Dockerfile `NODE_OPTIONS`): a small young generation keeps RSS flat. */
 const PRODUCTION_NODE_FLAGS = "--max-semi-space-size=4";
+
+/**
+ * The production image runs with a compile cache filled when the image is built (Dockerfile `NODE_COMPILE_CACHE`):
+ * its TypeScript comes already stripped, so Node never loads its type-stripping compiler (WebAssembly, about 25 MB
+ * resident). The measured process gets one filled the same way, before it is measured; BENCH_COMPILE_CACHE=0 runs
+ * it without.
+ */
+const COMPILE_CACHE = fileURLToPath(new URL("../node_modules/.cache/bench-compile-cache", import.meta.url));
 
 const SELF = fileURLToPath(import.meta.url);
 const TENANT_ROWS = "bench-copy";
@@ -90,7 +99,10 @@ async function child(task: ChildTask): Promise<void> {
   const signal = new AbortController().signal;
   await ingester.graph.prepare(signal); // the token is not part of the measurement
   const window = { from: new Date(task.from), to: new Date(task.to) };
-  const peak = { heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+  const peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+  if (process.env.BENCH_DEBUG) {
+    process.stderr.write(`before: ${JSON.stringify(megabytes(process.memoryUsage()))}\n`);
+  }
   const sampler = setInterval(() => {
     const m = process.memoryUsage();
     for (const k of Object.keys(peak) as Array<keyof typeof peak>) {
@@ -115,7 +127,7 @@ async function child(task: ChildTask): Promise<void> {
   const ms = performance.now() - started;
   clearInterval(sampler);
   if (process.env.BENCH_DEBUG) {
-    process.stderr.write(JSON.stringify(peak) + "\n");
+    process.stderr.write(`peak: ${JSON.stringify(megabytes(peak, 1))}\n`);
   }
   await ingester.close();
   await pool.end();
@@ -123,25 +135,41 @@ async function child(task: ChildTask): Promise<void> {
   process.stdout.write(JSON.stringify(out) + "\n");
 }
 
-function runChild(task: ChildTask): Promise<ChildResult> {
+const megabytes = (m: object, unit = 1048576) =>
+  Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(Number(v) / unit, 1)]));
+
+/** Runs this file in a child process with `args` (as the container would run the daemon); its last JSON line. */
+function spawnSelf(args: string[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
     // The measured process runs with the heap settings the container uses (Dockerfile NODE_OPTIONS);
     // BENCH_NODE_FLAGS overrides them (e.g. "" for Node's defaults).
     const flags = (process.env.BENCH_NODE_FLAGS ?? PRODUCTION_NODE_FLAGS).split(" ").filter(Boolean);
-    const proc = spawn(process.execPath, [...flags, SELF, "--child", JSON.stringify(task)], {
+    const { NODE_COMPILE_CACHE: _, ...env } = process.env;
+    const proc = spawn(process.execPath, [...flags, SELF, ...args], {
       stdio: ["ignore", "pipe", "inherit"],
+      env:
+        process.env.BENCH_COMPILE_CACHE === "0"
+          ? { ...env, NODE_DISABLE_COMPILE_CACHE: "1" }
+          : { ...env, NODE_COMPILE_CACHE: COMPILE_CACHE },
     });
     let out = "";
     proc.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
     proc.on("exit", (code) => {
       const line = out.trim().split("\n").at(-1) ?? "";
       if (code === 0 && line.startsWith("{")) {
-        resolve(JSON.parse(line) as ChildResult);
+        resolve(JSON.parse(line));
       } else {
         reject(new Error(`bench child exited with ${code}: ${out}`));
       }
     });
   });
+}
+
+async function runChild(task: ChildTask): Promise<ChildResult> {
+  if (process.env.BENCH_DEBUG) {
+    process.stderr.write(`bench process: ${JSON.stringify(megabytes(process.memoryUsage()))}\n`);
+  }
+  return (await spawnSelf(["--child", JSON.stringify(task)])) as ChildResult;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -205,7 +233,13 @@ class Databases {
 // any N can be made quickly; served by a simulator that generates nothing else.
 
 async function makeEvents(count: number, spacingMs: number, endMs: number): Promise<Array<Record<string, unknown>>> {
-  const source = await startSimulator({ seed: 5, users: 300, signInsPerUserPerDay: 24, historyDays: 1 });
+  const source = await startSimulator({
+    seed: 5,
+    users: 300,
+    signInsPerUserPerDay: 24,
+    historyDays: 1,
+    quietWeekends: false,
+  });
   const base = source
     .visibleEvents()
     .filter((e) => !Array.isArray(e.signInEventTypes) || e.signInEventTypes[0] === "interactiveUser")
@@ -557,6 +591,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       child: { type: "string" },
+      "warm-up": { type: "boolean", default: false },
       scenario: { type: "string", default: "ingest" },
       events: { type: "string", default: "25000" },
       "time-scale": { type: "string", default: "10" },
@@ -572,8 +607,13 @@ async function main(): Promise<void> {
     await child(JSON.parse(values.child) as ChildTask);
     return;
   }
+  if (values["warm-up"]) {
+    process.stdout.write("{}\n"); // the modules are loaded (and their compile cache written at exit)
+    return;
+  }
   const dbs = new Databases(values["database-url"], values.keep);
   await dbs.init();
+  await spawnSelf(["--warm-up"]); // fills the compile cache before anything is measured, as building the image does
   try {
     if (values.scenario === "throttled") {
       await throttledScenario(dbs, Number(values["time-scale"]));

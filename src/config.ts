@@ -3,10 +3,9 @@
 // CONFIG_SCHEMA (`node src/cli.ts config-doc`), and a test fails when they drift.
 
 import { accessSync, constants, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 
 import cron from "node-cron";
-
-import { parse as parseYaml } from "yaml";
 
 import { ConfigError } from "./errors.ts";
 import { isStreamName, STREAM_NAMES, type StreamName } from "./ingest/streams.ts";
@@ -639,7 +638,9 @@ function tenantFrom(values: Record<string, unknown>, problems: string[], where: 
 function tenantEnvs(path: string, env: Env, problems: string[]): Array<{ where: string; env: Env }> {
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(path, "utf8"));
+    // Loaded only here: a configuration without TENANTS_FILE never needs a YAML parser in memory.
+    const yaml = createRequire(import.meta.url)("yaml") as typeof import("yaml");
+    doc = yaml.parse(readFileSync(path, "utf8"));
   } catch (error) {
     problems.push(`TENANTS_FILE: ${path} is not valid JSON or YAML (${(error as Error).message.split("\n")[0]})`);
     return [];

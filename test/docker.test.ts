@@ -26,6 +26,18 @@ test("the image starts the same command the tests run", () => {
   assert.ok(compose.includes(`command: ${cmd}`), "compose runs the same command");
 });
 
+test("the benchmark measures the daemon with the image's Node settings", () => {
+  const bench = readFileSync(new URL("../bench/ingest.ts", import.meta.url), "utf8");
+  const flags = /^const PRODUCTION_NODE_FLAGS = "(.*)";$/m.exec(bench)?.[1];
+  const options = /^\s*NODE_OPTIONS=("[^"]*"|\S+)/m.exec(dockerfile)?.[1]?.replace(/^"|"$/g, "");
+  assert.equal(options, flags, "Dockerfile NODE_OPTIONS = PRODUCTION_NODE_FLAGS in bench/ingest.ts");
+  // The compile cache is filled as the user that runs the daemon (Node keys it by uid).
+  const cache = /^\s*NODE_COMPILE_CACHE=(\S+)/m.exec(dockerfile)?.[1];
+  assert.ok(cache, "the image sets NODE_COMPILE_CACHE");
+  const fill = dockerfile.search(/^RUN node src\/cli\.ts /m);
+  assert.ok(fill > dockerfile.search(/^USER node$/m), "the image fills the cache after USER node");
+});
+
 test("docker-compose.yml is valid (docker-compose config)", (t) => {
   let binary: string | undefined;
   for (const candidate of ["docker-compose"]) {

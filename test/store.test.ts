@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import type { ValidEvent } from "../src/ingest/events.ts";
+import { classifyEvents, pageEvents, type ValidEvent } from "../src/ingest/events.ts";
 import { readCheckpoint, writeCheckpoint } from "../src/store/checkpoints.ts";
 import { withTransaction } from "../src/store/db.ts";
 import { ensurePartitions, insertRejected, upsertSignIns } from "../src/store/signins.ts";
@@ -58,6 +58,42 @@ test("insert, then an identical re-run writes nothing, then a changed re-publish
   assert.equal(row.last_changed_at.toISOString(), t3.toISOString());
   assert.equal(row.risk_level_during_sign_in, "high");
   assert.equal(row.raw.createdDateTime, "2026-11-28T10:00:00.1234567Z", "raw keeps the event as received");
+});
+
+test("a page is stored from its own text, without its rejected events and the earlier copy of a repeated id", async () => {
+  const tenant = "tenant-page";
+  const value = [
+    { id: "p1", createdDateTime: "2026-11-28T10:00:00Z", v: 1 },
+    { createdDateTime: "2026-11-28T10:00:00Z", v: "no id" },
+    { id: "p2", createdDateTime: "2026-11-28T10:00:01.5Z", n: 1.5 },
+    { id: "p1", createdDateTime: "2026-11-28T10:00:00Z", v: 2 },
+  ];
+  const text = JSON.stringify({ "@odata.context": "https://graph.example/$metadata#auditLogs/signIns", value });
+  const { valid, rejected, duplicates } = classifyEvents(value);
+  assert.equal(rejected.length, 1);
+  assert.equal(duplicates, 1);
+  const page = pageEvents(text, value, valid);
+  assert.deepEqual(page.skip, [1, 2]);
+  const result = await withTransaction(db.pool, (c) => upsertSignIns(c, tenant, "interactiveUser", page, new Date()));
+  assert.equal(result.inserted, 2);
+  const rows = (
+    await db.pool.query("select id, raw from sign_ins where tenant_id = $1 order by id", [tenant])
+  ).rows.map((r: { id: string; raw: unknown }) => [r.id, r.raw]);
+  assert.deepEqual(rows, [
+    ["p1", value[3]],
+    ["p2", value[2]],
+  ]);
+  // The same events given parsed (import, older releases) are the same rows: nothing changes.
+  const again = await withTransaction(db.pool, (c) =>
+    upsertSignIns(
+      c,
+      tenant,
+      "interactiveUser",
+      valid.map(({ index, id, createdDateTime }) => ({ id, createdDateTime, raw: value[index] as ValidEvent["raw"] })),
+      new Date(),
+    ),
+  );
+  assert.deepEqual([again.inserted, again.updated, again.unchanged], [0, 0, 2]);
 });
 
 test("typed columns are generated from raw and tolerate type drift", async () => {

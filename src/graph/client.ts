@@ -19,6 +19,8 @@ export interface BudgetKey {
 
 export interface Page {
   value: unknown[];
+  /** The body as received (JSON), for storing the events without serialising them again. */
+  text: string;
   nextLink: string | undefined;
   requestId: string | undefined;
   bytes: number;
@@ -211,5 +213,11 @@ export function parsePage(response: HttpResponse): Page {
   if (next !== undefined && typeof next !== "string") {
     throw new MalformedPageError("Graph returned a page whose @odata.nextLink is not a string");
   }
-  return { value, nextLink: next, requestId: response.headers["request-id"], bytes: response.text.length };
+  return {
+    value,
+    text: response.text,
+    nextLink: next,
+    requestId: response.headers["request-id"],
+    bytes: response.text.length,
+  };
 }

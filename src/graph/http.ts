@@ -91,8 +91,12 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
   return flat;
 }
 
+// Decoded chunk by chunk as it arrives: no copy of the whole body as bytes, and the text is an ordinary heap string.
+// (Node makes a string decoded from more than about 1 MB at once an external one, outside V8's heap limits: pages
+// kept until stored would pile up there between full GCs.)
 async function readBounded(body: Dispatcher.ResponseData["body"], maxBytes: number): Promise<string> {
-  const chunks: Buffer[] = [];
+  const decoder = new TextDecoder();
+  let text = "";
   let size = 0;
   for await (const chunk of body) {
     size += (chunk as Buffer).length;
@@ -100,9 +104,9 @@ async function readBounded(body: Dispatcher.ResponseData["body"], maxBytes: numb
       body.destroy();
       throw new ResponseBodyTooLarge(`response body exceeds ${maxBytes} bytes`);
     }
-    chunks.push(chunk as Buffer);
+    text += decoder.decode(chunk as Buffer, { stream: true });
   }
-  return Buffer.concat(chunks).toString("utf8");
+  return text + decoder.decode();
 }
 
 export interface SendOptions {

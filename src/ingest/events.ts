@@ -24,6 +24,32 @@ export interface SortedEvents {
   duplicates: number;
 }
 
+/** A storable event by its position in the page's `value` array (0-based), without the event itself. */
+export interface EventRef {
+  index: number;
+  id: string;
+  createdDateTime: string;
+}
+
+export interface ClassifiedEvents {
+  valid: EventRef[];
+  rejected: RejectedEvent[];
+  duplicates: number;
+}
+
+/**
+ * A page's storable events as the page's own JSON text (a Graph page object, or a bare array of events): every
+ * element of its `value` array except those at `skip`. The store sends this text as it is, so a page is held as one
+ * string while it waits for the previous page's transaction, not as parsed objects plus their re-serialisation.
+ */
+export interface PageEvents {
+  text: string;
+  /** Positions (1-based) of the elements not to store: rejected events and the earlier copies of repeated ids. */
+  skip: number[];
+  /** How many events are stored (elements minus skipped). */
+  count: number;
+}
+
 // ISO-8601 with an explicit zone; Graph sends UTC with 0..7 fractional digits.
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const MIN_TIME = Date.UTC(2000, 0, 1);
@@ -38,13 +64,21 @@ export function isGraphDateTime(text: unknown): text is string {
   return Number.isFinite(ms) && ms >= MIN_TIME && ms < MAX_TIME;
 }
 
-/** Splits a page's `value` array into storable and rejected events, de-duplicating ids within the page. */
-export function sortEvents(value: readonly unknown[], timeField = "createdDateTime"): SortedEvents {
-  const byId = new Map<string, ValidEvent>();
+/**
+ * Splits a page's `value` array into storable and rejected events, de-duplicating ids within the page. With
+ * `checkNul`, an event holding U+0000 anywhere (PostgreSQL's text and jsonb refuse it) is rejected too; only pages
+ * whose text contains the escape need the check (see pageEvents).
+ */
+export function classifyEvents(
+  value: readonly unknown[],
+  timeField = "createdDateTime",
+  checkNul = false,
+): ClassifiedEvents {
+  const byId = new Map<string, EventRef>();
   const rejected: RejectedEvent[] = [];
   let duplicates = 0;
-  for (const item of value) {
-    const reason = rejectionReason(item, timeField);
+  for (const [index, item] of value.entries()) {
+    const reason = rejectionReason(item, timeField) ?? (checkNul && containsNul(item) ? NUL_REASON : undefined);
     if (reason !== undefined) {
       rejected.push({ reason, rawText: JSON.stringify(item) ?? String(item) });
       continue;
@@ -55,9 +89,62 @@ export function sortEvents(value: readonly unknown[], timeField = "createdDateTi
       duplicates++;
       byId.delete(id);
     }
-    byId.set(id, { id, createdDateTime: raw[timeField] as string, raw });
+    byId.set(id, { index, id, createdDateTime: raw[timeField] as string });
   }
   return { valid: [...byId.values()], rejected, duplicates };
+}
+
+/** classifyEvents (NULs included) with each storable event itself. */
+export function sortEvents(value: readonly unknown[], timeField = "createdDateTime"): SortedEvents {
+  const { valid, rejected, duplicates } = classifyEvents(value, timeField, true);
+  return {
+    valid: valid.map(({ index, id, createdDateTime }) => ({ id, createdDateTime, raw: value[index] as RawSignIn })),
+    rejected,
+    duplicates,
+  };
+}
+
+/** True when the JSON text of a page may hold a U+0000 (classify its events with `checkNul`). */
+export function mayHoldNul(text: string): boolean {
+  return text.includes("\\u0000");
+}
+
+/**
+ * The events of a page whose JSON text is `text`, `valid` of its `value` elements stored. A page whose text holds a
+ * NUL escape cannot be sent as it is (PostgreSQL would refuse the whole text, rejected events included): its valid
+ * events are serialised on their own instead.
+ */
+export function pageEvents(text: string, value: readonly unknown[], valid: readonly EventRef[]): PageEvents {
+  if (mayHoldNul(text)) {
+    return { text: JSON.stringify(valid.map((e) => value[e.index])), skip: [], count: valid.length };
+  }
+  const length = value.length;
+  const skip: number[] = [];
+  if (valid.length < length) {
+    const kept = new Set(valid.map((e) => e.index));
+    for (let i = 0; i < length; i++) {
+      if (!kept.has(i)) {
+        skip.push(i + 1);
+      }
+    }
+  }
+  return { text, skip, count: valid.length };
+}
+
+const NUL_REASON = "holds a U+0000 (NUL) character, which PostgreSQL cannot store";
+
+function containsNul(value: unknown): boolean {
+  if (typeof value === "string") {
+    return value.includes("\0");
+  }
+  if (value !== null && typeof value === "object") {
+    for (const [key, item] of Object.entries(value)) {
+      if (key.includes("\0") || containsNul(item)) {
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 function rejectionReason(item: unknown, timeField: string): string | undefined {

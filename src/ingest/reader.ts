@@ -4,7 +4,7 @@
 
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Priority } from "../graph/budget.ts";
-import type { GraphClient, Page } from "../graph/client.ts";
+import type { GraphClient } from "../graph/client.ts";
 import { signInsUrl } from "../graph/signins.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -19,7 +19,7 @@ import {
   upsertSignIns,
 } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
-import { sortEvents } from "./events.ts";
+import { classifyEvents, mayHoldNul, pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
 import type { Window } from "./window.ts";
 
 export interface StreamSpec {
@@ -76,6 +76,22 @@ export function emptyCounts(): Counts {
   return { pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, duplicates: 0 };
 }
 
+/**
+ * A fetched page as it waits to be stored: its JSON text and which events to store. The parsed events are dropped
+ * as soon as they are checked (they die young instead of being promoted while the previous page commits), and the
+ * store sends the text as it came.
+ */
+interface FetchedPage {
+  nextLink: string | undefined;
+  requestId: string | undefined;
+  bytes: number;
+  /** Events in the page, stored or not. */
+  length: number;
+  events: PageEvents;
+  rejected: RejectedEvent[];
+  duplicates: number;
+}
+
 /** Reads `window` of `stream` to its last page; adds to `counts`. Throws (nothing moves) on failure. */
 export async function readWindow(
   deps: ReaderDeps,
@@ -97,12 +113,13 @@ export async function readWindow(
     top: deps.pageSize,
     ...(stream.extraFilter ? { extraFilter: stream.extraFilter } : {}),
   });
+  const timeField = stream.resource === "signIns" ? "createdDateTime" : "activityDateTime";
   const seen = new Set<string>();
   const fetchController = new AbortController();
   const fetchSignal = AbortSignal.any([options.signal, fetchController.signal]);
   // While one page is being stored, the next one is already being fetched: at most two pages are in memory, and
   // Graph's latency overlaps PostgreSQL's work. A page is stored only after the previous one committed.
-  const fetchPage = (pageUrl: string, pageNumber: number): Promise<Page> => {
+  const fetchPage = (pageUrl: string, pageNumber: number): Promise<FetchedPage> => {
     const cap = deps.maxPagesPerWindow ?? MAX_PAGES_PER_WINDOW;
     const pending = seen.has(pageUrl)
       ? Promise.reject(new TemporaryError(`Graph's nextLinks for window ${window.from.toISOString()} loop`))
@@ -112,18 +129,29 @@ export async function readWindow(
               `window ${window.from.toISOString()}..${window.to.toISOString()} needs more than ${cap} pages`,
             ),
           )
-        : graph.getPage(pageUrl, fetchSignal, options.priority);
+        : graph.getPage(pageUrl, fetchSignal, options.priority).then((page): FetchedPage => {
+            const { valid, rejected, duplicates } = classifyEvents(page.value, timeField, mayHoldNul(page.text));
+            return {
+              nextLink: page.nextLink,
+              requestId: page.requestId,
+              bytes: page.bytes,
+              length: page.value.length,
+              events: pageEvents(page.text, page.value, valid),
+              rejected,
+              duplicates,
+            };
+          });
     seen.add(pageUrl);
     // Awaited in the loop below, possibly after the current page is stored: never an unhandled rejection meanwhile.
     pending.catch(() => undefined);
     return pending;
   };
   const inWindow = emptyCounts();
-  let pending: Promise<Page> | undefined = fetchPage(url, 1);
+  let pending: Promise<FetchedPage> | undefined = fetchPage(url, 1);
   try {
     for (let pageNumber = 1; pending !== undefined; pageNumber++) {
       options.signal.throwIfAborted();
-      const page: Page = await pending;
+      const page: FetchedPage = await pending;
       const next: string | undefined = page.nextLink;
       if (next !== undefined) {
         graph.assertGraphUrl(next);
@@ -145,17 +173,16 @@ async function storePage(
   window: Window,
   options: ReadOptions,
   counts: Counts,
-  page: Page,
+  page: FetchedPage,
   next: string | undefined,
 ): Promise<void> {
   const { db, tenantId } = deps;
-  const sorted = sortEvents(page.value, stream.resource === "signIns" ? "createdDateTime" : "activityDateTime");
   const upsert = stream.resource === "signIns" ? upsertSignIns : upsertDirectoryAudits;
   const seenAt = deps.clock.now();
   const storeStarted = performance.now();
   const stored = await withTransaction(db, async (client) => {
-    const c = await upsert(client, tenantId, stream.name, sorted.valid, seenAt);
-    await insertRejected(client, tenantId, stream.name, sorted.rejected, seenAt);
+    const c = await upsert(client, tenantId, stream.name, page.events, seenAt);
+    await insertRejected(client, tenantId, stream.name, page.rejected, seenAt);
     if (next === undefined) {
       await recordCoverage(client, {
         tenantId,
@@ -163,7 +190,7 @@ async function storePage(
         from: window.from,
         to: window.to,
         at: seenAt,
-        events: counts.fetched + page.value.length,
+        events: counts.fetched + page.length,
         newEvents: counts.inserted + c.inserted,
         pages: counts.pages + 1,
         reader: options.reader,
@@ -175,20 +202,20 @@ async function storePage(
     options.signal.throwIfAborted();
     return c;
   });
-  observePage(deps, stream, (performance.now() - storeStarted) / 1000, stored, sorted.rejected.length, seenAt);
+  observePage(deps, stream, (performance.now() - storeStarted) / 1000, stored, page.rejected.length, seenAt);
   counts.pages++;
-  counts.fetched += page.value.length;
+  counts.fetched += page.length;
   counts.inserted += stored.inserted;
   counts.updated += stored.updated;
   counts.unchanged += stored.unchanged;
-  counts.rejected += sorted.rejected.length;
-  counts.duplicates += sorted.duplicates;
-  if (sorted.rejected.length > 0) {
+  counts.rejected += page.rejected.length;
+  counts.duplicates += page.duplicates;
+  if (page.rejected.length > 0) {
     options.log.warn(
       {
         page: counts.pages,
-        rejected: sorted.rejected.length,
-        reasons: [...new Set(sorted.rejected.map((r) => r.reason))],
+        rejected: page.rejected.length,
+        reasons: [...new Set(page.rejected.map((r) => r.reason))],
       },
       "events set aside in rejected_events",
     );
@@ -197,7 +224,7 @@ async function storePage(
     {
       page: counts.pages,
       request_id: page.requestId,
-      events: page.value.length,
+      events: page.length,
       bytes: page.bytes,
       inserted: stored.inserted,
       updated: stored.updated,

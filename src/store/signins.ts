@@ -1,6 +1,6 @@
 // Writes one page of sign-ins in one statement (upsert keyed by tenant and id), and sets rejected events aside.
 
-import type { RejectedEvent, ValidEvent } from "../ingest/events.ts";
+import type { PageEvents, RejectedEvent, ValidEvent } from "../ingest/events.ts";
 import type { PoolClient } from "./db.ts";
 
 export interface UpsertCounts {
@@ -17,10 +17,13 @@ export interface UpsertResult extends UpsertCounts {
 // Typed columns are generated from `raw` by PostgreSQL, so only the key, the stream and `raw` travel.
 // A changed re-publish updates the row (revision + 1); an identical one fails the `where` and writes nothing.
 // (`xmax = 0` cannot tell inserts from updates on a partitioned table, hence the revision counter.)
+// $4 is a JSON array of events or a Graph page (its `value` array; `->` gives null on an array); the elements at
+// the positions in $5 are left out (see PageEvents).
 export const UPSERT_SIGN_INS = `
 insert into sign_ins as s (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at)
 select $1, e ->> 'id', (e ->> 'createdDateTime')::timestamptz, $2, e, $3, $3
-from jsonb_array_elements($4::jsonb) as e
+from jsonb_array_elements(coalesce($4::jsonb -> 'value', $4::jsonb)) with ordinality as p(e, n)
+where n <> all($5::int[])
 on conflict (tenant_id, id, created_date_time) do update
   set raw = excluded.raw, stream = excluded.stream, last_changed_at = excluded.last_changed_at, revision = s.revision + 1
   where s.raw is distinct from excluded.raw
@@ -35,11 +38,12 @@ on conflict (tenant_id, raw_hash) do update
 
 export const ENSURE_PARTITION = `select signin_ensure_partition($1::timestamptz)`;
 
+/** Stores parsed events, or a page's events straight from its JSON text (PageEvents). */
 export function upsertSignIns(
   client: PoolClient,
   tenantId: string,
   stream: string,
-  events: readonly ValidEvent[],
+  events: readonly ValidEvent[] | PageEvents,
   seenAt: Date,
 ): Promise<UpsertResult> {
   return upsert(UPSERT_SIGN_INS, client, tenantId, stream, events, seenAt);
@@ -51,18 +55,21 @@ async function upsert(
   client: PoolClient,
   tenantId: string,
   stream: string,
-  events: readonly ValidEvent[],
+  events: readonly ValidEvent[] | PageEvents,
   seenAt: Date,
 ): Promise<UpsertResult> {
-  if (events.length === 0) {
+  if (("text" in events ? events.count : events.length) === 0) {
     return { inserted: 0, updated: 0, unchanged: 0, insertedCreatedAt: [] };
   }
-  const json = JSON.stringify(events.map((e) => e.raw));
+  // A page arrives as Graph's own text; parsed events (import, tests) are serialised here.
+  const page: PageEvents =
+    "text" in events ? events : { text: JSON.stringify(events.map((e) => e.raw)), skip: [], count: events.length };
   const result = await client.query<{ inserted: boolean; created_date_time: Date }>(sql, [
     tenantId,
     stream,
     seenAt,
-    json,
+    page.text,
+    page.skip,
   ]);
   const insertedCreatedAt: Date[] = [];
   for (const row of result.rows) {
@@ -72,7 +79,7 @@ async function upsert(
   }
   const inserted = insertedCreatedAt.length;
   const updated = result.rows.length - inserted;
-  return { inserted, updated, unchanged: events.length - inserted - updated, insertedCreatedAt };
+  return { inserted, updated, unchanged: page.count - inserted - updated, insertedCreatedAt };
 }
 
 export async function insertRejected(
@@ -107,7 +114,8 @@ export async function ensurePartitions(client: PoolClient, from: Date, to: Date)
 export const UPSERT_DIRECTORY_AUDITS = `
 insert into directory_audits as s (tenant_id, id, activity_date_time, stream, raw, first_seen_at, last_changed_at)
 select $1, e ->> 'id', (e ->> 'activityDateTime')::timestamptz, $2, e, $3, $3
-from jsonb_array_elements($4::jsonb) as e
+from jsonb_array_elements(coalesce($4::jsonb -> 'value', $4::jsonb)) with ordinality as p(e, n)
+where n <> all($5::int[])
 on conflict (tenant_id, id) do update
   set raw = excluded.raw, activity_date_time = excluded.activity_date_time, last_changed_at = excluded.last_changed_at,
       revision = s.revision + 1
@@ -119,7 +127,7 @@ export function upsertDirectoryAudits(
   client: PoolClient,
   tenantId: string,
   stream: string,
-  events: readonly ValidEvent[],
+  events: readonly ValidEvent[] | PageEvents,
   seenAt: Date,
 ): Promise<UpsertResult> {
   return upsert(UPSERT_DIRECTORY_AUDITS, client, tenantId, stream, events, seenAt);
