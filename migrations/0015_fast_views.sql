@@ -119,14 +119,18 @@ language sql stable as $$
   from unnest(later) as l
   join sign_ins b on b.tenant_id = l.tenant_id and b.user_principal_name = l.user_principal_name
     and b.created_date_time = l.created_date_time
+  -- The same user and the 24 h before, written as row comparisons on (user, time) so that only
+  -- sign_ins_travel_user_idx can serve them: on a month without statistics yet (a fresh partition, one large
+  -- statement) the planner would otherwise as soon take sign_ins_tenant_created_idx and filter a whole day per probe.
   cross join lateral (
     select p.id, p.created_date_time, p.location_country_or_region, p.location_city, p.ip_address,
       signin_distance_km(p.location_latitude, p.location_longitude, b.location_latitude, b.location_longitude) as distance_km
     from sign_ins p
-    where p.tenant_id = b.tenant_id and p.user_principal_name = b.user_principal_name
-      and p.created_date_time < b.created_date_time and p.created_date_time > b.created_date_time - interval '24 hours'
+    where p.tenant_id = b.tenant_id
+      and (p.user_principal_name, p.created_date_time) < (b.user_principal_name, b.created_date_time)
+      and (p.user_principal_name, p.created_date_time) > (b.user_principal_name, b.created_date_time - interval '24 hours')
       and p.is_interactive and p.status_error_code = 0 and p.location_latitude is not null and p.location_longitude is not null
-    order by p.created_date_time desc
+    order by p.user_principal_name desc, p.created_date_time desc
     limit 1
   ) a
   where b.is_interactive and b.status_error_code = 0 and b.location_latitude is not null and b.location_longitude is not null
@@ -181,14 +185,17 @@ begin
     select row(c.tenant_id, c.user_principal_name, n.next_time)::signin_travel_key
     from unnest(changed) as c
     cross join lateral (
-      select min(s.created_date_time) as next_time
+      -- Row comparisons, as in signin_travel_pairs, so that sign_ins_travel_user_idx serves the probe.
+      select s.created_date_time as next_time
       from sign_ins s
-      where s.tenant_id = c.tenant_id and s.user_principal_name = c.user_principal_name
-        and s.created_date_time > c.created_date_time and s.created_date_time < c.created_date_time + interval '24 hours'
+      where s.tenant_id = c.tenant_id
+        and (s.user_principal_name, s.created_date_time) > (c.user_principal_name, c.created_date_time)
+        and (s.user_principal_name, s.created_date_time) < (c.user_principal_name, c.created_date_time + interval '24 hours')
         and s.is_interactive and s.status_error_code = 0 and s.location_latitude is not null
         and s.location_longitude is not null
+      order by s.user_principal_name, s.created_date_time
+      limit 1
     ) n
-    where n.next_time is not null
   ) x;
 
   delete from sign_in_travel_candidates t
