@@ -238,7 +238,6 @@ async function makeEvents(count: number, spacingMs: number, endMs: number): Prom
     users: 300,
     signInsPerUserPerDay: 24,
     historyDays: 1,
-    quietWeekends: false,
   });
   const base = source
     .visibleEvents()

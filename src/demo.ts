@@ -83,6 +83,7 @@ async function main(): Promise<void> {
     historyDays: 8,
     arrivalLatency: { p50Seconds: 60, p99Seconds: 900, maxSeconds: 7200 },
     republishRate: 0.02,
+    quietWeekends: true,
   });
   const embedded = process.env.DATABASE_URL
     ? undefined

@@ -20,7 +20,7 @@ import { expectedIds, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
 const { fresh } = simulatorSuite(
-  () => startSimulator({ seed: 11, users: 25, signInsPerUserPerDay: 24, historyDays: 3, quietWeekends: false }),
+  () => startSimulator({ seed: 11, users: 25, signInsPerUserPerDay: 24, historyDays: 3 }),
   (s) => (sim = s),
 );
 
@@ -127,7 +127,6 @@ test("after SIGKILL mid-backfill, a re-run reads only the slices the ledger does
     users: 25,
     signInsPerUserPerDay: 24,
     historyDays: 3,
-    quietWeekends: false,
     pageLatencyMs: 60,
   });
   try {
@@ -203,7 +202,6 @@ test("concurrent slices under Graph's throttle rule stay within the budget and c
     users: 60,
     signInsPerUserPerDay: 48,
     historyDays: 2,
-    quietWeekends: false,
     pageLatencyMs: 400, // twice the budget interval (1000 ms / 5)
     throttle: { perTenant: 5, perApp: 122, windowMs },
   });

@@ -12,7 +12,7 @@ import { expectedIds, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
 const { fresh } = simulatorSuite(
-  () => startSimulator({ seed: 11, users: 20, signInsPerUserPerDay: 24, historyDays: 2, quietWeekends: false }),
+  () => startSimulator({ seed: 11, users: 20, signInsPerUserPerDay: 24, historyDays: 2 }),
   (s) => (sim = s),
   { migrate: false },
 );

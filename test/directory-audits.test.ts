@@ -19,7 +19,7 @@ describe("simulator: GET /auditLogs/directoryAudits", () => {
   let sim: Simulator;
   let token: string;
   before(async () => {
-    sim = await startSimulator({ seed: 3, users: 30, historyDays: 3, quietWeekends: false });
+    sim = await startSimulator({ seed: 3, users: 30, historyDays: 3 });
     token = await getToken(sim);
   });
   after(() => sim.close());
@@ -75,7 +75,6 @@ describe("simulator: GET /auditLogs/directoryAudits", () => {
       users: 30,
       historyDays: 3,
       clock: () => sim.now(),
-      quietWeekends: false,
     });
     try {
       const ids = new Set(again.visibleAudits().map((e) => e.id));
@@ -177,7 +176,7 @@ describe("daemon: the directoryAudits stream", () => {
   let sim: Simulator;
   let db: TestDatabase;
   before(async () => {
-    sim = await startSimulator({ seed: 11, users: 40, historyDays: 2, auditsPerUserPerDay: 4, quietWeekends: false });
+    sim = await startSimulator({ seed: 11, users: 40, historyDays: 2, auditsPerUserPerDay: 4 });
     db = await createTestDatabase();
   });
   after(async () => {

@@ -13,7 +13,7 @@ import { expectedIds, ingestHarness, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
 const { fresh } = simulatorSuite(
-  () => startSimulator({ seed: 7, users: 25, signInsPerUserPerDay: 24, historyDays: 2, quietWeekends: false }),
+  () => startSimulator({ seed: 7, users: 25, signInsPerUserPerDay: 24, historyDays: 2 }),
   (s) => (sim = s),
 );
 

@@ -13,7 +13,7 @@ import { expectedIds, ingestHarness, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
 const { fresh } = simulatorSuite(
-  () => startSimulator({ seed: 3, users: 10, signInsPerUserPerDay: 20, historyDays: 1, quietWeekends: false }),
+  () => startSimulator({ seed: 3, users: 10, signInsPerUserPerDay: 20, historyDays: 1 }),
   (s) => (sim = s),
 );
 

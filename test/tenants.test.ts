@@ -69,7 +69,6 @@ before(async () => {
     users: 15,
     signInsPerUserPerDay: 20,
     historyDays: 1,
-    quietWeekends: false,
     tenants: [T1, T2, T3],
     clients: { [APP]: "app-secret", [CERT_APP]: "unused", [FED_APP]: "unused" },
     clientCertificates: { [CERT_APP]: good.cert },

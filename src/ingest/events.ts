@@ -66,8 +66,8 @@ export function isGraphDateTime(text: unknown): text is string {
 
 /**
  * Splits a page's `value` array into storable and rejected events, de-duplicating ids within the page. With
- * `checkNul`, an event holding U+0000 anywhere (PostgreSQL's text and jsonb refuse it) is rejected too; only pages
- * whose text contains the escape need the check (see pageEvents).
+ * `checkNul`, an event holding U+0000 anywhere (PostgreSQL's text and jsonb refuse it) is rejected too; pageEvents
+ * asks for the check only when the page's text contains the escape.
  */
 export function classifyEvents(
   value: readonly unknown[],
@@ -104,19 +104,23 @@ export function sortEvents(value: readonly unknown[], timeField = "createdDateTi
   };
 }
 
-/** True when the JSON text of a page may hold a U+0000 (classify its events with `checkNul`). */
-export function mayHoldNul(text: string): boolean {
-  return text.includes("\\u0000");
-}
-
 /**
- * The events of a page whose JSON text is `text`, `valid` of its `value` elements stored. A page whose text holds a
- * NUL escape cannot be sent as it is (PostgreSQL would refuse the whole text, rejected events included): its valid
- * events are serialised on their own instead.
+ * A page's events, classified (classifyEvents), with what to send for storage: the page's own JSON text and the
+ * positions to skip. A page whose text holds a NUL escape cannot be sent as it is (PostgreSQL would refuse the whole
+ * text, rejected events included): its events are then also checked for U+0000, and the valid ones serialised on
+ * their own. The text is scanned for the escape once.
  */
-export function pageEvents(text: string, value: readonly unknown[], valid: readonly EventRef[]): PageEvents {
-  if (mayHoldNul(text)) {
-    return { text: JSON.stringify(valid.map((e) => value[e.index])), skip: [], count: valid.length };
+export function pageEvents(
+  text: string,
+  value: readonly unknown[],
+  timeField = "createdDateTime",
+): ClassifiedEvents & { events: PageEvents } {
+  const nul = text.includes("\\u0000");
+  const classified = classifyEvents(value, timeField, nul);
+  const { valid } = classified;
+  if (nul) {
+    const events = { text: JSON.stringify(valid.map((e) => value[e.index])), skip: [], count: valid.length };
+    return { ...classified, events };
   }
   const length = value.length;
   const skip: number[] = [];
@@ -128,7 +132,7 @@ export function pageEvents(text: string, value: readonly unknown[], valid: reado
       }
     }
   }
-  return { text, skip, count: valid.length };
+  return { ...classified, events: { text, skip, count: valid.length } };
 }
 
 const NUL_REASON = "holds a U+0000 (NUL) character, which PostgreSQL cannot store";

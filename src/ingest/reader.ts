@@ -19,7 +19,7 @@ import {
   upsertSignIns,
 } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
-import { classifyEvents, mayHoldNul, pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
+import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
 import type { Window } from "./window.ts";
 
 export interface StreamSpec {
@@ -130,13 +130,13 @@ export async function readWindow(
             ),
           )
         : graph.getPage(pageUrl, fetchSignal, options.priority).then((page): FetchedPage => {
-            const { valid, rejected, duplicates } = classifyEvents(page.value, timeField, mayHoldNul(page.text));
+            const { events, rejected, duplicates } = pageEvents(page.text, page.value, timeField);
             return {
               nextLink: page.nextLink,
               requestId: page.requestId,
               bytes: page.bytes,
               length: page.value.length,
-              events: pageEvents(page.text, page.value, valid),
+              events,
               rejected,
               duplicates,
             };

@@ -19,7 +19,7 @@ export interface GenConfig {
   auditsPerUserPerDay?: number;
   /**
    * Weekends (in each user's time zone) carry a fraction of weekday traffic, as in real tenants (default true).
-   * Tests that count on a day's volume turn it off, so they do not depend on the day of the week they run on.
+   * startSimulator turns it off unless asked for, so tests and benchmarks do not depend on the day they run on.
    */
   quietWeekends?: boolean;
 }

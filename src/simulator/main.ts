@@ -143,7 +143,8 @@ export async function runSimulatorCli(
     out.write(SIMULATE_HELP);
     return;
   }
-  const sim = await startSimulator(parsed);
+  // A stand-alone simulator shows people a realistic week (tests leave weekends as busy as weekdays).
+  const sim = await startSimulator({ quietWeekends: true, ...parsed });
   out.write(
     `Microsoft Graph simulator listening on ${sim.url}\n` +
       `Point the daemon at it with:\n` +

@@ -247,7 +247,6 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     users: 40,
     signInsPerUserPerDay: 150,
     historyDays: 1,
-    quietWeekends: false,
     clients: { [DEFAULT_CLIENT]: secret },
     arrivalLatency: { p50Seconds: 2, p99Seconds: 20, maxSeconds: 30 },
     republishRate: 0,
