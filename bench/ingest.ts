@@ -29,9 +29,9 @@ import { runBackfill } from "../src/ingest/backfill.ts";
 import { emptyCounts, INTERACTIVE_STREAM, readWindow } from "../src/ingest/reader.ts";
 import { getToken, graphGet } from "../src/simulator/client.ts";
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
-import { createPool, withTransaction } from "../src/store/db.ts";
+import { createPool } from "../src/store/db.ts";
 import { migrate } from "../src/store/migrate.ts";
-import { ensurePartitions } from "../src/store/signins.ts";
+import { ensurePartitions } from "../src/store/partitions.ts";
 import { HOUR, systemClock } from "../src/time.ts";
 
 /** V8 heap settings of the production image (Dockerfile `NODE_OPTIONS`): a small young generation keeps RSS flat. */
@@ -367,7 +367,7 @@ async function withClientPartitions(client: pg.Client, from: string, to: string)
   const pool = {
     connect: () => Promise.resolve(Object.assign(client, { release: () => undefined })),
   } as unknown as pg.Pool;
-  await withTransaction(pool, (c) => ensurePartitions(c, new Date(from), new Date(to)));
+  await ensurePartitions(pool, new Date(from), new Date(to));
 }
 
 const NAIVE_UPSERT = `

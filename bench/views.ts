@@ -25,7 +25,8 @@ import type { ValidEvent } from "../src/ingest/events.ts";
 import { type GenConfig, generateHour, HOUR_MS } from "../src/simulator/generate.ts";
 import { withTransaction } from "../src/store/db.ts";
 import { migrate } from "../src/store/migrate.ts";
-import { ensurePartitions, upsertSignIns } from "../src/store/signins.ts";
+import { ensurePartitions } from "../src/store/partitions.ts";
+import { upsertSignIns } from "../src/store/signins.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -170,7 +171,7 @@ async function loadEvents(pool: pg.Pool): Promise<{ events: number; days: number
     const at = new Date(hour * HOUR_MS);
     const m = at.toISOString().slice(0, 7);
     if (m !== month) {
-      await withTransaction(pool, (c) => ensurePartitions(c, at, at));
+      await ensurePartitions(pool, at, at);
       month = m;
     }
     for (const ev of generateHour(cfg, TENANT, hour)) {

@@ -473,23 +473,31 @@ export function onceExitCode(outcomes: readonly TargetOutcome[]): ExitCode {
   return EXIT.ok;
 }
 
-/** Creates next months' partitions and drops those past RETENTION; at most once an hour. */
+/**
+ * Creates next months' partitions and drops those past RETENTION; after a success, at most once an hour. A failure
+ * (a lock timeout behind a long dashboard query, say) is logged and retried on the next tick; it never holds up
+ * ingestion, which creates the months it writes itself.
+ */
 function partitionMaintenance(config: Config, database: Database, log: Logger): () => Promise<void> {
   let last = 0;
   return async () => {
     if (Date.now() - last < 60 * 60_000) {
       return;
     }
-    last = Date.now();
     const now = new Date();
-    await ensureUpcomingPartitions(database.pool, now, 2);
-    if (config.storeRetentionMs !== undefined) {
-      const dropped = await withTransaction(database.pool, (client) =>
-        dropExpiredPartitions(client, config.storeRetentionMs as number, now),
-      );
-      if (dropped.length > 0) {
-        log.info({ dropped: dropped.map((d) => d.name) }, "partitions past RETENTION dropped");
+    try {
+      await ensureUpcomingPartitions(database.pool, now, 2);
+      if (config.storeRetentionMs !== undefined) {
+        const dropped = await withTransaction(database.pool, (client) =>
+          dropExpiredPartitions(client, config.storeRetentionMs as number, now),
+        );
+        if (dropped.length > 0) {
+          log.info({ dropped: dropped.map((d) => d.name) }, "partitions past RETENTION dropped");
+        }
       }
+      last = Date.now();
+    } catch (error) {
+      log.warn({ err: error }, "partition maintenance failed; the next tick retries");
     }
   };
 }

@@ -94,6 +94,11 @@ export function isTemporaryDatabaseError(error: unknown): boolean {
   if (typeof code !== "string") {
     return error instanceof Error && /Connection terminated|connection timeout/i.test(error.message);
   }
+  // A row for a month without a partition (retention dropped it meanwhile): the next attempt creates the month
+  // before writing (src/store/partitions.ts).
+  if (code === "23514" && error instanceof Error && error.message.startsWith("no partition of relation")) {
+    return true;
+  }
   return TEMPORARY_NODE_CODES.has(code) || TEMPORARY_SQLSTATE_PREFIXES.some((p) => code.startsWith(p));
 }
 

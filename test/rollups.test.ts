@@ -322,7 +322,7 @@ test("concurrent writers of one tenant: the later transaction waits and computes
 
 test("dropping expired months deletes their rollup rows and keeps the rest", async () => {
   const tenant = "t-rollup-retention";
-  await withTransaction(db.pool, (c) => ensureUpcomingPartitions(c, new Date("2033-01-01T00:00:00Z"), 3));
+  await ensureUpcomingPartitions(db.pool, new Date("2033-01-01T00:00:00Z"), 3);
   await upsertPages(
     db.pool,
     tenant,

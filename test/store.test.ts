@@ -3,14 +3,16 @@ import { after, before, test } from "node:test";
 
 import { pageEvents, type ValidEvent } from "../src/ingest/events.ts";
 import { readCheckpoint, writeCheckpoint } from "../src/store/checkpoints.ts";
+import { isTemporaryDatabaseError } from "../src/errors.ts";
 import { withTransaction } from "../src/store/db.ts";
-import { ensurePartitions, insertRejected, upsertSignIns } from "../src/store/signins.ts";
+import { ensurePartitions } from "../src/store/partitions.ts";
+import { insertRejected, upsertSignIns } from "../src/store/signins.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 
 let db: TestDatabase;
 before(async () => {
   db = await createTestDatabase();
-  await withTransaction(db.pool, (c) => ensurePartitions(c, new Date("2026-10-01Z"), new Date("2026-11-30Z")));
+  await ensurePartitions(db.pool, new Date("2026-10-01Z"), new Date("2026-11-30Z"));
 });
 after(() => db.drop());
 
@@ -148,13 +150,18 @@ test("typed columns are generated from raw and tolerate type drift", async () =>
   assert.equal(rows[1].location_city, null);
 });
 
-test("rows land in their monthly partition; strays in the default partition move when the month is created", async () => {
+test("rows land in their monthly partition; a month without one fails the statement as temporary, not silently", async () => {
   const stray = { id: "stray", createdDateTime: "2027-03-01T00:00:00Z" };
+  const error = await upsert([{ id: "stray", createdDateTime: stray.createdDateTime, raw: stray }]).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.equal((error as { code?: string }).code, "23514", String(error));
+  assert.equal(isTemporaryDatabaseError(error), true, "the next attempt creates the month first");
+  await ensurePartitions(db.pool, new Date("2027-03-01Z"), new Date("2027-03-01Z"));
   await upsert([{ id: "stray", createdDateTime: stray.createdDateTime, raw: stray }]);
   const where = async () =>
     (await db.pool.query("select tableoid::regclass::text as part from sign_ins where id = 'stray'")).rows[0]?.part;
-  assert.equal(await where(), "sign_ins_default");
-  await withTransaction(db.pool, (c) => ensurePartitions(c, new Date("2027-03-01Z"), new Date("2027-03-01Z")));
   assert.equal(await where(), "sign_ins_2027_03");
   assert.equal(
     (await db.pool.query("select tableoid::regclass::text as p from sign_ins where id = 'e1'")).rows[0]?.p,

@@ -11,13 +11,8 @@ import type { Metrics } from "../metrics.ts";
 import { writeCheckpoint } from "../store/checkpoints.ts";
 import { type Reader, recordCoverage } from "../store/coverage.ts";
 import { type Pool, withTransaction } from "../store/db.ts";
-import {
-  ensurePartitions,
-  insertRejected,
-  upsertDirectoryAudits,
-  type UpsertResult,
-  upsertSignIns,
-} from "../store/signins.ts";
+import { ensureMonths, monthsBetween, monthsOf } from "../store/partitions.ts";
+import { insertRejected, upsertDirectoryAudits, type UpsertResult, upsertSignIns } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
 import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
 import type { Window } from "./window.ts";
@@ -90,6 +85,8 @@ interface FetchedPage {
   events: PageEvents;
   rejected: RejectedEvent[];
   duplicates: number;
+  /** The months (first instants) the stored events fall in: their partitions must exist before the page is written. */
+  months: Date[];
 }
 
 /** Reads `window` of `stream` to its last page; adds to `counts`. Throws (nothing moves) on failure. */
@@ -101,9 +98,19 @@ export async function readWindow(
   counts: Counts,
 ): Promise<void> {
   const { db, graph } = deps;
-  if (stream.resource === "signIns") {
-    await withTransaction(db, (client) => ensurePartitions(client, window.from, window.to));
-  }
+  // Partitions are created in transactions of their own, never in a page's (migrations/0017): the window's months
+  // first, then any other month a page's events fall in (Graph should send none; hostile or skewed data might).
+  const ensured = new Set<number>();
+  const ensure = async (months: readonly Date[]) => {
+    const missing = months.filter((m) => !ensured.has(m.getTime()));
+    if (stream.resource === "signIns" && missing.length > 0) {
+      await ensureMonths(db, missing);
+    }
+    for (const m of missing) {
+      ensured.add(m.getTime());
+    }
+  };
+  await ensure(monthsBetween(window.from, window.to, 1));
   const url = signInsUrl({
     graphEndpoint: deps.graphEndpoint,
     version: stream.version,
@@ -130,8 +137,9 @@ export async function readWindow(
             ),
           )
         : graph.getPage(pageUrl, fetchSignal, options.priority).then((page): FetchedPage => {
-            const { events, rejected, duplicates } = pageEvents(page.text, page.value, timeField);
+            const { events, rejected, duplicates, valid } = pageEvents(page.text, page.value, timeField);
             return {
+              months: monthsOf(valid.map((e) => e.createdDateTime)),
               nextLink: page.nextLink,
               requestId: page.requestId,
               bytes: page.bytes,
@@ -157,6 +165,7 @@ export async function readWindow(
         graph.assertGraphUrl(next);
       }
       pending = next === undefined ? undefined : fetchPage(next, pageNumber + 1);
+      await ensure(page.months);
       await storePage(deps, stream, window, options, inWindow, page, next);
     }
   } finally {

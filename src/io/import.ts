@@ -10,8 +10,9 @@ import type { RejectedEvent } from "../ingest/events.ts";
 import { sortEvents } from "../ingest/events.ts";
 import { isStreamName } from "../ingest/streams.ts";
 import type { Logger } from "../log.ts";
-import { type Pool, type PoolClient, withTransaction } from "../store/db.ts";
-import { ENSURE_PARTITION, insertRejected, upsertDirectoryAudits, upsertSignIns } from "../store/signins.ts";
+import { type Pool, withTransaction } from "../store/db.ts";
+import { ensureMonths, monthsOf } from "../store/partitions.ts";
+import { insertRejected, upsertDirectoryAudits, upsertSignIns } from "../store/signins.ts";
 import { JsonEventScanner, JsonStructureError, type ScannedItem } from "./scan.ts";
 import { type EventShape, fromAzureAdGraph, SHAPE_LABELS, shapeOf } from "./shapes.ts";
 
@@ -88,7 +89,7 @@ type Pending = Routed | { rejected: RejectedEvent };
 /** Imports each file in turn; a file's problem is reported in its summary and the next file is still read. */
 export async function importFiles(files: readonly string[], deps: ImportDeps): Promise<ImportSummary> {
   const summary: ImportSummary = { files: [], totals: emptyCounts(), failed: 0 };
-  const months = new Set<string>();
+  const months = new Set<number>();
   for (const file of files) {
     deps.signal?.throwIfAborted();
     const result = await importFile(file, deps, months);
@@ -111,7 +112,7 @@ function countsOf(c: ImportCounts): ImportCounts {
   return { read, inserted, updated, unchanged, rejected, duplicates };
 }
 
-async function importFile(file: string, deps: ImportDeps, months: Set<string>): Promise<FileSummary> {
+async function importFile(file: string, deps: ImportDeps, months: Set<number>): Promise<FileSummary> {
   const summary: FileSummary = { file, shape: "empty", shapes: {}, container: "", ...emptyCounts() };
   const batchSize = deps.batchSize ?? DEFAULT_IMPORT_BATCH;
   const name = path.basename(file);
@@ -274,7 +275,7 @@ async function storeBatch(
   batch: readonly Pending[],
   deps: ImportDeps,
   fileName: string,
-  months: Set<string>,
+  months: Set<number>,
   counts: ImportCounts,
 ): Promise<void> {
   const groups = new Map<string, { table: Routed["table"]; stream: string; values: unknown[] }>();
@@ -294,17 +295,24 @@ async function storeBatch(
   }
   const seenAt = deps.now();
   const batchCounts = emptyCounts();
-  const created = new Set<string>();
+  const sortedGroups = [...groups.values()].map((group) => ({
+    ...group,
+    sorted: sortEvents(group.values, group.table === "sign_ins" ? "createdDateTime" : "activityDateTime"),
+  }));
+  // Partitions in a transaction of their own, before the one that writes (migrations/0017).
+  const needed = monthsOf(
+    sortedGroups.flatMap((g) => (g.table === "sign_ins" ? g.sorted.valid.map((e) => e.createdDateTime) : [])),
+  ).filter((m) => !months.has(m.getTime()));
+  await ensureMonths(deps.pool, needed);
+  for (const m of needed) {
+    months.add(m.getTime());
+  }
   await withTransaction(deps.pool, async (client) => {
-    for (const group of groups.values()) {
-      const sorted = sortEvents(group.values, group.table === "sign_ins" ? "createdDateTime" : "activityDateTime");
+    for (const { sorted, table, stream } of sortedGroups) {
       rejected.push(...sorted.rejected);
       batchCounts.duplicates += sorted.duplicates;
-      if (group.table === "sign_ins") {
-        await ensureMonths(client, sorted.valid, months, created);
-      }
-      const upsert = group.table === "sign_ins" ? upsertSignIns : upsertDirectoryAudits;
-      const result = await upsert(client, deps.tenantId, group.stream, sorted.valid, seenAt);
+      const upsert = table === "sign_ins" ? upsertSignIns : upsertDirectoryAudits;
+      const result = await upsert(client, deps.tenantId, stream, sorted.valid, seenAt);
       batchCounts.inserted += result.inserted;
       batchCounts.updated += result.updated;
       batchCounts.unchanged += result.unchanged;
@@ -318,29 +326,7 @@ async function storeBatch(
     );
     batchCounts.rejected = rejected.length;
   });
-  for (const month of created) {
-    months.add(month);
-  }
   for (const key of Object.keys(batchCounts) as Array<keyof ImportCounts>) {
     counts[key] += batchCounts[key];
-  }
-}
-
-/** Creates the monthly sign_ins partitions these events need (once per month per import run). */
-async function ensureMonths(
-  client: PoolClient,
-  events: ReadonlyArray<{ createdDateTime: string }>,
-  known: Set<string>,
-  created: Set<string>,
-): Promise<void> {
-  for (const e of events) {
-    // The month of the event's UTC instant (an offset can move it across a month boundary).
-    const at = new Date(Date.parse(e.createdDateTime.replace(/(\.\d{3})\d+/, "$1")));
-    const month = `${at.getUTCFullYear()}-${at.getUTCMonth()}`;
-    if (known.has(month) || created.has(month)) {
-      continue;
-    }
-    await client.query(ENSURE_PARTITION, [new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1))]);
-    created.add(month);
   }
 }

@@ -36,8 +36,6 @@ from jsonb_to_recordset($4::jsonb) as x(reason text, raw_text text)
 on conflict (tenant_id, raw_hash) do update
   set last_seen_at = excluded.last_seen_at, times_seen = r.times_seen + 1, reason = excluded.reason`;
 
-export const ENSURE_PARTITION = `select signin_ensure_partition($1::timestamptz)`;
-
 /** Stores parsed events, or a page's events straight from its JSON text (PageEvents). */
 export function upsertSignIns(
   client: PoolClient,
@@ -99,16 +97,6 @@ export async function insertRejected(
   }
   const json = JSON.stringify([...byText].map(([rawText, reason]) => ({ reason, raw_text: rawText })));
   await client.query(INSERT_REJECTED, [tenantId, stream, seenAt, json]);
-}
-
-/** Creates the monthly partitions covering [from, to] (and the month after `to`) if missing. */
-export async function ensurePartitions(client: PoolClient, from: Date, to: Date): Promise<void> {
-  const cursor = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), 1));
-  const last = new Date(Date.UTC(to.getUTCFullYear(), to.getUTCMonth() + 1, 1));
-  while (cursor <= last) {
-    await client.query(ENSURE_PARTITION, [cursor]);
-    cursor.setUTCMonth(cursor.getUTCMonth() + 1);
-  }
 }
 
 export const UPSERT_DIRECTORY_AUDITS = `

@@ -4,7 +4,8 @@
 import type { ValidEvent } from "../../src/ingest/events.ts";
 import { type GenConfig, generateHour, HOUR_MS } from "../../src/simulator/generate.ts";
 import { type Pool, withTransaction } from "../../src/store/db.ts";
-import { ensurePartitions, upsertSignIns } from "../../src/store/signins.ts";
+import { ensureMonths, ensurePartitions, monthsOf } from "../../src/store/partitions.ts";
+import { upsertSignIns } from "../../src/store/signins.ts";
 
 export interface FixtureOptions {
   tenantId?: string;
@@ -44,6 +45,8 @@ export async function upsertPages(
   events: ReadonlyArray<Record<string, unknown>>,
   seenAt: Date,
 ): Promise<void> {
+  // As the daemon does: the months' partitions first, in transactions of their own (migrations/0017).
+  await ensureMonths(pool, monthsOf(events.map((e) => String(e.createdDateTime))));
   const byStream = new Map<string, ValidEvent[]>();
   for (const raw of events) {
     const stream = streamOf(raw);
@@ -71,7 +74,7 @@ export async function loadSimulatedSignIns(pool: Pool, options: FixtureOptions =
     arrivalLatency: false,
     republishRate: 0.02,
   };
-  await withTransaction(pool, (c) => ensurePartitions(c, from, to));
+  await ensurePartitions(pool, from, to);
   const byId = new Map<string, Record<string, unknown>>();
   const republish: Array<Record<string, unknown>> = [];
   for (let hour = from.getTime() / HOUR_MS; hour < to.getTime() / HOUR_MS; hour++) {
