@@ -68,8 +68,24 @@ function parseLines(text: string): Array<Record<string, unknown>> {
   return lines;
 }
 
+/**
+ * What a shifted clock needs in a child: a run under `faketime` (LD_PRELOAD and FAKETIME*) keeps its clock in the
+ * CLI children, whose environments are otherwise built from scratch.
+ */
+export function clockEnv(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      (e): e is [string, string] => (e[0] === "LD_PRELOAD" || e[0].startsWith("FAKETIME")) && e[1] !== undefined,
+    ),
+  );
+}
+
 export function startCli(args: string[], env: Record<string, string>): Running {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { ...clockEnv(), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   const waiters: Array<{
