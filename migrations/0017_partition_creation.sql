@@ -26,14 +26,9 @@
 create table signin_partition_maintenance ();
 comment on table signin_partition_maintenance is
   'No rows. Locked in EXCLUSIVE mode by partition creation and retention drops (migrations/0017).';
+-- PUBLIC gets nothing; signin_reader gets SELECT like every table (0002's default privileges), which allows only
+-- ACCESS SHARE locks, and those do not conflict with EXCLUSIVE.
 revoke all on signin_partition_maintenance from public;
-do $$
-begin
-  if exists (select 1 from pg_roles where rolname = 'signin_reader') then
-    revoke all on signin_partition_maintenance from signin_reader;
-  end if;
-end
-$$;
 
 -- Rows that default partitions caught (possible only for months written before their partition existed) move to
 -- their months first, with 0002's function, which still moves strays; then the default partitions go.

@@ -1,7 +1,8 @@
 // Monthly partition maintenance: months are created ahead of time, and whole months past the retention are dropped
 // (never a mass DELETE). sign_ins and its child tables share the same monthly bounds (migrations/0002_analytics.sql).
 
-import type { Pool, PoolClient } from "./db.ts";
+import { sleep } from "../time.ts";
+import { type Pool, type PoolClient, withTransaction } from "./db.ts";
 
 /** Tables partitioned by month on created_date_time; child tables first, so a drop never leaves orphans behind. */
 export const PARTITIONED_TABLES = [
@@ -81,30 +82,23 @@ export async function ensureMonths(pool: Pool, months: readonly Date[]): Promise
     return [];
   }
   for (let attempt = 1; ; attempt++) {
-    const client = await pool.connect();
-    let broken: Error | undefined;
     try {
-      await client.query("begin");
-      await client.query(`set local lock_timeout = '${CREATE_LOCK_TIMEOUT}'`);
-      const names: string[] = [];
-      for (const month of months) {
-        const result = await client.query<{ name: string }>(ENSURE_PARTITION, [month]);
-        names.push(result.rows[0]?.name ?? "");
-      }
-      await client.query("commit");
-      return names;
-    } catch (error) {
-      await client.query("rollback").catch((e: unknown) => {
-        broken = e as Error;
+      return await withTransaction(pool, async (client) => {
+        await client.query(`set local lock_timeout = '${CREATE_LOCK_TIMEOUT}'`);
+        const names: string[] = [];
+        for (const month of months) {
+          const result = await client.query<{ name: string }>(ENSURE_PARTITION, [month]);
+          names.push(result.rows[0]?.name ?? "");
+        }
+        return names;
       });
+    } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (attempt >= CREATE_ATTEMPTS || typeof code !== "string" || !RETRY_CREATE.has(code)) {
         throw error;
       }
       // Jittered, growing pause so that competing creators do not meet again at once.
-      await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt * (0.5 + Math.random())));
-    } finally {
-      client.release(broken);
+      await sleep(50 * 2 ** attempt * (0.5 + Math.random()));
     }
   }
 }
