@@ -474,7 +474,8 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     env: "MAX_RETRY_AFTER",
     key: "maxRetryAfterMs",
     default: "5m",
-    description: "Longest Retry-After honoured; larger values are clamped to it.",
+    description:
+      "Longest wait a Retry-After (seconds or HTTP-date) can ask for: both the retry's sleep and the tenant-wide pause after a 429 are clamped to it, with a warning.",
     parse: duration(1, 3_600_000),
   },
   {

@@ -7,14 +7,19 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 
+import { httpSettings } from "../src/app.ts";
 import { CredentialError, GraphProtocolError } from "../src/errors.ts";
 import { MalformedPageError } from "../src/graph/client.ts";
-import { MAX_PLAUSIBLE_SKEW_MS } from "../src/graph/clock.ts";
+import { GraphClock, MAX_PLAUSIBLE_SKEW_MS } from "../src/graph/clock.ts";
+import { secretFields } from "../src/graph/credentials.ts";
+import { createAgent } from "../src/graph/http.ts";
+import { ClientCredentialsTokenProvider, MIN_TOKEN_LIFETIME_MS } from "../src/graph/token.ts";
+import { NO_HTTP_OBSERVER } from "../src/metrics.ts";
 import type { FaultRule } from "../src/simulator/faults.ts";
 import { DEFAULT_CLIENT, type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
-import { MINUTE } from "../src/time.ts";
-import { simulatorSuite, type TestDatabase } from "./helpers/db.ts";
+import { MINUTE, systemClock } from "../src/time.ts";
+import { silentLog, simulatorSuite, type TestDatabase } from "./helpers/db.ts";
 import { expectedIds, ingestHarness, storedIds } from "./helpers/ingest.ts";
 
 // A secret whose form- and percent-encodings differ from it, as an echoed form would carry it.
@@ -257,3 +262,49 @@ function assertNoSecret(text: string, secrets: string[]): void {
     }
   }
 }
+
+test("token requests that follow each other too soon back off (0, 0, 1 s, 2 s, 4 s …), and a normal renewal resets it", async () => {
+  start([]);
+  const harness = ingestHarness(sim, await fresh());
+  const settings = httpSettings(harness.config);
+  const dispatcher = createAgent(settings);
+  let now = Date.UTC(2026, 5, 15, 12); // injected: the provider's cache and backoff read only this clock
+  const waits: number[] = [];
+  const tokens = new ClientCredentialsTokenProvider(
+    {
+      authorityHost: sim.url,
+      tenantId: sim.tenantId,
+      clientId: sim.clientId,
+      fields: secretFields(SECRET),
+      scope: `${sim.url}/.default`,
+    },
+    {
+      dispatcher,
+      settings,
+      clock: new GraphClock(systemClock),
+      log: silentLog,
+      observer: NO_HTTP_OBSERVER,
+      now: () => now,
+      sleep: (ms) => {
+        waits.push(ms);
+        now += ms;
+        return Promise.resolve();
+      },
+    },
+  );
+  const signal = new AbortController().signal;
+  for (let i = 0; i < 6; i++) {
+    await tokens.getToken(signal);
+    tokens.invalidate(); // as after a 401 from Graph, again and again
+  }
+  assert.deepEqual(waits, [1000, 2000, 4000, 8000], "the first two go at once, then the waits double");
+  assert.equal(requests("token").length, 6, "each fetch was a real token request");
+  now += MIN_TOKEN_LIFETIME_MS;
+  await tokens.getToken(signal);
+  assert.equal(waits.length, 4, "a request long after the last one goes at once");
+  // Cached, whatever the endpoint said: no request while the token is fresh.
+  await tokens.getToken(signal);
+  assert.equal(requests("token").length, 7);
+  await dispatcher.close();
+  await harness.close();
+});
