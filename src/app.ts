@@ -143,7 +143,10 @@ export function createIngester(
   const clients = new Map<string, TenantClient>();
   for (const tenant of config.tenants) {
     const tenantLog = log.child({ tenant_id: tenant.tenantId });
-    const graphClock = new GraphClock(clock, undefined, tenantLog);
+    const graphClock = new GraphClock(clock, undefined, {
+      log: tenantLog,
+      ...(metrics ? { onIgnored: () => metrics.graphDateIgnored.inc({ tenant_id: tenant.tenantId }) } : {}),
+    });
     const scope = `${tenant.graphEndpoint}/.default`;
     const tokens =
       tenant.auth.kind === "managed-identity"

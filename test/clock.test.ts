@@ -61,7 +61,7 @@ test("a Date header more than MAX_PLAUSIBLE_SKEW_MS away is ignored, warned once
   const host = Date.UTC(2026, 10, 28, 12);
   const f = fakes(host);
   const { lines, log } = recordingLog();
-  const clock = new GraphClock(f.host, f.monotonic, log);
+  const clock = new GraphClock(f.host, f.monotonic, { log });
   // First response ever from 2001: ignored, the host clock is used, windows keep moving.
   clock.observe("Mon, 01 Jan 2001 00:00:00 GMT");
   clock.observe("Mon, 01 Jan 2001 00:00:01 GMT");

@@ -20,6 +20,7 @@ export class GraphClock implements Clock {
   readonly #host: Clock;
   readonly #monotonic: () => number;
   readonly #log: Logger | undefined;
+  readonly #onIgnored: (() => void) | undefined;
   /** The latest believed Date header, and the monotonic time it was seen at. */
   #seen: { graphMs: number; monotonicMs: number } | undefined;
   /** Graph time minus host time at the latest believed response (for the skew warning). */
@@ -29,10 +30,15 @@ export class GraphClock implements Clock {
   /** Date headers ignored as implausible since start (a metric for readiness and alerts). */
   ignoredDates = 0;
 
-  constructor(host: Clock, monotonic: () => number = () => performance.now(), log?: Logger) {
+  constructor(
+    host: Clock,
+    monotonic: () => number = () => performance.now(),
+    options: { log?: Logger; /** Called for every ignored header (a metric). */ onIgnored?: () => void } = {},
+  ) {
     this.#host = host;
     this.#monotonic = monotonic;
-    this.#log = log;
+    this.#log = options.log;
+    this.#onIgnored = options.onIgnored;
   }
 
   /** Records a response's Date header (seconds precision); ignores garbage and implausible clocks. */
@@ -64,6 +70,7 @@ export class GraphClock implements Clock {
 
   #ignore(dateHeader: string, offsetMs: number): void {
     this.ignoredDates++;
+    this.#onIgnored?.();
     // One warning per change: when headers start being ignored, or the ignored clock jumps again.
     if (this.#warnedOffsetMs === undefined || Math.abs(offsetMs - this.#warnedOffsetMs) > SKEW_WARNING_MS) {
       this.#log?.warn(

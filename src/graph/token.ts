@@ -41,8 +41,9 @@ export const MIN_TOKEN_LIFETIME_MS = 5 * MINUTE;
 export const MAX_TOKEN_LIFETIME_MS = 24 * HOUR;
 
 /**
- * Token requests that follow each other within MIN_TOKEN_LIFETIME_MS (tokens Graph keeps refusing, 401 after 401)
- * back off: the first goes at once (a revoked token), the next after 1 s, then 2 s, 4 s … up to this.
+ * Token requests made before the previous token was due for renewal (it was dropped: Graph refused it with a 401,
+ * again and again) back off: the first goes at once (a revoked token), the next after 1 s, then 2 s, 4 s … up to
+ * this. A renewal on schedule resets the backoff.
  */
 export const TOKEN_BACKOFF_CAP_MS = 60 * SECOND;
 
@@ -104,8 +105,8 @@ export class ClientCredentialsTokenProvider implements TokenProvider {
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   #token: { value: string; renewAt: number } | undefined;
   #inFlight: Promise<string> | undefined;
-  /** When the latest token request started, and how many in a row came within MIN_TOKEN_LIFETIME_MS. */
-  #lastRequestAt: number | undefined;
+  /** When the latest token was due for renewal, and how many requests in a row came before that. */
+  #lastRenewAt: number | undefined;
   #earlyStreak = 0;
   /** How many tokens were fetched (for logs and tests). */
   renewals = 0;
@@ -149,20 +150,18 @@ export class ClientCredentialsTokenProvider implements TokenProvider {
     return this.#inFlight;
   }
 
-  /** Spaces out token requests that come too soon after the previous one (see TOKEN_BACKOFF_CAP_MS). */
+  /** Spaces out token requests made while the previous token should still have been good (see TOKEN_BACKOFF_CAP_MS). */
   async #backOff(signal: AbortSignal): Promise<void> {
-    const last = this.#lastRequestAt;
-    const early = last !== undefined && this.#now() - last < MIN_TOKEN_LIFETIME_MS;
+    const early = this.#lastRenewAt !== undefined && this.#now() < this.#lastRenewAt;
     this.#earlyStreak = early ? this.#earlyStreak + 1 : 0;
     const delay = tokenBackoffMs(this.#earlyStreak);
     if (delay > 0) {
       this.#log.warn(
         { retryInMs: delay, requestsInARow: this.#earlyStreak + 1 },
-        "token requested again soon after the last one (Graph refuses the tokens?); backing off",
+        "token requested again before the last one was due for renewal (Graph refuses the tokens?); backing off",
       );
       await this.#sleep(delay, signal);
     }
-    this.#lastRequestAt = this.#now();
   }
 
   async #fetch(signal: AbortSignal): Promise<string> {
@@ -218,6 +217,7 @@ export class ClientCredentialsTokenProvider implements TokenProvider {
     }
     const margin = Math.min(RENEW_MARGIN_MS, lifetime.ms / 2);
     this.#token = { value: body.access_token, renewAt: this.#now() + lifetime.ms - margin };
+    this.#lastRenewAt = this.#token.renewAt;
     this.renewals++;
     this.#onRenewal?.();
     this.#log.debug({ expiresInS: lifetime.ms / 1000, renewals: this.renewals }, "access token obtained");
