@@ -8,7 +8,7 @@ import path from "node:path";
 import { test } from "node:test";
 
 import { httpSettings } from "../src/app.ts";
-import { CredentialError, GraphProtocolError } from "../src/errors.ts";
+import { CredentialError, EXIT, GraphProtocolError } from "../src/errors.ts";
 import { MalformedPageError } from "../src/graph/client.ts";
 import { GraphClock, MAX_PLAUSIBLE_SKEW_MS } from "../src/graph/clock.ts";
 import { secretFields } from "../src/graph/credentials.ts";
@@ -19,6 +19,7 @@ import type { FaultRule } from "../src/simulator/faults.ts";
 import { DEFAULT_CLIENT, type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
 import { HOUR, MINUTE, systemClock } from "../src/time.ts";
+import { daemonEnv, runCli } from "./helpers/daemon.ts";
 import { silentLog, simulatorSuite, type TestDatabase } from "./helpers/db.ts";
 import { expectedIds, ingestHarness, storedIds } from "./helpers/ingest.ts";
 
@@ -307,4 +308,25 @@ test("token requests made before the last token was due back off (0, 0, 1 s, 2 s
   assert.equal(requests("token").length, 7, "then cached: no request while the token is fresh");
   await dispatcher.close();
   await harness.close();
+});
+
+test("the real CLI in a 256 MB heap: a 60 MB page exits 75 (not 134), a secret-echoing token endpoint exits 78; no secret in its output", async () => {
+  seed(5);
+  const db = await fresh();
+  const env = daemonEnv(sim, db.url, {
+    AZURE_CLIENT_SECRET: SECRET,
+    INITIAL_LOOKBACK: "3h",
+    NODE_OPTIONS: "--max-old-space-size=256",
+  });
+  start([{ kind: "oversized", bytes: 60_000_000 }]);
+  const oversized = await runCli(["once"], env);
+  assert.equal(oversized.code, EXIT.temporary, oversized.stdout + oversized.stderr);
+  assert.ok(oversized.logs.some((l) => /exceeds MAX_PAGE_BYTES/.test(JSON.stringify(l))));
+  assert.equal((await storedIds(db, sim.tenantId)).length, 0);
+  start([{ kind: "echo", match: { token: true } }]);
+  const echoed = await runCli(["once"], env);
+  assert.equal(echoed.code, EXIT.config, echoed.stdout + echoed.stderr);
+  assert.match(echoed.stdout + echoed.stderr, /\[redacted\]/);
+  assertNoSecret(echoed.stdout + echoed.stderr + JSON.stringify(await cycles(db)), [SECRET]);
+  sim.setFaults([]);
 });
