@@ -98,7 +98,6 @@ async function failsThenRecovers(db: TestDatabase, env: Record<string, string>, 
 
 test("a 60 MB page of tiny items is refused while it streams (no heap blow-up), nothing from it stored, retried next cycle", async () => {
   seed(12);
-  const heapBefore = process.memoryUsage().heapUsed;
   // Default PAGE_SIZE: the derived cap (999 × 32 KiB + 1 MiB ≈ 34 MB) stops the body long before its 60 MB.
   const error = await failsThenRecovers(
     await fresh(),
@@ -107,8 +106,7 @@ test("a 60 MB page of tiny items is refused while it streams (no heap blow-up), 
     "body_too_large",
   );
   assert.match(error, /exceeds MAX_PAGE_BYTES \(33783808 bytes\)/);
-  const grownMb = (process.memoryUsage().heapUsed - heapBefore) / 1e6;
-  assert.ok(grownMb < 200, `the refused body did not stay on the heap (${grownMb.toFixed(0)} MB)`);
+  // (That it fits a small heap is proven with the real CLI below, in a 256 MB heap.)
   // With a Content-Length over the cap, the body is refused before a byte of it is read; a small PAGE_SIZE lowers it.
   const small = await failsThenRecovers(
     await fresh(),
