@@ -23,6 +23,7 @@ import { dueSweeps, lastSweeps, RECORD_SWEEP, runSweep, type SweepTier, sweepWin
 import { earliestTailCoverage, freshlyCovered } from "./store/coverage.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
+import { registerUrlSecrets } from "./redact.ts";
 import { createPool, type Pool, waitForDatabase } from "./store/db.ts";
 import { startEmbeddedPostgres } from "./store/embedded.ts";
 import type { StreamLocks } from "./store/locks.ts";
@@ -132,6 +133,7 @@ export function createIngester(
   } = {},
 ): Ingester {
   const clock = options.clock ?? systemClock;
+  registerUrlSecrets(config.databaseUrl);
   const settings = httpSettings(config);
   const dispatcher = options.dispatcher ?? createAgent(settings);
   const metrics = options.metrics;
@@ -141,7 +143,10 @@ export function createIngester(
   const clients = new Map<string, TenantClient>();
   for (const tenant of config.tenants) {
     const tenantLog = log.child({ tenant_id: tenant.tenantId });
-    const graphClock = new GraphClock(clock);
+    const graphClock = new GraphClock(clock, undefined, {
+      log: tenantLog,
+      ...(metrics ? { onIgnored: () => metrics.graphDateIgnored.inc({ tenant_id: tenant.tenantId }) } : {}),
+    });
     const scope = `${tenant.graphEndpoint}/.default`;
     const tokens =
       tenant.auth.kind === "managed-identity"

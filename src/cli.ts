@@ -22,6 +22,7 @@ import { isStreamName, STREAMS } from "./ingest/streams.ts";
 import { scheduleIntervalMs, startSchedule } from "./ingest/scheduler.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { redact } from "./redact.ts";
 import { startOpsServer } from "./ops-server.ts";
 import { formatChecks, runChecks } from "./check.ts";
 import { EXPORT_HELP, exportCommand, IMPORT_HELP, importCommand } from "./io/commands.ts";
@@ -531,7 +532,7 @@ async function runScheduled(
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`signin-ingest: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.stderr.write(`signin-ingest: unexpected error: ${redact((error as Error)?.stack ?? String(error))}\n`);
     process.exit(EXIT.internal);
   },
 );

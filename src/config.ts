@@ -85,6 +85,16 @@ interface Setting {
   parse(text: string): Parsed;
 }
 
+/**
+ * MAX_PAGE_BYTES unless set: 32 KiB per requested event (about eight times a real sign-in with its Conditional
+ * Access details) plus 1 MiB. Bytes bound the heap a page can take: JSON.parse of a body of tiny items costs up to
+ * about 20 times its size, so an unbounded or generous cap lets one hostile page exhaust the heap.
+ */
+export function defaultMaxPageBytes(pageSize: number): number {
+  const events = Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000 ? pageSize : 999;
+  return events * 32 * 1024 + 1024 * 1024;
+}
+
 const ok = (value: unknown): Parsed => ({ ok: true, value });
 const bad = (problem: string): Parsed => ({ ok: false, problem });
 
@@ -464,7 +474,8 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     env: "MAX_RETRY_AFTER",
     key: "maxRetryAfterMs",
     default: "5m",
-    description: "Longest Retry-After honoured; larger values are clamped to it.",
+    description:
+      "Longest wait a Retry-After (seconds or HTTP-date) can ask for: both the retry's sleep and the tenant-wide pause after a 429 are clamped to it, with a warning.",
     parse: duration(1, 3_600_000),
   },
   {
@@ -477,8 +488,10 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "MAX_PAGE_BYTES",
     key: "maxPageBytes",
-    default: "67108864",
-    description: "Largest page body accepted, in bytes; a larger one fails the request.",
+    default: String(defaultMaxPageBytes(999)),
+    defaultFrom: (env) => String(defaultMaxPageBytes(Number(env.PAGE_SIZE ?? 999))),
+    description:
+      "Largest page body accepted, in bytes, counted while it streams; a larger one is refused unread as a malformed page (nothing stored, the next cycle retries). Default: `PAGE_SIZE` × 32 KiB + 1 MiB (shown for 999).",
     parse: integer(1024, 1 << 30),
   },
   {

@@ -1,9 +1,12 @@
 // The root pino logger: JSON lines to stdout. Secrets are kept out structurally (we never log config or headers
-// wholesale); `redact` is the second line of defence for the field names a secret or token could travel under.
+// wholesale); `redact` is the second line of defence for the field names a secret or token could travel under, and
+// every line passes through src/redact.ts before it is written (known secrets and credential-shaped values, e.g. a
+// hostile token endpoint echoing the request form in an error that is then logged).
 
 import { pino, type DestinationStream, type Logger } from "pino";
 
 import type { LogLevel } from "./config.ts";
+import { redact } from "./redact.ts";
 
 export type { Logger };
 
@@ -35,6 +38,7 @@ export function createLogger(level: LogLevel, destination: DestinationStream | 1
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      hooks: { streamWrite: redact },
     },
     typeof destination === "number" ? pino.destination({ dest: destination, sync: true }) : destination,
   );

@@ -53,6 +53,12 @@ export class Metrics implements HttpObserver {
     labelNames: ["endpoint", "kind"] as const,
     registers: [this.registry],
   });
+  readonly graphDateIgnored = new Counter({
+    name: "signin_ingest_graph_date_ignored_total",
+    help: "Date headers ignored as implausible (more than 24 h from the host clock; see src/graph/clock.ts)",
+    labelNames: ["tenant_id"] as const,
+    registers: [this.registry],
+  });
   readonly tokenRenewals = new Counter({
     name: "signin_ingest_token_renewals_total",
     help: "Access tokens obtained",

@@ -47,8 +47,29 @@ export function formatDuration(ms: number): string {
   return (ms < 0 ? "-" : "") + parts.join("");
 }
 
-/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** The longest delay a Node timer takes: anything above fires after 1 ms instead (TimeoutOverflowWarning). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A delay a timer can take: NaN and negatives become 0, anything above MAX_TIMER_MS becomes MAX_TIMER_MS. */
+export function timerDelay(ms: number): number {
+  return Number.isNaN(ms) || ms <= 0 ? 0 : Math.min(ms, MAX_TIMER_MS);
+}
+
+/**
+ * Resolves after `ms`, or rejects with the signal's reason when it aborts first. Safe for any delay, whatever its
+ * source: NaN or negative waits 0, and a wait longer than a timer can hold (about 24.8 days) is slept in steps
+ * instead of overflowing into a 1 ms timer (a busy loop for every caller that waits in a loop).
+ */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  let rest = Number.isNaN(ms) ? 0 : ms;
+  do {
+    const step = timerDelay(rest);
+    await sleepStep(step, signal);
+    rest -= step;
+  } while (rest > 0);
+}
+
+function sleepStep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(signal.reason as Error);

@@ -3,12 +3,20 @@
 
 import type { Dispatcher } from "undici";
 
-import { AccessError, CredentialError, GraphProtocolError, TemporaryError } from "../errors.ts";
+import { AccessError, CredentialError, GraphProtocolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { HttpObserver } from "../metrics.ts";
+import { redact } from "../redact.ts";
 import type { GraphBudget, Priority } from "./budget.ts";
 import type { GraphClock } from "./clock.ts";
-import { type HttpResponse, type HttpSettings, retryAfterOf, sendWithRetries } from "./http.ts";
+import {
+  cappedRetryAfter,
+  type HttpResponse,
+  type HttpSettings,
+  MalformedResponseError,
+  retryAfterOf,
+  sendWithRetries,
+} from "./http.ts";
 import type { TokenProvider } from "./token.ts";
 
 export interface BudgetKey {
@@ -26,9 +34,15 @@ export interface Page {
   bytes: number;
 }
 
-/** A page body that is not JSON or lacks a `value` array: the cycle fails and the next one retries. */
-export class MalformedPageError extends TemporaryError {
+/**
+ * A page body that is not JSON, lacks a `value` array, is larger than MAX_PAGE_BYTES or is not valid UTF-8: nothing
+ * from it is stored, the cycle fails (temporary, exit 75) and the next one retries.
+ */
+export class MalformedPageError extends MalformedResponseError {
   override name = "MalformedPageError";
+  constructor(message: string, code: MalformedResponseError["code"] = "malformed_page") {
+    super(message, code);
+  }
 }
 
 interface GraphErrorBody {
@@ -41,8 +55,8 @@ function graphError(response: HttpResponse): { code: string; message: string } {
     const code = body.error?.code;
     const message = body.error?.message;
     return {
-      code: typeof code === "string" ? code : `HTTP ${response.status}`,
-      message: typeof message === "string" ? message : "",
+      code: typeof code === "string" ? redact(code).slice(0, 200) : `HTTP ${response.status}`,
+      message: typeof message === "string" ? redact(message).slice(0, 2000) : "",
     };
   } catch {
     return { code: `HTTP ${response.status}`, message: "" };
@@ -160,7 +174,10 @@ export class GraphClient {
           throw accessErrorFor(code, message);
         }
         if (res.status === 429 || res.status === 408 || res.status >= 500) {
-          const retryAfterMs = retryAfterOf(res, res.receivedAt);
+          const requested = retryAfterOf(res, res.receivedAt);
+          // Capped (and logged) here, once: the retry sleep and the tenant-wide pause both use the capped value.
+          const retryAfterMs =
+            requested === undefined ? undefined : cappedRetryAfter(requested, this.#settings, this.#log, "Graph");
           if (res.status === 429 && retryAfterMs !== undefined && this.#budget) {
             // Everyone polling this tenant waits, not just this request.
             this.#budget.budget.penalize(this.#budget.tenantId, Date.now() + retryAfterMs);
@@ -168,7 +185,9 @@ export class GraphClient {
           return { done: false, reason: `HTTP ${res.status} ${code}`, retryAfterMs };
         }
         throw new GraphProtocolError(
-          `Graph answered HTTP ${res.status} ${code}: ${message} (request-id ${res.headers["request-id"] ?? "?"})`,
+          redact(
+            `Graph answered HTTP ${res.status} ${code}: ${message} (request-id ${res.headers["request-id"]?.slice(0, 100) ?? "?"})`,
+          ),
           res.status,
         );
       },
@@ -188,7 +207,12 @@ export class GraphClient {
             }
           : {}),
       },
-    );
+    ).catch((error: unknown) => {
+      // A body refused while it streamed (too large, not UTF-8) is a malformed page like any other.
+      throw error instanceof MalformedResponseError && !(error instanceof MalformedPageError)
+        ? new MalformedPageError(error.message, error.code)
+        : error;
+    });
     return parsePage(response);
   }
 }

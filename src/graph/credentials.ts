@@ -13,13 +13,18 @@ import {
 import { readFile } from "node:fs/promises";
 
 import { CredentialError } from "../errors.ts";
+import { registerSecret } from "../redact.ts";
 
 export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/** Produces the credential fields of a client-credentials token request (fresh for each request). */
+/**
+ * Produces the credential fields of a client-credentials token request (fresh for each request). Every secret
+ * value it hands out is registered with src/redact.ts first, so no error or log line built later can carry it.
+ */
 export type CredentialFields = (tokenUrl: string, now: Date) => Promise<Record<string, string>>;
 
 export function secretFields(secret: string): CredentialFields {
+  registerSecret(secret);
   return () => Promise.resolve({ client_secret: secret });
 }
 
@@ -30,6 +35,7 @@ export function secretFileFields(path: string): CredentialFields {
     if (secret === "") {
       throw new CredentialError(`AZURE_CLIENT_SECRET_FILE ${path} is empty`, "empty_secret_file");
     }
+    registerSecret(secret);
     return { client_secret: secret };
   };
 }
@@ -41,6 +47,7 @@ export function federatedFields(path: string): CredentialFields {
     if (assertion === "") {
       throw new CredentialError(`AZURE_FEDERATED_TOKEN_FILE ${path} is empty`, "empty_federated_token");
     }
+    registerSecret(assertion, { ephemeral: true });
     return { client_assertion_type: JWT_BEARER, client_assertion: assertion };
   };
 }
@@ -115,9 +122,12 @@ export function certificateAssertion(cert: LoadedCertificate, clientId: string, 
 
 export function certificateFields(path: string, password: string | undefined, clientId: string): CredentialFields {
   let loaded: Promise<LoadedCertificate> | undefined;
+  registerSecret(password);
   return async (tokenUrl, now) => {
     loaded ??= loadCertificate(path, password);
     const cert = await loaded;
-    return { client_assertion_type: JWT_BEARER, client_assertion: certificateAssertion(cert, clientId, tokenUrl, now) };
+    const assertion = certificateAssertion(cert, clientId, tokenUrl, now);
+    registerSecret(assertion, { ephemeral: true });
+    return { client_assertion_type: JWT_BEARER, client_assertion: assertion };
   };
 }

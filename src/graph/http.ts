@@ -8,8 +8,9 @@ import { Agent, request, type Dispatcher } from "undici";
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Endpoint, HttpObserver } from "../metrics.ts";
+import { redact } from "../redact.ts";
 import type { Clock } from "../time.ts";
-import { sleep } from "../time.ts";
+import { formatDuration, sleep } from "../time.ts";
 import { backoffDelay, clampRetryAfter, parseRetryAfter } from "./retry.ts";
 
 export interface HttpSettings {
@@ -55,12 +56,20 @@ const RETRYABLE_CODES = new Set([
   "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
   "UND_ERR_CLOSED",
   "UND_ERR_ABORTED",
-  "ResponseBodyTooLarge",
 ]);
 
-export class ResponseBodyTooLarge extends Error {
-  override name = "ResponseBodyTooLarge";
-  readonly code = "ResponseBodyTooLarge";
+/**
+ * A response body we refuse to use: larger than MAX_PAGE_BYTES, or not valid UTF-8. Like a page that is not JSON,
+ * nothing from it is stored, the request is not repeated (the same URL would answer the same), and the cycle fails
+ * with a temporary error so the next one tries again.
+ */
+export class MalformedResponseError extends TemporaryError {
+  override name = "MalformedResponseError";
+  readonly code: "body_too_large" | "invalid_utf8" | "malformed_page";
+  constructor(message: string, code: MalformedResponseError["code"]) {
+    super(message);
+    this.code = code;
+  }
 }
 
 function isTimeout(error: unknown): boolean {
@@ -93,20 +102,49 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
 
 // Decoded chunk by chunk as it arrives: no copy of the whole body as bytes, and the text is an ordinary heap string.
 // (Node makes a string decoded from more than about 1 MB at once an external one, outside V8's heap limits: pages
-// kept until stored would pile up there between full GCs.)
-async function readBounded(body: Dispatcher.ResponseData["body"], maxBytes: number): Promise<string> {
-  const decoder = new TextDecoder();
+// kept until stored would pile up there between full GCs.) The byte count is checked before a chunk is kept, so a
+// hostile body costs at most `maxBytes`; invalid UTF-8 fails (fatal decoding) instead of becoming U+FFFD, which would
+// store text Graph never sent.
+async function readBounded(body: Dispatcher.ResponseData["body"], maxBytes: number, what: string): Promise<string> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
   let text = "";
   let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      body.destroy();
-      throw new ResponseBodyTooLarge(`response body exceeds ${maxBytes} bytes`);
+  try {
+    for await (const chunk of body) {
+      size += (chunk as Buffer).length;
+      if (size > maxBytes) {
+        throw tooLarge(what, maxBytes);
+      }
+      text += decode(decoder, chunk as Buffer, size, what);
     }
-    text += decoder.decode(chunk as Buffer, { stream: true });
+    return text + decode(decoder, undefined, size, what);
+  } catch (error) {
+    body.destroy();
+    throw error;
   }
-  return text + decoder.decode();
+}
+
+function tooLarge(what: string, maxBytes: number): MalformedResponseError {
+  return new MalformedResponseError(
+    `${what}: the response body exceeds MAX_PAGE_BYTES (${maxBytes} bytes); refused unread. If Graph really sends pages this large, lower PAGE_SIZE or raise MAX_PAGE_BYTES`,
+    "body_too_large",
+  );
+}
+
+function decode(
+  decoder: InstanceType<typeof TextDecoder>,
+  chunk: Buffer | undefined,
+  size: number,
+  what: string,
+): string {
+  try {
+    return chunk === undefined ? decoder.decode() : decoder.decode(chunk, { stream: true });
+  } catch {
+    throw new MalformedResponseError(
+      `${what}: the response body is not valid UTF-8 (within its first ${size} bytes); refused`,
+      "invalid_utf8",
+    );
+  }
 }
 
 export interface SendOptions {
@@ -123,6 +161,7 @@ export async function send(
   options: SendOptions,
   settings: HttpSettings,
   clock: Clock,
+  what = "HTTP request",
 ): Promise<HttpResponse> {
   const clientRequestId = randomUUID();
   const signal = AbortSignal.any([options.signal, AbortSignal.timeout(settings.httpTimeoutMs)]);
@@ -133,7 +172,12 @@ export async function send(
     signal,
     dispatcher,
   });
-  const text = await readBounded(response.body, settings.maxPageBytes);
+  const declared = Number(response.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > settings.maxPageBytes) {
+    response.body.destroy();
+    throw tooLarge(what, settings.maxPageBytes);
+  }
+  const text = await readBounded(response.body, settings.maxPageBytes, what);
   return {
     status: response.statusCode,
     headers: flattenHeaders(response.headers),
@@ -173,20 +217,20 @@ export async function sendWithRetries(
     const opts = options();
     let waitMs: number | undefined;
     try {
-      const response = await send(dispatcher, url(), opts, settings, ctx.clock);
+      const response = await send(dispatcher, url(), opts, settings, ctx.clock, ctx.what);
       ctx.observer.response(ctx.endpoint, response.status);
       const verdict = await judge(response);
       if (verdict.done) {
         return response;
       }
-      lastReason = verdict.reason;
+      lastReason = redact(verdict.reason);
       lastWasTimeout = response.status === 504 || response.status === 408;
       waitMs = verdict.retryAfterMs;
     } catch (error) {
       if (opts.signal.aborted || !isRetryableNetworkError(error)) {
         throw error;
       }
-      lastReason = `${(error as { code?: string }).code ?? (error as Error).name}: ${(error as Error).message}`;
+      lastReason = redact(`${(error as { code?: string }).code ?? (error as Error).name}: ${(error as Error).message}`);
       lastWasTimeout = isTimeout(error);
     }
     if (attempt >= settings.maxRetries) {
@@ -196,7 +240,7 @@ export async function sendWithRetries(
     }
     const delay =
       waitMs !== undefined
-        ? clampRetryAfter(waitMs, settings.maxRetryAfterMs)
+        ? cappedRetryAfter(waitMs, settings, log, ctx.what)
         : backoffDelay(attempt + 1, settings.retryBaseDelayMs, BACKOFF_CAP_MS);
     log.warn({ what: ctx.what, attempt: attempt + 1, reason: lastReason, retryInMs: delay }, "request will be retried");
     ctx.observer.waited(ctx.endpoint, delay, waitMs !== undefined ? "retry_after" : "backoff");
@@ -204,7 +248,30 @@ export async function sendWithRetries(
   }
 }
 
+/**
+ * A server-requested wait clamped to MAX_RETRY_AFTER, logged at warn when it was longer: every wait a response
+ * asks for (the retry sleep and the tenant-wide pause) goes through here, so no peer can silence a tenant.
+ */
+export function cappedRetryAfter(
+  requestedMs: number,
+  settings: Pick<HttpSettings, "maxRetryAfterMs">,
+  log: Logger,
+  what: string,
+): number {
+  const capped = clampRetryAfter(requestedMs, settings.maxRetryAfterMs);
+  if (capped < requestedMs) {
+    log.warn(
+      { what, requestedMs, cappedMs: capped },
+      `Retry-After of ${Number.isFinite(requestedMs) ? formatDuration(Math.round(requestedMs)) : "forever"} capped at MAX_RETRY_AFTER (${formatDuration(capped)})`,
+    );
+  }
+  return capped;
+}
+
 /** The Retry-After of a response in ms, if it has a usable one. */
 export function retryAfterOf(response: HttpResponse, now: Date): number | undefined {
-  return parseRetryAfter(response.headers["retry-after"], now);
+  // An HTTP-date is the server's clock: measure it against the server's own Date header when there is one, so a
+  // server whose clock is off still gets the wait it meant.
+  const serverNow = Date.parse(response.headers["date"] ?? "");
+  return parseRetryAfter(response.headers["retry-after"], Number.isFinite(serverNow) ? new Date(serverNow) : now);
 }

@@ -5,6 +5,8 @@ import type { Dispatcher } from "undici";
 import { CredentialError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { HttpObserver } from "../metrics.ts";
+import { redact, registerSecret } from "../redact.ts";
+import { HOUR, MINUTE, SECOND, sleep } from "../time.ts";
 import type { GraphClock } from "./clock.ts";
 import type { CredentialFields } from "./credentials.ts";
 import { type HttpResponse, type HttpSettings, retryAfterOf, sendWithRetries } from "./http.ts";
@@ -27,7 +29,41 @@ export interface ClientCredentials {
 }
 
 /** Renew this long before expiry (or at half the lifetime for short-lived tokens). */
-export const RENEW_MARGIN_MS = 5 * 60_000;
+export const RENEW_MARGIN_MS = 5 * MINUTE;
+
+/**
+ * Bounds on the lifetime a token is cached for, whatever `expires_in` says (Entra ID issues 60–90 minutes). A token
+ * said to live 0 s (or a negative, missing or unreadable time) is cached for the minimum: were it taken at its word,
+ * every Graph request would fetch a new token. A token that is really shorter-lived gets a 401 from Graph, which
+ * renews it once. A huge `expires_in` is cut to the maximum.
+ */
+export const MIN_TOKEN_LIFETIME_MS = 5 * MINUTE;
+export const MAX_TOKEN_LIFETIME_MS = 24 * HOUR;
+
+/**
+ * Token requests made before the previous token was due for renewal (it was dropped: Graph refused it with a 401,
+ * again and again) back off: the first goes at once (a revoked token), the next after 1 s, then 2 s, 4 s … up to
+ * this. A renewal on schedule resets the backoff.
+ */
+export const TOKEN_BACKOFF_CAP_MS = 60 * SECOND;
+
+/** How long to cache a token whose response said `expiresIn` (seconds, as sent), within the bounds above. */
+export function cacheLifetimeMs(expiresIn: unknown): { ms: number; clamped: boolean } {
+  const seconds = typeof expiresIn === "number" ? expiresIn : typeof expiresIn === "string" ? Number(expiresIn) : NaN;
+  const ms = seconds * 1000;
+  if (!Number.isFinite(ms) || ms < MIN_TOKEN_LIFETIME_MS) {
+    return { ms: MIN_TOKEN_LIFETIME_MS, clamped: true };
+  }
+  if (ms > MAX_TOKEN_LIFETIME_MS) {
+    return { ms: MAX_TOKEN_LIFETIME_MS, clamped: true };
+  }
+  return { ms, clamped: false };
+}
+
+/** The wait before token request number `streak` of a run of early ones (1-based; the first goes at once). */
+export function tokenBackoffMs(streak: number): number {
+  return streak <= 1 ? 0 : Math.min(TOKEN_BACKOFF_CAP_MS, SECOND * 2 ** (streak - 2));
+}
 
 // AADSTS codes that mean "your configuration is wrong", with the fix to print.
 const CREDENTIAL_FIXES: Record<string, string> = {
@@ -65,8 +101,13 @@ export class ClientCredentialsTokenProvider implements TokenProvider {
   readonly #log: Logger;
   readonly #observer: HttpObserver;
   readonly #onRenewal: (() => void) | undefined;
+  readonly #now: () => number;
+  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   #token: { value: string; renewAt: number } | undefined;
   #inFlight: Promise<string> | undefined;
+  /** When the latest token was due for renewal, and how many requests in a row came before that. */
+  #lastRenewAt: number | undefined;
+  #earlyStreak = 0;
   /** How many tokens were fetched (for logs and tests). */
   renewals = 0;
 
@@ -79,8 +120,13 @@ export class ClientCredentialsTokenProvider implements TokenProvider {
       log: Logger;
       observer: HttpObserver;
       onRenewal?: () => void;
+      /** Time and waiting, injectable for tests (default: the host clock and a real sleep). */
+      now?: () => number;
+      sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
     },
   ) {
+    this.#now = deps.now ?? Date.now;
+    this.#sleep = deps.sleep ?? sleep;
     this.#credentials = credentials;
     this.#dispatcher = deps.dispatcher;
     this.#settings = deps.settings;
@@ -95,7 +141,7 @@ export class ClientCredentialsTokenProvider implements TokenProvider {
   }
 
   getToken(signal: AbortSignal): Promise<string> {
-    if (this.#token && Date.now() < this.#token.renewAt) {
+    if (this.#token && this.#now() < this.#token.renewAt) {
       return Promise.resolve(this.#token.value);
     }
     this.#inFlight ??= this.#fetch(signal).finally(() => {
@@ -104,7 +150,22 @@ export class ClientCredentialsTokenProvider implements TokenProvider {
     return this.#inFlight;
   }
 
+  /** Spaces out token requests made while the previous token should still have been good (see TOKEN_BACKOFF_CAP_MS). */
+  async #backOff(signal: AbortSignal): Promise<void> {
+    const early = this.#lastRenewAt !== undefined && this.#now() < this.#lastRenewAt;
+    this.#earlyStreak = early ? this.#earlyStreak + 1 : 0;
+    const delay = tokenBackoffMs(this.#earlyStreak);
+    if (delay > 0) {
+      this.#log.warn(
+        { retryInMs: delay, requestsInARow: this.#earlyStreak + 1 },
+        "token requested again before the last one was due for renewal (Graph refuses the tokens?); backing off",
+      );
+      await this.#sleep(delay, signal);
+    }
+  }
+
   async #fetch(signal: AbortSignal): Promise<string> {
+    await this.#backOff(signal);
     const { authorityHost, tenantId, clientId, scope } = this.#credentials;
     const url = `${authorityHost}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`;
     const form = new URLSearchParams({
@@ -146,20 +207,33 @@ export class ClientCredentialsTokenProvider implements TokenProvider {
     if (response.status !== 200 || typeof body.access_token !== "string") {
       throw credentialError(response.status, body, tenantId, clientId);
     }
-    const lifetimeMs = (typeof body.expires_in === "number" ? body.expires_in : Number(body.expires_in) || 3599) * 1000;
-    const margin = Math.min(RENEW_MARGIN_MS, lifetimeMs / 2);
-    this.#token = { value: body.access_token, renewAt: Date.now() + lifetimeMs - margin };
+    registerSecret(body.access_token, { ephemeral: true });
+    const lifetime = cacheLifetimeMs(body.expires_in);
+    if (lifetime.clamped) {
+      this.#log.warn(
+        { expiresIn: redact(String(body.expires_in)).slice(0, 40), cachedForS: lifetime.ms / 1000 },
+        "the token endpoint gave an implausible expires_in; the token is cached for a bounded time instead",
+      );
+    }
+    const margin = Math.min(RENEW_MARGIN_MS, lifetime.ms / 2);
+    this.#token = { value: body.access_token, renewAt: this.#now() + lifetime.ms - margin };
+    this.#lastRenewAt = this.#token.renewAt;
     this.renewals++;
     this.#onRenewal?.();
-    this.#log.debug({ expiresInS: lifetimeMs / 1000, renewals: this.renewals }, "access token obtained");
+    this.#log.debug({ expiresInS: lifetime.ms / 1000, renewals: this.renewals }, "access token obtained");
     return body.access_token;
   }
 }
 
+// The endpoint's own words go into the message (they name the problem), but never verbatim: a hostile or broken
+// endpoint may echo the request form, secret included.
 function credentialError(status: number, body: TokenBody, tenantId: string, clientId: string): CredentialError {
-  const description = typeof body.error_description === "string" ? body.error_description.split(/\r?\n/)[0] : "";
-  const aadsts = /AADSTS(\d+)/.exec(description ?? "")?.[1];
-  const code = typeof body.error === "string" ? body.error : `HTTP ${status}`;
+  const description =
+    typeof body.error_description === "string"
+      ? redact(body.error_description.split(/\r?\n/)[0] ?? "").slice(0, 500)
+      : "";
+  const aadsts = /AADSTS(\d+)/.exec(description)?.[1];
+  const code = typeof body.error === "string" ? redact(body.error).slice(0, 100) : `HTTP ${status}`;
   const fix = aadsts !== undefined ? CREDENTIAL_FIXES[aadsts] : undefined;
   return new CredentialError(
     `token request for tenant ${tenantId}, client ${clientId} was refused: ${code}` +
@@ -203,7 +277,7 @@ export class ManagedIdentityTokenProvider implements TokenProvider {
       token = (await credential.getToken(this.#scope, { abortSignal: signal })) as typeof token;
     } catch (error) {
       throw new CredentialError(
-        `managed identity token request failed: ${(error as Error).message}. Fix: assign a managed identity to this resource and grant its service principal AuditLog.Read.All`,
+        `managed identity token request failed: ${redact((error as Error).message)}. Fix: assign a managed identity to this resource and grant its service principal AuditLog.Read.All`,
         "managed_identity",
         { cause: error },
       );
@@ -211,7 +285,8 @@ export class ManagedIdentityTokenProvider implements TokenProvider {
     if (!token) {
       throw new CredentialError("managed identity returned no token", "managed_identity");
     }
-    const lifetime = token.expiresOnTimestamp - Date.now();
+    registerSecret(token.token, { ephemeral: true });
+    const lifetime = cacheLifetimeMs((token.expiresOnTimestamp - Date.now()) / 1000).ms;
     this.#token = { value: token.token, renewAt: Date.now() + lifetime - Math.min(RENEW_MARGIN_MS, lifetime / 2) };
     this.renewals++;
     this.#onRenewal?.();

@@ -30,6 +30,20 @@ export type FaultRule = FaultBase &
     | { kind: "html"; status?: number }
     | { kind: "foreign-next-link"; host: string }
     | { kind: "expire-token" }
+    // Hostile or broken peers (issue 12): each replaces one thing in an otherwise normal exchange.
+    /** The response's Date header says `date` (e.g. "Mon, 01 Jan 2001 00:00:00 GMT"); Graph or token endpoint. */
+    | { kind: "date"; date: string }
+    /** Token endpoint: the token is issued, but the response says `expires_in: expiresIn` (null: no expires_in). */
+    | { kind: "token-lifetime"; expiresIn: unknown }
+    /** Graph: a 200 page of `bytes` (default 60 MB) of tiny items `[1,1,1,…]`, streamed without Content-Length. */
+    | { kind: "oversized"; bytes?: number; contentLength?: boolean }
+    /** Graph: the normal page with bytes 0xFF 0xFE (never valid UTF-8) inside its first event's text. */
+    | { kind: "invalid-utf8" }
+    /**
+     * An error that echoes the request: the token endpoint puts the whole form (client secret or assertion) into
+     * error_description, Graph puts the Authorization header into its error message. Status default 401 / 400.
+     */
+    | { kind: "echo"; status?: number }
   );
 export type FaultKind = FaultRule["kind"];
 
@@ -43,6 +57,11 @@ const KINDS = new Set<string>([
   "html",
   "foreign-next-link",
   "expire-token",
+  "date",
+  "token-lifetime",
+  "oversized",
+  "invalid-utf8",
+  "echo",
 ]);
 
 /** Validates rules received as JSON (admin endpoint). Throws on nonsense. */
@@ -60,6 +79,15 @@ export function validateRules(input: unknown): FaultRule[] {
     }
     if (rule.kind === "foreign-next-link" && typeof rule.host !== "string") {
       throw new Error("foreign-next-link needs host");
+    }
+    if (rule.kind === "date" && typeof rule.date !== "string") {
+      throw new Error("date rule needs a date string (the Date header to send)");
+    }
+    if (rule.kind === "token-lifetime" && !("expiresIn" in rule)) {
+      throw new Error("token-lifetime rule needs expiresIn (a number, a string, or null for none)");
+    }
+    if (rule.kind === "oversized" && rule.bytes !== undefined && !(Number.isInteger(rule.bytes) && rule.bytes > 0)) {
+      throw new Error("oversized rule needs a positive integer bytes");
     }
   }
   return input as FaultRule[];

@@ -2,6 +2,8 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 
+import { sleep as safeSleep } from "../time.ts";
+
 export const GRAPH_JSON =
   "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8";
 export const AAD_JSON = "application/json; charset=utf-8";
@@ -12,6 +14,9 @@ export interface Ctx {
   now: Date;
   requestId: string;
   clientRequestId: string;
+  /** Set by a fault: headers that replace the usual ones (e.g. a Date from 2001), and a rewrite of the body. */
+  headerOverrides?: Record<string, string>;
+  rewriteBody?: (status: number, body: Buffer) => Buffer;
 }
 
 export function makeCtx(req: IncomingMessage, res: ServerResponse, now: Date): Ctx {
@@ -35,8 +40,9 @@ export function graphHeaders(ctx: Ctx, contentType = GRAPH_JSON): Record<string,
 }
 
 export function send(ctx: Ctx, status: number, body: string | Buffer, headers: Record<string, string>): void {
-  const buf = typeof body === "string" ? Buffer.from(body) : body;
-  ctx.res.writeHead(status, { ...headers, "Content-Length": String(buf.length) });
+  const raw = typeof body === "string" ? Buffer.from(body) : body;
+  const buf = ctx.rewriteBody ? ctx.rewriteBody(status, raw) : raw;
+  ctx.res.writeHead(status, { ...headers, ...ctx.headerOverrides, "Content-Length": String(buf.length) });
   ctx.res.end(buf);
 }
 
@@ -110,4 +116,5 @@ export function readBody(req: IncomingMessage, limit = 10 * 1024 * 1024): Promis
   });
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+/** Any delay a fault asks for, overflow-safe (a `hang` of 30 days must not fire after 1 ms). */
+export const sleep = (ms: number): Promise<void> => safeSleep(ms);

@@ -221,7 +221,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       const fault = faults.pick(true, tokenN, path);
       if (fault) {
         rec.fault = fault.kind;
-        if (await applyEarlyFault(ctx, fault, true)) {
+        if (hostileFault(ctx, fault, true, body) || (await applyEarlyFault(ctx, fault, true))) {
           return;
         }
       }
@@ -256,7 +256,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         "Lifetime validation failed, the token is expired.",
       );
     }
-    if (fault && (await applyEarlyFault(ctx, fault, false, resource))) {
+    if (fault && (hostileFault(ctx, fault, false, "") || (await applyEarlyFault(ctx, fault, false, resource)))) {
       return;
     }
     const check = auth.check(req.headers.authorization, ctx.now.getTime());
@@ -341,6 +341,95 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return;
     }
     send(ctx, 200, body, headers);
+  }
+
+  /**
+   * Hostile or broken peers: a Date header from another year, an implausible expires_in, a huge body of tiny items,
+   * invalid UTF-8, an error that echoes the request. Returns true when the response was handled; otherwise the
+   * exchange goes on normally with the fault's changes applied when it is sent.
+   */
+  function hostileFault(ctx: Ctx, fault: FaultRule, isToken: boolean, requestBody: string): boolean {
+    switch (fault.kind) {
+      case "date":
+        ctx.headerOverrides = { Date: fault.date };
+        return false;
+      case "token-lifetime":
+        ctx.rewriteBody = (status, body) => {
+          if (status !== 200) {
+            return body;
+          }
+          const parsed = JSON.parse(body.toString("utf8")) as Record<string, unknown>;
+          if (fault.expiresIn === null) {
+            delete parsed.expires_in;
+          } else {
+            parsed.expires_in = fault.expiresIn;
+          }
+          return Buffer.from(JSON.stringify(parsed));
+        };
+        return false;
+      case "invalid-utf8":
+        ctx.rewriteBody = (status, body) => {
+          // Inside a string value (the first event's, else the @odata.context URL), so only the encoding is wrong.
+          const at = body.indexOf('"id":"');
+          const cut = at >= 0 ? at + 6 : body.indexOf("http");
+          return Buffer.concat([body.subarray(0, cut), Buffer.from([0xff, 0xfe]), body.subarray(cut)]);
+        };
+        return false;
+      case "echo":
+        if (isToken) {
+          send(
+            ctx,
+            fault.status ?? 401,
+            aadErrorBody(ctx, "invalid_client", 7000215, `Invalid client secret provided. Request was: ${requestBody}`),
+            { "Content-Type": AAD_JSON, Date: ctx.now.toUTCString() },
+          );
+        } else {
+          sendGraphError(
+            ctx,
+            fault.status ?? 400,
+            "BadRequest",
+            `Unexpected request ${ctx.req.url ?? ""} with Authorization: ${ctx.req.headers.authorization ?? ""}`,
+          );
+        }
+        return true;
+      case "oversized":
+        if (isToken) {
+          return false;
+        }
+        streamTinyItems(ctx, fault.bytes ?? 60_000_000, fault.contentLength === true);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** A 200 page `{"value":[1,1,…]}` of exactly `bytes` bytes, written as the client reads it. */
+  function streamTinyItems(ctx: Ctx, bytes: number, withLength: boolean): void {
+    const head = Buffer.from('{"value":[1');
+    const tail = Buffer.from("]}");
+    const chunk = Buffer.from(",1".repeat(32_768));
+    const headers = graphHeaders(ctx);
+    ctx.res.writeHead(200, withLength ? { ...headers, "Content-Length": String(bytes) } : headers);
+    let left = Math.max(0, bytes - head.length - tail.length);
+    ctx.res.write(head);
+    const pump = (): void => {
+      while (left > 0) {
+        const size = Math.min(chunk.length, left - (left % 2));
+        const piece = size > 0 ? chunk.subarray(0, size) : Buffer.from(" ");
+        left -= piece.length;
+        if (!ctx.res.write(piece)) {
+          ctx.res.once("drain", pump);
+          return;
+        }
+      }
+      if (!ctx.res.destroyed) {
+        ctx.res.end(tail);
+      }
+    };
+    ctx.res.on("close", () => {
+      left = 0;
+    });
+    pump();
   }
 
   /** Faults that replace the response entirely. Returns true when the response was handled. */

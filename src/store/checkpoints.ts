@@ -1,5 +1,6 @@
 // Checkpoints (how far each tenant and stream is complete) and the history of cycles.
 
+import { redactOptional } from "../redact.ts";
 import type { Pool, PoolClient } from "./db.ts";
 
 export const READ_CHECKPOINT = `select position from checkpoints where tenant_id = $1 and stream = $2`;
@@ -76,6 +77,7 @@ export async function recordCycle(db: Pool, cycle: CycleRecord): Promise<void> {
     cycle.updated,
     cycle.unchanged,
     cycle.rejected,
-    cycle.error ?? null,
+    // Readable by the BI role: whatever an error carries, no secret is stored (see src/redact.ts).
+    redactOptional(cycle.error) ?? null,
   ]);
 }
