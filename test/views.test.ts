@@ -24,7 +24,14 @@ const code = (e: Raw): number | null => {
   const c = obj(e.status).errorCode;
   return typeof c === "number" ? c : null;
 };
-const failed = (e: Raw): boolean => code(e) !== null && code(e) !== 0;
+// Interrupts and missing codes are not failures (docs/schema.md, "Sign-in outcomes"); written out here independently
+// of signin_outcome().
+const INTERRUPTS = new Set([
+  50140, 50074, 50076, 50079, 50072, 50125, 50058, 16000, 16001, 16003, 70043, 70044, 50097, 50089, 50199, 65001, 81010,
+  700082,
+]);
+const failed = (e: Raw): boolean => code(e) !== null && code(e) !== 0 && !INTERRUPTS.has(code(e) as number);
+const interrupted = (e: Raw): boolean => INTERRUPTS.has(code(e) as number);
 // createdDateTime as 100 ns ticks since the epoch (exact ordering, like timestamptz's microseconds).
 const ticks = (e: Raw): number => {
   const text = String(e.createdDateTime);
@@ -59,16 +66,21 @@ test("the fixture is realistic: failures, legacy auth, risk, CA, MFA, service pr
 
 test("v_sign_in_volume_hourly counts every event and its failures per hour and event type", async () => {
   const { rows } = await db.pool.query(
-    `select sign_in_event_type, sum(sign_ins)::int as n, sum(failures)::int as f, count(distinct hour)::int as hours
+    `select sign_in_event_type, sum(sign_ins)::int as n, sum(failures)::int as f, sum(interrupts)::int as i,
+       count(distinct hour)::int as hours
      from v_sign_in_volume_hourly where tenant_id = $1 and hour >= $2 and hour < $3 group by 1`,
     [fx.tenantId, ...range()],
   );
   const expected = count(fx.events.map(eventType));
   const expectedFailures = count(fx.events.filter(failed).map(eventType));
+  const expectedInterrupts = count(fx.events.filter(interrupted).map(eventType));
   assert.deepEqual(
-    Object.fromEntries(rows.map((r) => [r.sign_in_event_type, [r.n, r.f]])),
-    Object.fromEntries([...expected].map(([k, n]) => [k, [n, expectedFailures.get(k) ?? 0]])),
+    Object.fromEntries(rows.map((r) => [r.sign_in_event_type, [r.n, r.f, r.i]])),
+    Object.fromEntries(
+      [...expected].map(([k, n]) => [k, [n, expectedFailures.get(k) ?? 0, expectedInterrupts.get(k) ?? 0]]),
+    ),
   );
+  assert.ok(fx.events.some(interrupted), "the simulator sends interrupts");
   assert.equal(Math.max(...rows.map((r) => r.hours)), 7 * 24);
   // A 24 h filter on the bucket sees exactly the last day's events.
   const day = await db.pool.query(
@@ -150,7 +162,8 @@ test("v_legacy_auth_daily matches a hand count of legacy clients by user and pro
   const legacy = fx.events.filter((e) => LEGACY.has(String(e.clientAppUsed).toLowerCase()));
   assert.ok(legacy.length > 20, `legacy: ${legacy.length}`);
   const { rows } = await db.pool.query(
-    `select user_principal_name, client_app_used, sum(sign_ins)::int as n, sum(failures)::int as f, sum(successes)::int as s
+    `select user_principal_name, client_app_used, sum(sign_ins)::int as n, sum(failures)::int as f, sum(successes)::int as s,
+       sum(interrupts)::int as i
      from v_legacy_auth_daily where day >= $1 and day < $2 group by 1, 2`,
     range(),
   );
@@ -160,8 +173,12 @@ test("v_legacy_auth_daily matches a hand count of legacy clients by user and pro
     sorted(expected),
   );
   assert.equal(
-    rows.reduce((a, r) => a + r.f + r.s, 0),
+    rows.reduce((a, r) => a + r.f + r.s + r.i, 0),
     legacy.length,
+  );
+  assert.equal(
+    rows.reduce((a, r) => a + r.f, 0),
+    legacy.filter(failed).length,
   );
 });
 

@@ -181,7 +181,7 @@ async function storePage(
   const seenAt = deps.clock.now();
   const storeStarted = performance.now();
   const stored = await withTransaction(db, async (client) => {
-    const c = await upsert(client, tenantId, stream.name, page.events, seenAt);
+    const c = await upsert(client, tenantId, stream.name, page.events, seenAt, stream.version);
     await insertRejected(client, tenantId, stream.name, page.rejected, seenAt);
     if (next === undefined) {
       await recordCoverage(client, {

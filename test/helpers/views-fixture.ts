@@ -3,7 +3,7 @@
 
 import type { ValidEvent } from "../../src/ingest/events.ts";
 import { type GenConfig, generateHour, HOUR_MS } from "../../src/simulator/generate.ts";
-import { type Pool, withTransaction } from "../../src/store/db.ts";
+import { type Pool, type PoolClient, withTransaction } from "../../src/store/db.ts";
 import { ensurePartitions, upsertSignIns } from "../../src/store/signins.ts";
 
 export interface FixtureOptions {
@@ -13,7 +13,19 @@ export interface FixtureOptions {
   /** Exclusive end of the generated range (an hour boundary). */
   end?: Date;
   seed?: number;
+  /** Stores one page (default: upsertSignIns, the daemon's write path). */
+  write?: PageWriter;
 }
+
+export type PageWriter = (
+  client: PoolClient,
+  tenantId: string,
+  stream: string,
+  page: ValidEvent[],
+  seenAt: Date,
+) => Promise<unknown>;
+
+const daemonWrite: PageWriter = (c, tenantId, stream, page, seenAt) => upsertSignIns(c, tenantId, stream, page, seenAt);
 
 export interface Fixture {
   tenantId: string;
@@ -43,6 +55,7 @@ export async function upsertPages(
   tenantId: string,
   events: ReadonlyArray<Record<string, unknown>>,
   seenAt: Date,
+  write: PageWriter = daemonWrite,
 ): Promise<void> {
   const byStream = new Map<string, ValidEvent[]>();
   for (const raw of events) {
@@ -54,7 +67,7 @@ export async function upsertPages(
   for (const [stream, list] of byStream) {
     for (let i = 0; i < list.length; i += PAGE_SIZE) {
       const page = list.slice(i, i + PAGE_SIZE);
-      await withTransaction(pool, (c) => upsertSignIns(c, tenantId, stream, page, seenAt));
+      await withTransaction(pool, (c) => write(c, tenantId, stream, page, seenAt));
     }
   }
 }
@@ -82,8 +95,8 @@ export async function loadSimulatedSignIns(pool: Pool, options: FixtureOptions =
       }
     }
   }
-  await upsertPages(pool, tenantId, [...byId.values()], to);
-  await upsertPages(pool, tenantId, republish, new Date(to.getTime() + HOUR_MS));
+  await upsertPages(pool, tenantId, [...byId.values()], to, options.write);
+  await upsertPages(pool, tenantId, republish, new Date(to.getTime() + HOUR_MS), options.write);
   for (const raw of republish) {
     byId.set(String(raw.id), raw);
   }
