@@ -39,9 +39,11 @@ from sign_in_ca_policies group by 1, 2, 3, 4, 5`;
 const CA_ROLLUP = `select day, tenant_id, policy_id, result, policy_name, sign_ins from sign_in_ca_rollup_daily`;
 
 const MFA_DIRECT = `
-select signin_day(created_date_time) as day, tenant_id, authentication_method, succeeded, count(*) as steps
-from sign_in_authentication_details where step_requirement ilike '%multifactor%' group by 1, 2, 3, 4`;
-const MFA_ROLLUP = `select day, tenant_id, authentication_method, succeeded, steps from sign_in_mfa_rollup_daily`;
+select signin_day(n.created_date_time) as day, n.tenant_id, s.authentication_method, s.succeeded, s.step_result_detail,
+  count(*) as steps
+from sign_ins n cross join lateral signin_mfa_steps(n.raw) s group by 1, 2, 3, 4, 5`;
+const MFA_ROLLUP = `select day, tenant_id, authentication_method, succeeded, step_result_detail, steps
+from sign_in_mfa_rollup_daily`;
 // The query v_impossible_travel_candidates ran before 0015 (the oracle for the kept table).
 const TRAVEL_DIRECT = `
 select b.tenant_id, b.user_principal_name, b.id, b.created_date_time, a.id as previous_id,
@@ -252,33 +254,64 @@ test("travel candidates follow late arrivals and re-publishes: only the changed 
 
 test("MFA steps move with a re-publish that changes them", async () => {
   const tenant = "t-mfa";
-  const step = (method: string, succeeded: boolean) => ({
+  // As production beta events carry them: empty step requirements, the sign-in's requirement decides.
+  const step = (method: string, succeeded: boolean, detail: string) => ({
     authenticationMethod: method,
     succeeded,
-    authenticationStepRequirement: "Multifactor authentication",
+    authenticationStepResultDetail: detail,
+    authenticationStepRequirement: "",
+  });
+  const mfa = (steps: unknown[]) => ({
+    authenticationRequirement: "multiFactorAuthentication",
+    authenticationDetails: steps,
   });
   const at = "2026-03-22T10:00:00Z";
+  const denied = "MFA denied; user declined the authentication";
   await upsertPages(
     db.pool,
     tenant,
-    [event("m1", at, { authenticationDetails: [step("Password", true), step("Mobile app notification", false)] })],
+    [
+      event(
+        "m1",
+        at,
+        mfa([step("Password", true, "Correct password"), step("Mobile app notification", false, denied)]),
+      ),
+      // A token claim is no MFA prompt; a v1.0 500121 (no authenticationDetails) is one denied prompt.
+      event("m2", at, mfa([step("Previously satisfied", true, "MFA requirement satisfied by claim in the token")])),
+      event("m3", at, { status: { errorCode: 500121, additionalDetails: denied }, authenticationDetails: undefined }),
+    ],
     new Date(),
   );
   await assertRollupsMatch("mfa insert");
   await upsertPages(
     db.pool,
     tenant,
-    [event("m1", at, { authenticationDetails: [step("Password", true), step("Mobile app notification", true)] })],
+    [
+      event(
+        "m1",
+        at,
+        mfa([
+          step("Password", true, "Correct password"),
+          step("Mobile app notification", true, "MFA successfully completed"),
+        ]),
+      ),
+    ],
     new Date(),
   );
   await assertRollupsMatch("mfa re-publish");
   const { rows } = await db.pool.query(
-    `select authentication_method, succeeded, steps::int from v_mfa_outcomes_daily where tenant_id = $1 order by 1`,
+    `select authentication_method, succeeded, step_result_detail, steps::int from v_mfa_outcomes_daily
+     where tenant_id = $1 order by 1`,
     [tenant],
   );
   assert.deepEqual(rows, [
-    { authentication_method: "Mobile app notification", succeeded: true, steps: 1 },
-    { authentication_method: "Password", succeeded: true, steps: 1 },
+    {
+      authentication_method: "Mobile app notification",
+      succeeded: true,
+      step_result_detail: "MFA successfully completed",
+      steps: 1,
+    },
+    { authentication_method: null, succeeded: false, step_result_detail: denied, steps: 1 },
   ]);
 });
 

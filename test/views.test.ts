@@ -202,25 +202,45 @@ test("v_ca_policy_outcomes_daily matches the applied policies in raw, after re-p
   assert.ok(rows.some((r) => r.result === "failure"));
 });
 
-test("v_mfa_outcomes_daily matches the multifactor authentication steps in raw", async () => {
-  const steps = fx.events.flatMap((e) =>
-    Array.isArray(e.authenticationDetails) ? (e.authenticationDetails as Raw[]) : [],
+// The MFA steps of a sign-in, written out independently of signin_mfa_steps(): a method that is neither the
+// password nor a token claim, where the step or the sign-in requires multifactor; else one failed step for 500121.
+const MFA_REQUIREMENT = /^\s*(multi-?factor ?authentication|mfa)\s*$/i;
+const mfaSteps = (e: Raw): string[] => {
+  const steps = (Array.isArray(e.authenticationDetails) ? (e.authenticationDetails as Raw[]) : []).filter(
+    (s) =>
+      typeof s.authenticationMethod === "string" &&
+      !/^\s*(password|previously satisfied|claim in .*token)\s*$/i.test(s.authenticationMethod) &&
+      !/satisfied by claim in the token/i.test(str(s.authenticationStepResultDetail) ?? "") &&
+      (MFA_REQUIREMENT.test(str(s.authenticationStepRequirement) ?? "") ||
+        MFA_REQUIREMENT.test(str(e.authenticationRequirement) ?? "")),
   );
-  const expected = count(
-    steps
-      .filter((s) => /multifactor/i.test(String(s.authenticationStepRequirement)))
-      .map((s) => `${s.authenticationMethod}|${s.succeeded}`),
-  );
+  const keys = steps.map((s) => `${s.authenticationMethod}|${s.succeeded}|${s.authenticationStepResultDetail}`);
+  return keys.length === 0 && code(e) === 500121 ? [`null|false|${obj(e.status).additionalDetails}`] : keys;
+};
+
+test("v_mfa_outcomes_daily counts the real MFA steps in raw (not token claims), by method, outcome and detail", async () => {
+  const expected = count(fx.events.flatMap(mfaSteps));
   const { rows } = await db.pool.query(
-    `select authentication_method, succeeded, sum(steps)::int as n from v_mfa_outcomes_daily
-     where day >= $1 and day < $2 group by 1, 2`,
+    `select authentication_method, succeeded, step_result_detail, sum(steps)::int as n from v_mfa_outcomes_daily
+     where day >= $1 and day < $2 group by 1, 2, 3`,
     range(),
   );
   assert.deepEqual(
-    sorted(new Map(rows.map((r) => [`${r.authentication_method}|${r.succeeded}`, r.n]))),
+    sorted(new Map(rows.map((r) => [`${r.authentication_method}|${r.succeeded}|${r.step_result_detail}`, r.n]))),
     sorted(expected),
   );
   assert.ok(rows.some((r) => r.succeeded === false));
+  assert.ok(rows.some((r) => /declined/.test(r.step_result_detail)));
+  assert.ok(!rows.some((r) => r.authentication_method === "Previously satisfied"), "token claims are not prompts");
+  // The simulator writes the requirements real tenants send, mostly "".
+  const requirements = new Set(
+    fx.events.flatMap((e) =>
+      (Array.isArray(e.authenticationDetails) ? (e.authenticationDetails as Raw[]) : []).map(
+        (s) => s.authenticationStepRequirement,
+      ),
+    ),
+  );
+  assert.ok(requirements.has("") && requirements.has("Multi-factor authentication") && requirements.has("MFA"));
 });
 
 test("v_risky_sign_ins lists exactly the risky events, with their risk event types", async () => {

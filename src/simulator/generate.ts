@@ -123,7 +123,7 @@ function republishPatch(rng: Rng, obj: Record<string, unknown>): Record<string, 
     authenticationMethodDetail: "",
     succeeded: true,
     authenticationStepResultDetail: "MFA completed in Azure AD",
-    authenticationStepRequirement: "Multifactor authentication",
+    authenticationStepRequirement: "",
   });
   const status = (obj.status ?? {}) as Record<string, unknown>;
   return {
@@ -154,7 +154,8 @@ function attacks(
     const app = pick(spray, SPRAY_APPS);
     const userAgent = pick(spray, SPRAY_USER_AGENTS);
     const start = int(spray, 0, 15) * 60_000;
-    const count = Math.max(Math.min(model.users.length, 10), Math.ceil(model.users.length * 0.4));
+    // A quarter of the tenant (at least 15 accounts): interrupts stay the commonest non-zero codes, as in real tenants.
+    const count = Math.max(Math.min(model.users.length, 15), Math.ceil(model.users.length * 0.25));
     for (const user of shuffled(spray, model.users).slice(0, count)) {
       const attempts = chance(rng, 0.3) ? 2 : 1;
       for (let i = 0; i < attempts; i++) {
