@@ -20,6 +20,7 @@ import {
 } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
 import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
+import { STREAMS } from "./streams.ts";
 import type { Window } from "./window.ts";
 
 export interface StreamSpec {
@@ -30,7 +31,8 @@ export interface StreamSpec {
   extraFilter?: string;
 }
 
-export const INTERACTIVE_STREAM: StreamSpec = { name: "interactiveUser", version: "v1.0", resource: "signIns" };
+/** The interactive stream as read by default (Graph beta; src/ingest/streams.ts). */
+export const INTERACTIVE_STREAM: StreamSpec = STREAMS.interactiveUser;
 
 // A nextLink crawl longer than this is a loop, not a window (20,000 pages ≈ 20M events).
 export const MAX_PAGES_PER_WINDOW = 20_000;

@@ -1,10 +1,13 @@
 // Fills a test database with simulator-generated sign-ins through the real write path (upsertSignIns, one
 // transaction per page of 1000), then re-publishes the events the simulator re-publishes (changed raw → UPDATE).
 
+import { after, before } from "node:test";
+
 import type { ValidEvent } from "../../src/ingest/events.ts";
 import { type GenConfig, generateHour, HOUR_MS } from "../../src/simulator/generate.ts";
 import { type Pool, type PoolClient, withTransaction } from "../../src/store/db.ts";
 import { ensurePartitions, upsertSignIns } from "../../src/store/signins.ts";
+import { createTestDatabase, type TestDatabase } from "./db.ts";
 
 export interface FixtureOptions {
   tenantId?: string;
@@ -102,4 +105,18 @@ export async function loadSimulatedSignIns(pool: Pool, options: FixtureOptions =
   }
   await pool.query("analyze");
   return { tenantId, from, to, events: [...byId.values()], republished: republish.length };
+}
+
+/** A test file's database, filled by loadSimulatedSignIns before its tests and dropped after them. */
+export function withSimulatedSignIns(options: FixtureOptions = {}): {
+  readonly db: TestDatabase;
+  readonly fx: Fixture;
+} {
+  const state = {} as { db: TestDatabase; fx: Fixture };
+  before(async () => {
+    state.db = await createTestDatabase();
+    state.fx = await loadSimulatedSignIns(state.db.pool, options);
+  });
+  after(() => state.db.drop());
+  return state;
 }
