@@ -35,6 +35,9 @@ create index sign_ins_guess_ip_idx on sign_ins (tenant_id, ip_address, created_d
   where outcome in ('bad_credentials', 'locked', 'disabled') and ip_address <> '';
 create index sign_ins_guess_user_idx on sign_ins (tenant_id, user_principal_name, created_date_time)
   include (ip_address) where outcome in ('bad_credentials', 'locked');
+-- Every sign-in by IP (the spray's "accounts whose password this IP got right", Sentinel's success test).
+create index sign_ins_ip_idx on sign_ins (tenant_id, ip_address, created_date_time)
+  include (user_principal_name, status_error_code);
 create index sign_ins_guess_time_idx on sign_ins (created_date_time, tenant_id)
   include (user_principal_name, ip_address, status_error_code)
   where outcome in ('bad_credentials', 'locked', 'disabled');
