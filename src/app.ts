@@ -18,7 +18,7 @@ import { ClientCredentialsTokenProvider, ManagedIdentityTokenProvider, type Toke
 import { LockedElsewhereError } from "./errors.ts";
 import { type CycleResult, runCycle, type StreamSpec } from "./ingest/cycle.ts";
 import type { ReaderDeps } from "./ingest/reader.ts";
-import { STREAMS } from "./ingest/streams.ts";
+import { streamSpec } from "./ingest/streams.ts";
 import { dueSweeps, lastSweeps, RECORD_SWEEP, runSweep, type SweepTier, sweepWindow } from "./ingest/sweeps.ts";
 import { earliestTailCoverage, freshlyCovered } from "./store/coverage.ts";
 import type { Logger } from "./log.ts";
@@ -172,7 +172,9 @@ export function createIngester(
     });
     clients.set(tenant.tenantId, { graph, tokens });
   }
-  const targets = config.tenants.flatMap((tenant) => tenant.streams.map((name) => ({ tenant, stream: STREAMS[name] })));
+  const targets = config.tenants.flatMap((tenant) =>
+    tenant.streams.map((name) => ({ tenant, stream: streamSpec(name, tenant.interactiveApiVersion) })),
+  );
   const first = clients.get(config.tenants[0]?.tenantId ?? "");
   const clientFor = (tenantId: string): TenantClient => {
     const client = clients.get(tenantId);

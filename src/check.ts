@@ -6,7 +6,7 @@ import type { Config, TenantConfig } from "./config.ts";
 import { AccessError, CredentialError, GraphProtocolError } from "./errors.ts";
 import { signInsUrl } from "./graph/signins.ts";
 import type { StreamSpec } from "./ingest/reader.ts";
-import { STREAMS } from "./ingest/streams.ts";
+import { streamSpec } from "./ingest/streams.ts";
 import type { Pool } from "./store/db.ts";
 import { formatDuration, MINUTE } from "./time.ts";
 
@@ -96,7 +96,7 @@ export async function runChecks(
     }
     if (tokenOk) {
       for (const name of tenant.streams) {
-        const stream = STREAMS[name];
+        const stream = streamSpec(name, tenant.interactiveApiVersion);
         try {
           const page = await probe(ingester, tenant, stream, new Date(now.getTime() - 60 * MINUTE), now, signal);
           items.push({
@@ -108,7 +108,7 @@ export async function runChecks(
           items.push({ name: `stream ${name}`, ok: false, ...describe(error) });
         }
       }
-      const first = STREAMS[tenant.streams[0] ?? "interactiveUser"];
+      const first = streamSpec(tenant.streams[0] ?? "interactiveUser", tenant.interactiveApiVersion);
       const horizon = new Date(now.getTime() - config.retentionMs + 60 * MINUTE);
       try {
         await probe(ingester, tenant, first, horizon, new Date(horizon.getTime() + 60 * MINUTE), signal);

@@ -18,7 +18,7 @@ import { ConfigError, EXIT, type ExitCode, exitCodeFor, LockedElsewhereError } f
 import { GraphBudget } from "./graph/budget.ts";
 import { runBackfill } from "./ingest/backfill.ts";
 import { createProgressDisplay } from "./ingest/progress.ts";
-import { isStreamName, STREAMS } from "./ingest/streams.ts";
+import { isStreamName, streamSpec } from "./ingest/streams.ts";
 import { scheduleIntervalMs, startSchedule } from "./ingest/scheduler.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -300,7 +300,10 @@ async function backfillCommand(
       ? config.tenants[0]
       : config.tenants.find((t) => t.tenantId === o.tenant || t.name === o.tenant);
   const streamName = o.stream === undefined ? tenant?.streams[0] : String(o.stream);
-  const stream = streamName !== undefined && isStreamName(streamName) ? STREAMS[streamName] : undefined;
+  const stream =
+    streamName !== undefined && isStreamName(streamName)
+      ? streamSpec(streamName, tenant?.interactiveApiVersion)
+      : undefined;
   if (
     !from ||
     !to ||

@@ -8,7 +8,13 @@ import { createRequire } from "node:module";
 import cron from "node-cron";
 
 import { ConfigError } from "./errors.ts";
-import { isStreamName, STREAM_NAMES, type StreamName } from "./ingest/streams.ts";
+import {
+  INTERACTIVE_API_VERSIONS,
+  type InteractiveApiVersion,
+  isStreamName,
+  STREAM_NAMES,
+  type StreamName,
+} from "./ingest/streams.ts";
 import type { SweepTier } from "./ingest/sweeps.ts";
 import { formatDuration, parseDuration } from "./time.ts";
 
@@ -29,6 +35,8 @@ export interface TenantConfig {
   authorityHost: string;
   graphEndpoint: string;
   streams: StreamName[];
+  /** Graph API of the interactive stream (INTERACTIVE_API_VERSION); absent means beta. */
+  interactiveApiVersion?: InteractiveApiVersion;
 }
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
@@ -340,7 +348,7 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     env: "STREAMS",
     key: "streams",
     default: "interactiveUser",
-    description: `Comma-separated streams to read: ${STREAM_NAMES.map((n) => `\`${n}\``).join(", ")}. All but interactiveUser and directoryAudits use Graph beta.`,
+    description: `Comma-separated streams to read: ${STREAM_NAMES.map((n) => `\`${n}\``).join(", ")}. The sign-in streams use Graph beta (interactiveUser: see INTERACTIVE_API_VERSION); directoryAudits uses v1.0.`,
     parse: (text) => {
       const names = text
         .split(",")
@@ -352,6 +360,17 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
       }
       return ok([...new Set(names)]);
     },
+  },
+  {
+    env: "INTERACTIVE_API_VERSION",
+    key: "interactiveApiVersion",
+    default: "beta",
+    description:
+      "Graph API the interactiveUser stream is read from: `beta` (with authenticationDetails, userAgent, authenticationProtocol … that MFA and device-code detections need) or `v1.0` (Microsoft's supported API, ~24 properties). Each row records its `api_version`.",
+    parse: (text) =>
+      (INTERACTIVE_API_VERSIONS as readonly string[]).includes(text)
+        ? ok(text)
+        : bad(`is not an API version; use ${INTERACTIVE_API_VERSIONS.join(" or ")}`),
   },
   {
     env: "POLL_SCHEDULE",
@@ -548,6 +567,7 @@ export const TENANT_KEYS: Record<string, string> = {
   authorityHost: "AZURE_AUTHORITY_HOST",
   graphEndpoint: "GRAPH_ENDPOINT",
   streams: "STREAMS",
+  interactiveApiVersion: "INTERACTIVE_API_VERSION",
 };
 const TENANT_ENV = new Set(Object.values(TENANT_KEYS));
 const CREDENTIAL_ENV = [
@@ -644,6 +664,7 @@ function tenantFrom(values: Record<string, unknown>, problems: string[], where: 
     authorityHost: values.authorityHost as string,
     graphEndpoint: values.graphEndpoint as string,
     streams: values.streams as StreamName[],
+    interactiveApiVersion: values.interactiveApiVersion as InteractiveApiVersion,
   };
 }
 

@@ -168,7 +168,7 @@ test("after SIGKILL mid-backfill, a re-run reads only the slices the ledger does
     const starts = graphRequests(slow).filter((r) => r.status === 200 && !("$skiptoken" in r.query));
     assert.ok(starts.length > 0);
     for (const r of starts) {
-      const [, ge, le] = /ge (\S+) and createdDateTime le (\S+)/.exec(r.query.$filter ?? "") ?? [];
+      const [, ge, le] = /ge (\S+) and createdDateTime le ([^\s)]+)/.exec(r.query.$filter ?? "") ?? [];
       const sliceFrom = Date.parse(ge ?? "");
       const sliceTo = Date.parse(le ?? "");
       for (const c of covered) {

@@ -123,6 +123,12 @@ const EXPECT_ROWS = new Set([
   "Impossible-travel candidates",
   "First sign-in from a new country",
   "Service-principal and managed-identity activity",
+  "MFA denials and fatigue",
+  "Password spray (sliding 20 minutes)",
+  "Sign-in attempts from a new country",
+  "Device-code sign-ins",
+  "Sign-ins to disabled or locked accounts",
+  "Success after many failures",
 ]);
 
 for (const panel of panels(dashboard.panels).filter((p) => (p.targets ?? []).length > 0)) {

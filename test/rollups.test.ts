@@ -13,7 +13,7 @@ import { migrate, MIGRATIONS_DIR } from "../src/store/migrate.ts";
 import { upsertSignIns } from "../src/store/signins.ts";
 import { dropExpiredPartitions, ensureUpcomingPartitions } from "../src/store/partitions.ts";
 import { createTestDatabase, silentLog, type TestDatabase } from "./helpers/db.ts";
-import { loadSimulatedSignIns, upsertPages } from "./helpers/views-fixture.ts";
+import { loadSimulatedSignIns, type PageWriter, upsertPages } from "./helpers/views-fixture.ts";
 
 let db: TestDatabase;
 before(async () => {
@@ -26,10 +26,12 @@ const DAY = 86_400_000;
 const HOURLY_DIRECT = `
 select signin_hour(created_date_time) as hour, tenant_id, sign_in_event_type, location_country_or_region,
   location_state, location_city, location_latitude, location_longitude,
-  count(*) as sign_ins, count(*) filter (where status_error_code <> 0) as failures
+  count(*) as sign_ins, count(*) filter (where is_failure) as failures,
+  count(*) filter (where outcome = 'interrupt') as interrupts
 from sign_ins group by 1, 2, 3, 4, 5, 6, 7, 8`;
 const HOURLY_ROLLUP = `
-select hour, tenant_id, sign_in_event_type, country_or_region, state, city, latitude, longitude, sign_ins, failures
+select hour, tenant_id, sign_in_event_type, country_or_region, state, city, latitude, longitude, sign_ins, failures,
+  interrupts
 from sign_in_rollup_hourly`;
 const CA_DIRECT = `
 select signin_day(created_date_time) as day, tenant_id, policy_id, result, policy_name, count(*) as sign_ins
@@ -37,9 +39,11 @@ from sign_in_ca_policies group by 1, 2, 3, 4, 5`;
 const CA_ROLLUP = `select day, tenant_id, policy_id, result, policy_name, sign_ins from sign_in_ca_rollup_daily`;
 
 const MFA_DIRECT = `
-select signin_day(created_date_time) as day, tenant_id, authentication_method, succeeded, count(*) as steps
-from sign_in_authentication_details where step_requirement ilike '%multifactor%' group by 1, 2, 3, 4`;
-const MFA_ROLLUP = `select day, tenant_id, authentication_method, succeeded, steps from sign_in_mfa_rollup_daily`;
+select signin_day(n.created_date_time) as day, n.tenant_id, s.authentication_method, s.succeeded, s.step_result_detail,
+  count(*) as steps
+from sign_ins n cross join lateral signin_mfa_steps(n.raw) s group by 1, 2, 3, 4, 5`;
+const MFA_ROLLUP = `select day, tenant_id, authentication_method, succeeded, step_result_detail, steps
+from sign_in_mfa_rollup_daily`;
 // The query v_impossible_travel_candidates ran before 0015 (the oracle for the kept table).
 const TRAVEL_DIRECT = `
 select b.tenant_id, b.user_principal_name, b.id, b.created_date_time, a.id as previous_id,
@@ -115,6 +119,15 @@ test("rollups equal a direct aggregate after the simulator's inserts and re-publ
   await assertRollupsMatch("simulator");
 });
 
+const UPSERT_0013 = `
+insert into sign_ins as s (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at)
+select $1, e ->> 'id', (e ->> 'createdDateTime')::timestamptz, $2, e, $3, $3 from jsonb_array_elements($4::jsonb) as e
+on conflict (tenant_id, id, created_date_time) do update
+  set raw = excluded.raw, last_changed_at = excluded.last_changed_at, revision = s.revision + 1
+  where s.raw is distinct from excluded.raw`;
+const upsertAsOf0013: PageWriter = (c, tenantId, stream, page, seenAt) =>
+  c.query(UPSERT_0013, [tenantId, stream, seenAt, JSON.stringify(page.map((e) => e.raw))]);
+
 test("migrating a database that already holds sign-ins fills the rollups and travel pairs from them", async () => {
   const before = await createTestDatabase({ migrate: false });
   try {
@@ -128,7 +141,8 @@ test("migrating a database that already holds sign-ins fills the rollups and tra
       singleTransaction: true,
       log: () => undefined,
     });
-    await loadSimulatedSignIns(before.pool, { days: 3, users: 100 });
+    // Written with the columns 0013 has (the daemon's upsert writes columns later migrations add).
+    await loadSimulatedSignIns(before.pool, { days: 3, users: 100, write: upsertAsOf0013 });
     assert.deepEqual((await migrate(before.url, silentLog)).slice(0, 2), ["0014_rollups", "0015_fast_views"]);
     const { rows } = await before.pool.query(
       `select (select count(*) from sign_in_mfa_rollup_daily)::int as m, (select count(*) from sign_in_travel_candidates)::int as t`,
@@ -240,33 +254,64 @@ test("travel candidates follow late arrivals and re-publishes: only the changed 
 
 test("MFA steps move with a re-publish that changes them", async () => {
   const tenant = "t-mfa";
-  const step = (method: string, succeeded: boolean) => ({
+  // As production beta events carry them: empty step requirements, the sign-in's requirement decides.
+  const step = (method: string, succeeded: boolean, detail: string) => ({
     authenticationMethod: method,
     succeeded,
-    authenticationStepRequirement: "Multifactor authentication",
+    authenticationStepResultDetail: detail,
+    authenticationStepRequirement: "",
+  });
+  const mfa = (steps: unknown[]) => ({
+    authenticationRequirement: "multiFactorAuthentication",
+    authenticationDetails: steps,
   });
   const at = "2026-03-22T10:00:00Z";
+  const denied = "MFA denied; user declined the authentication";
   await upsertPages(
     db.pool,
     tenant,
-    [event("m1", at, { authenticationDetails: [step("Password", true), step("Mobile app notification", false)] })],
+    [
+      event(
+        "m1",
+        at,
+        mfa([step("Password", true, "Correct password"), step("Mobile app notification", false, denied)]),
+      ),
+      // A token claim is no MFA prompt; a v1.0 500121 (no authenticationDetails) is one denied prompt.
+      event("m2", at, mfa([step("Previously satisfied", true, "MFA requirement satisfied by claim in the token")])),
+      event("m3", at, { status: { errorCode: 500121, additionalDetails: denied }, authenticationDetails: undefined }),
+    ],
     new Date(),
   );
   await assertRollupsMatch("mfa insert");
   await upsertPages(
     db.pool,
     tenant,
-    [event("m1", at, { authenticationDetails: [step("Password", true), step("Mobile app notification", true)] })],
+    [
+      event(
+        "m1",
+        at,
+        mfa([
+          step("Password", true, "Correct password"),
+          step("Mobile app notification", true, "MFA successfully completed"),
+        ]),
+      ),
+    ],
     new Date(),
   );
   await assertRollupsMatch("mfa re-publish");
   const { rows } = await db.pool.query(
-    `select authentication_method, succeeded, steps::int from v_mfa_outcomes_daily where tenant_id = $1 order by 1`,
+    `select authentication_method, succeeded, step_result_detail, steps::int from v_mfa_outcomes_daily
+     where tenant_id = $1 order by 1`,
     [tenant],
   );
   assert.deepEqual(rows, [
-    { authentication_method: "Mobile app notification", succeeded: true, steps: 1 },
-    { authentication_method: "Password", succeeded: true, steps: 1 },
+    {
+      authentication_method: "Mobile app notification",
+      succeeded: true,
+      step_result_detail: "MFA successfully completed",
+      steps: 1,
+    },
+    { authentication_method: null, succeeded: false, step_result_detail: denied, steps: 1 },
   ]);
 });
 

@@ -15,6 +15,7 @@ import { ensureMonths, monthsBetween, monthsOf } from "../store/partitions.ts";
 import { insertRejected, upsertDirectoryAudits, type UpsertResult, upsertSignIns } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
 import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
+import { STREAMS } from "./streams.ts";
 import type { Window } from "./window.ts";
 
 export interface StreamSpec {
@@ -25,7 +26,8 @@ export interface StreamSpec {
   extraFilter?: string;
 }
 
-export const INTERACTIVE_STREAM: StreamSpec = { name: "interactiveUser", version: "v1.0", resource: "signIns" };
+/** The interactive stream as read by default (Graph beta; src/ingest/streams.ts). */
+export const INTERACTIVE_STREAM: StreamSpec = STREAMS.interactiveUser;
 
 // A nextLink crawl longer than this is a loop, not a window (20,000 pages ≈ 20M events).
 export const MAX_PAGES_PER_WINDOW = 20_000;
@@ -190,7 +192,7 @@ async function storePage(
   const seenAt = deps.clock.now();
   const storeStarted = performance.now();
   const stored = await withTransaction(db, async (client) => {
-    const c = await upsert(client, tenantId, stream.name, page.events, seenAt);
+    const c = await upsert(client, tenantId, stream.name, page.events, seenAt, stream.version);
     await insertRejected(client, tenantId, stream.name, page.rejected, seenAt);
     if (next === undefined) {
       await recordCoverage(client, {

@@ -13,6 +13,10 @@ export const STREAM_NAMES = [
 
 export type StreamName = (typeof STREAM_NAMES)[number];
 
+/** Graph API versions the interactive stream can be read from (INTERACTIVE_API_VERSION). */
+export const INTERACTIVE_API_VERSIONS = ["beta", "v1.0"] as const;
+export type InteractiveApiVersion = (typeof INTERACTIVE_API_VERSIONS)[number];
+
 const betaSignIns = (type: string): StreamSpec => ({
   name: type,
   version: "beta",
@@ -20,10 +24,24 @@ const betaSignIns = (type: string): StreamSpec => ({
   extraFilter: `signInEventTypes/any(t: t eq '${type}')`,
 });
 
+// The other sign-in types are beta-only, one type per query (Graph refuses to combine user and SP types).
+// Interactive sign-ins come from beta too by default: v1.0 omits authenticationDetails, authenticationRequirement,
+// authenticationProtocol, originalTransferMethod, userAgent, autonomousSystemNumber, incomingTokenType, userType …,
+// which MFA, device-code and token detections need (docs/detections.md). v1.0 (no filter: it returns interactive
+// sign-ins only) stays available for tenants that must avoid beta; each row records its api_version.
+const INTERACTIVE: Record<InteractiveApiVersion, StreamSpec> = {
+  beta: betaSignIns("interactiveUser"),
+  "v1.0": { name: "interactiveUser", version: "v1.0", resource: "signIns" },
+};
+
+/** The spec of a stream, with the interactive stream read from the given API version. */
+export function streamSpec(name: StreamName, interactiveVersion: InteractiveApiVersion = "beta"): StreamSpec {
+  return name === "interactiveUser" ? INTERACTIVE[interactiveVersion] : STREAMS[name];
+}
+
+/** The default catalogue (interactive sign-ins from beta). */
 export const STREAMS: Record<StreamName, StreamSpec> = {
-  // v1.0 returns interactive (and federated) sign-ins only, and needs no filter.
-  interactiveUser: { name: "interactiveUser", version: "v1.0", resource: "signIns" },
-  // The other sign-in types are beta-only, one type per query (Graph refuses to combine user and SP types).
+  interactiveUser: INTERACTIVE.beta,
   nonInteractiveUser: betaSignIns("nonInteractiveUser"),
   servicePrincipal: betaSignIns("servicePrincipal"),
   managedIdentity: betaSignIns("managedIdentity"),

@@ -330,7 +330,7 @@ const ACTIVITIES: readonly Activity[] = [
 function tenantActivity(c: Ctx, sp: ServicePrincipal): Record<string, unknown> {
   if (chance(c.rng, 0.5)) {
     const i = int(c.rng, 0, CA_POLICIES.length - 1);
-    const policy = CA_POLICIES[i] ?? CA_POLICIES[0];
+    const policy = CA_POLICIES[i] ?? { name: "Require MFA for all users", grant: ["Mfa"] };
     const id = c.model.caPolicyIds[i] ?? uuid(c.rng);
     const state = (s: string): string =>
       json({

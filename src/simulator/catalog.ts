@@ -182,33 +182,48 @@ export const SPRAY_APPS: readonly App[] = [
 export const LEGACY_CLIENTS = ["IMAP", "POP", "SMTP", "Exchange ActiveSync", "MAPI", "other clients"];
 
 /** [weight, errorCode, failureReason] for failed interactive sign-ins. */
+// Non-zero codes of interactive sign-ins. Interrupts (50140 "keep me signed in", 50074/50076 "MFA required",
+// 16000 account picker, 50058 silent SSO) are the commonest in real tenants, well ahead of bad passwords.
 export const INTERACTIVE_FAILURES: ReadonlyArray<readonly [number, readonly [number, string]]> = [
-  [35, [50126, "Error validating credentials due to invalid username or password."]],
-  [14, [50074, "Strong Authentication is required."]],
-  [14, [50140, "This error occurred due to 'Keep me signed in' interrupt when the user was signing in."]],
-  [8, [500121, "Authentication failed during strong authentication request."]],
+  [14, [50126, "Error validating credentials due to invalid username or password."]],
+  [22, [50074, "Strong Authentication is required."]],
+  [28, [50140, "This error occurred due to 'Keep me signed in' interrupt when the user was signing in."]],
+  [6, [500121, "Authentication failed during strong authentication request."]],
   [
-    8,
+    6,
     [53003, "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."],
   ],
   [
-    6,
+    8,
     [
       50076,
       "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access.",
     ],
   ],
-  [4, [50053, "Account is locked because user tried to sign in too many times with an incorrect user ID or password."]],
-  [3, [50057, "User account is disabled. The account has been disabled by an administrator."]],
-  [3, [50055, "Invalid password, entered expired password."]],
-  [2, [50058, "Session information is not sufficient for single-sign-on."]],
   [
-    2,
+    5,
+    [
+      16000,
+      "Either multiple user identities are available for the current request or selected account is not supported for the scenario.",
+    ],
+  ],
+  [3, [50053, "Account is locked because user tried to sign in too many times with an incorrect user ID or password."]],
+  [2, [50057, "User account is disabled. The account has been disabled by an administrator."]],
+  [2, [50055, "Invalid password, entered expired password."]],
+  [4, [50058, "Session information is not sufficient for single-sign-on."]],
+  [
+    1,
     [
       700016,
       "Application with identifier was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
     ],
   ],
+];
+/** authenticationStepResultDetail (and status.additionalDetails) of a denied MFA prompt (500121), weighted. */
+export const MFA_DENIALS: ReadonlyArray<readonly [number, string]> = [
+  [6, "MFA denied; user declined the authentication"],
+  [3, "MFA denied; user did not respond to mobile app notification"],
+  [1, "MFA denied; Phone App Reported Fraud"],
 ];
 export const NON_INTERACTIVE_FAILURES: ReadonlyArray<readonly [number, readonly [number, string]]> = [
   [5, [50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed."]],
@@ -316,13 +331,24 @@ export const SPRAY_USER_AGENTS = [
   "Go-http-client/1.1",
 ];
 
-export const CA_POLICIES = [
+// Real tenants list ~9 policies per sign-in, most notEnabled (disabled) or notApplied; the first five are evaluated
+// by the simulator, the rest carry their fixed `result`.
+export const CA_POLICIES: ReadonlyArray<{ name: string; grant: readonly string[]; result?: string }> = [
   { name: "Require MFA for all users", grant: ["Mfa"] },
   { name: "Block legacy authentication", grant: ["Block"] },
   { name: "Require compliant device for admin portals", grant: ["RequireCompliantDevice"] },
   { name: "Block access from untrusted countries", grant: ["Block"] },
   { name: "Require MFA for Azure management", grant: ["Mfa"] },
-] as const;
+  { name: "Legacy: require terms of use for guests", grant: ["TermsOfUse"], result: "notEnabled" },
+  { name: "Pilot: token protection for Exchange Online", grant: [], result: "notEnabled" },
+  { name: "Require password change for high user risk", grant: ["Mfa", "PasswordChange"], result: "notApplied" },
+  {
+    name: "Report-only: phishing-resistant MFA for admins",
+    grant: ["AuthenticationStrength"],
+    result: "reportOnlyNotApplied",
+  },
+  { name: "Old: block downloads on unmanaged devices", grant: [], result: "notEnabled" },
+];
 export const UNTRUSTED_COUNTRIES = new Set(["RU", "CN", "NG", "VN"]);
 
 export const SERVICE_PRINCIPALS = [

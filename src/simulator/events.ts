@@ -5,6 +5,7 @@ import {
   HOME_CITIES,
   INTERACTIVE_FAILURES,
   LEGACY_CLIENTS,
+  MFA_DENIALS,
   NON_INTERACTIVE_FAILURES,
   PRIMARY_AUTH_FAILURES,
   SP_FAILURES,
@@ -42,6 +43,28 @@ export interface UserEventOptions {
   clientAppUsed?: string;
   userAgent?: string;
   risk?: { level: string; types: string[] };
+  /** authenticationProtocol, e.g. deviceCode (default none); a non-interactive deviceCode sign-in is a refresh. */
+  protocol?: string;
+  /** authenticationStepResultDetail of a denied MFA prompt (with status 500121). */
+  mfaDenial?: string;
+}
+
+const CA_BLOCK: readonly [number, string] = [
+  53003,
+  "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.",
+];
+
+/**
+ * authenticationStepRequirement as real tenants send it: empty in production captures, "Primary authentication" /
+ * "Multi-factor authentication" (Azure Monitor schema) or "MFA" (Graph examples) otherwise.
+ */
+function stepRequirement(rng: Rng, mfa: boolean): string {
+  if (chance(rng, 0.7)) {
+    return "";
+  }
+  return mfa
+    ? pick(rng, ["Multi-factor authentication", "Multi-factor authentication", "MFA"])
+    : "Primary authentication";
 }
 
 function location(c: City): Record<string, unknown> {
@@ -148,7 +171,48 @@ function base(model: TenantModel, rng: Rng, at: Stamp): Record<string, unknown> 
       federatedTokenId: null,
       federatedTokenIssuer: null,
     },
+    // Fields production beta sign-ins carry (and v1.0 does not); calibrated on ../shared/real-payloads/SOURCES.md.
+    sessionId: uuid(rng),
+    originalTransferMethod: "none",
+    isThroughGlobalSecureAccess: false,
+    globalSecureAccessIpAddress: "",
+    appOwnerTenantId: "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+    resourceOwnerTenantId: "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+    appTokenProtectionStatus: "none",
+    authenticationAppDeviceDetails: null,
+    authenticationAppPolicyEvaluationDetails: [],
+    appliedEventListeners: [],
+    privateLinkDetails: { policyId: "", policyName: "", resourceId: "", policyTenantId: "" },
+    tokenProtectionStatusDetails: { signInSessionStatus: "unbound", signInSessionStatusCode: 1002 },
+    conditionalAccessAudiences: [],
+    agent: { agentType: "notAgentic", parentAppId: "" },
   };
+}
+
+/** authenticationProcessingDetails as production sign-ins list them. */
+function processingDetails(rng: Rng, interactive: boolean): Array<Record<string, string>> {
+  return [
+    { key: "Legacy TLS (TLS 1.0, 1.1, 3DES)", value: "False" },
+    { key: "Oauth Scope Info", value: '["email","openid","profile","offline_access","User.Read"]' },
+    { key: "Is CAE Token", value: chance(rng, 0.6) ? "True" : "False" },
+    { key: "Root Key Type", value: interactive ? "Unknown" : "Password" },
+    { key: "Authentication Strength", value: "Multifactor authentication" },
+  ];
+}
+
+const NEARBY_KM = 450;
+
+function nearbyCity(rng: Rng, home: City): City {
+  const near = HOME_CITIES.filter((c) => c !== home && distanceKm(c, home) < NEARBY_KM);
+  return near.length > 0 ? pick(rng, near) : home;
+}
+
+function distanceKm(a: City, b: City): number {
+  const rad = Math.PI / 180;
+  const h =
+    Math.sin(((b.lat - a.lat) * rad) / 2) ** 2 +
+    Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(((b.lon - a.lon) * rad) / 2) ** 2;
+  return 2 * 6371 * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 
 /** A user sign-in (interactive or non-interactive) consistent across status, CA, MFA and risk. */
@@ -176,8 +240,10 @@ export function userEvent(
     throw new Error("no app");
   }
   const dev = chance(rng, o.interactive ? 0.3 : 0.45) ? user.mobile : user.desktop;
+  // A sign-in away from home is from a city within a few hundred km (a day trip, another office): a traveller's
+  // journey takes hours, so the impossible-travel view lists the attack scenario, not every roaming user.
   const travel = !o.city && chance(rng, 0.04);
-  const city = o.city ?? (travel ? pick(rng, HOME_CITIES) : user.home);
+  const city = o.city ?? (travel ? nearbyCity(rng, user.home) : user.home);
   let ip = o.ip ?? (city === user.home ? user.homeIp : ipv4For(rng, city.country));
   if (user.guest && !o.ip && chance(rng, 0.5)) {
     ip = ip.includes(":") ? ip : ip.replace(/\.\d+$/, ".XXX");
@@ -199,10 +265,10 @@ export function userEvent(
         ? weighted(rng, NON_INTERACTIVE_FAILURES)
         : undefined);
   if (!o.status && legacy && chance(rng, 0.8)) {
-    status = INTERACTIVE_FAILURES[4]?.[1];
+    status = CA_BLOCK;
   }
   if (!o.status && UNTRUSTED_COUNTRIES.has(city.country) && !status) {
-    status = INTERACTIVE_FAILURES[4]?.[1];
+    status = CA_BLOCK;
   }
   const code = status?.[0] ?? 0;
   const primaryFailed = PRIMARY_AUTH_FAILURES.has(code);
@@ -210,7 +276,7 @@ export function userEvent(
   const mfaFailed = code === 500121 || code === 50074 || code === 50076;
   // Conditional Access
   const pol = CA_POLICIES.map((p, i) => {
-    let result = "notApplied";
+    let result = p.result ?? "notApplied";
     if (!primaryFailed && o.interactive) {
       if (i === 0) {
         result = mfaNeeded ? (mfaFailed ? "failure" : code === 0 ? "success" : "notApplied") : "notApplied";
@@ -234,6 +300,12 @@ export function userEvent(
       enforcedGrantControls: [...p.grant],
       enforcedSessionControls: [],
       result,
+      conditionsSatisfied: result === "notEnabled" ? "none" : "application,users",
+      conditionsNotSatisfied: result === "notApplied" ? "location" : "none",
+      includeRulesSatisfied: [],
+      excludeRulesSatisfied: [],
+      sessionControlsNotSatisfied: [],
+      authenticationStrength: null,
     };
   });
   if (code === 53003 && !pol.some((p) => p.result === "failure")) {
@@ -247,7 +319,10 @@ export function userEvent(
     : pol.some((p) => p.result === "success")
       ? "success"
       : "notApplied";
-  const mfaDone = mfaNeeded && code === 0;
+  // MFA was done for a success, a KMSI prompt after it, or a CA block after it; 500121 is a denied prompt; for the
+  // "MFA required" interrupts (50074/50076) the prompt comes in the next sign-in.
+  const mfaDone = mfaNeeded && (code === 0 || code === 50140 || code === 53003);
+  const denial = code === 500121 ? (o.mfaDenial ?? weighted(rng, MFA_DENIALS)) : undefined;
   const method = pick(rng, [
     "Mobile app notification",
     "Mobile app notification",
@@ -264,32 +339,29 @@ export function userEvent(
         "Password in the cloud",
         !primaryFailed,
         primaryFailed ? (status?.[1] ?? "Invalid username or password") : "Correct password",
-        "Primary authentication",
+        stepRequirement(rng, false),
       ),
     );
-    if (mfaNeeded && !primaryFailed) {
+    if (mfaNeeded && !primaryFailed && (mfaDone || denial)) {
       details.push(
         authStep(
           at.text,
           method,
           "",
           mfaDone,
-          mfaDone ? "MFA successfully completed" : "MFA denied; user declined the authentication",
-          "Multifactor authentication",
+          mfaDone ? "MFA successfully completed" : (denial ?? ""),
+          stepRequirement(rng, true),
         ),
       );
     }
   } else {
-    details.push(
-      authStep(
-        at.text,
-        "Previously satisfied",
-        "",
-        true,
-        "First factor requirement satisfied by claim in the token",
-        "Primary authentication",
-      ),
-    );
+    // Refreshes: the token's claims satisfied the first factor (and, half the time, MFA): no prompt.
+    const claim = (result: string, mfa: boolean) =>
+      authStep(at.text, "Previously satisfied", "", true, result, stepRequirement(rng, mfa));
+    details.push(claim("First factor requirement satisfied by claim in the token", false));
+    if (chance(rng, 0.5)) {
+      details.push(claim("MFA requirement satisfied by claim in the token", true));
+    }
   }
   const ver = dev.version;
   Object.assign(e, {
@@ -306,7 +378,8 @@ export function userEvent(
     resourceDisplayName: app.resource,
     resourceId: app.resourceId,
     homeTenantName: user.guest ? "" : model.domain,
-    authenticationRequirement: mfaNeeded ? "multiFactorAuthentication" : "singleFactorAuthentication",
+    authenticationRequirement:
+      mfaNeeded || details.length === 2 ? "multiFactorAuthentication" : "singleFactorAuthentication",
     authenticationMethodsUsed: details
       .filter((d) => d.succeeded && d.authenticationMethod !== "Previously satisfied")
       .map((d) => d.authenticationMethod),
@@ -314,13 +387,15 @@ export function userEvent(
     signInIdentifierType: "userPrincipalName",
     userType: user.guest ? "guest" : "member",
     crossTenantAccessType: user.guest ? "b2bCollaboration" : "none",
-    authenticationProtocol: o.interactive ? "none" : "none",
+    authenticationProtocol: o.interactive ? (o.protocol ?? "none") : "none",
+    originalTransferMethod: o.protocol === "deviceCode" ? "deviceCodeFlow" : "none",
+    authenticationProcessingDetails: processingDetails(rng, o.interactive),
     incomingTokenType: o.interactive ? "none" : "primaryRefreshToken",
     signInEventTypes: [o.interactive ? "interactiveUser" : "nonInteractiveUser"],
     status: {
       errorCode: code,
       failureReason: status ? status[1] : "Other.",
-      additionalDetails: code === 0 && mfaDone ? "MFA requirement satisfied by claim in the token" : null,
+      additionalDetails: denial ?? (code === 0 && mfaDone ? "MFA completed in Azure AD" : null),
     },
     deviceDetail: {
       deviceId: dev.deviceId,

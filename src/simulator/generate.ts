@@ -1,13 +1,16 @@
 // Lazy, deterministic event generation per (tenant, UTC hour) bucket.
-import { FOREIGN_CITIES, HOME_CITIES, SPRAY_APPS, SPRAY_USER_AGENTS } from "./catalog.ts";
+import { FOREIGN_CITIES, HOME_CITIES, SPRAY_APPS, SPRAY_USER_AGENTS, UNTRUSTED_COUNTRIES } from "./catalog.ts";
 import { managedIdentityEvent, riskPatch, servicePrincipalEvent, stampAt, userEvent } from "./events.ts";
 import type { Stamp, UserEventOptions } from "./events.ts";
-import { chance, int, logNormalSeconds, pick, poisson, rngFor } from "./random.ts";
+import { chance, int, logNormalSeconds, pick, poisson, rngFor, weighted } from "./random.ts";
 import type { Rng } from "./random.ts";
 import { DAY_WEIGHT_SUM, hourWeight, ipv4For, tenantModel } from "./tenant.ts";
 import type { TenantModel, User } from "./tenant.ts";
 
 export const HOUR_MS = 3_600_000;
+
+/** Foreign cities Conditional Access does not block (an attacker's success from there is plausible). */
+const ALLOWED_FOREIGN_CITIES = FOREIGN_CITIES.filter((c) => !UNTRUSTED_COUNTRIES.has(c.country));
 
 export interface GenConfig {
   seed: number;
@@ -123,7 +126,7 @@ function republishPatch(rng: Rng, obj: Record<string, unknown>): Record<string, 
     authenticationMethodDetail: "",
     succeeded: true,
     authenticationStepResultDetail: "MFA completed in Azure AD",
-    authenticationStepRequirement: "Multifactor authentication",
+    authenticationStepRequirement: "",
   });
   const status = (obj.status ?? {}) as Record<string, unknown>;
   return {
@@ -134,7 +137,10 @@ function republishPatch(rng: Rng, obj: Record<string, unknown>): Record<string, 
   };
 }
 
-/** Password spray (about every other day) and impossible travel (about one day in three). */
+/**
+ * Password spray (about every other day), impossible travel, MFA fatigue, device-code phishing and a brute force that
+ * ends in a success (each about one day in three).
+ */
 function attacks(
   model: TenantModel,
   seed: number,
@@ -154,7 +160,8 @@ function attacks(
     const app = pick(spray, SPRAY_APPS);
     const userAgent = pick(spray, SPRAY_USER_AGENTS);
     const start = int(spray, 0, 15) * 60_000;
-    const count = Math.max(Math.min(model.users.length, 10), Math.ceil(model.users.length * 0.4));
+    // A quarter of the tenant (at least 15 accounts): interrupts stay the commonest non-zero codes, as in real tenants.
+    const count = Math.max(Math.min(model.users.length, 15), Math.ceil(model.users.length * 0.25));
     for (const user of shuffled(spray, model.users).slice(0, count)) {
       const attempts = chance(rng, 0.3) ? 2 : 1;
       for (let i = 0; i < attempts; i++) {
@@ -165,12 +172,18 @@ function attacks(
           app,
           userAgent,
           clientAppUsed: chance(rng, 0.5) ? "Browser" : "other clients",
-          status: chance(rng, 0.92)
-            ? [50126, "Error validating credentials due to invalid username or password."]
-            : [
+          // Stolen lists hold disabled accounts too (50057); some targets lock out (50053).
+          status: weighted(rng, [
+            [85, [50126, "Error validating credentials due to invalid username or password."]],
+            [
+              8,
+              [
                 50053,
                 "Account is locked because user tried to sign in too many times with an incorrect user ID or password.",
               ],
+            ],
+            [7, [50057, "User account is disabled. The account has been disabled by an administrator."]],
+          ] as const),
         });
       }
     }
@@ -190,6 +203,69 @@ function attacks(
       status: [0, "Other."],
       ...(chance(travel, 0.6) ? { risk: { level: "medium", types: ["unlikelyTravel"] } } : {}),
     });
+  }
+  // MFA fatigue: push bombing (500121, mostly unanswered, some declined), often followed by the approval.
+  const fatigue = rngFor(seed, model.tenantId, "mfa-fatigue", day);
+  if (fatigue() < 0.35 && int(fatigue, 0, 23) === hour % 24) {
+    const user = pick(fatigue, model.users);
+    const ip = ipv4For(fatigue, user.home.country);
+    const t0 = int(fatigue, 0, 40) * 60_000;
+    const prompts = int(fatigue, 8, 14);
+    for (let i = 0; i < prompts; i++) {
+      add(user, at(t0 + i * 30_000 + int(rng, 0, 20_000)), {
+        interactive: true,
+        city: user.home,
+        ip,
+        status: [500121, "Authentication failed during strong authentication request."],
+        mfaDenial:
+          i % 3 === 2
+            ? "MFA denied; user declined the authentication"
+            : "MFA denied; user did not respond to mobile app notification",
+      });
+    }
+    if (chance(fatigue, 0.7)) {
+      add(user, at(t0 + prompts * 30_000 + 60_000), { interactive: true, city: user.home, ip, status: [0, "Other."] });
+    }
+  }
+  // Device-code phishing: the victim enters the attacker's code at home (an interactive deviceCode sign-in), then
+  // the attacker redeems the tokens from abroad (non-interactive, originalTransferMethod deviceCodeFlow).
+  const phish = rngFor(seed, model.tenantId, "device-code", day);
+  if (phish() < 0.35 && int(phish, 0, 23) === hour % 24) {
+    const user = pick(phish, model.users);
+    const app = pick(phish, SPRAY_APPS);
+    const t0 = int(phish, 0, 20) * 60_000;
+    add(user, at(t0), { interactive: true, city: user.home, app, protocol: "deviceCode", status: [0, "Other."] });
+    const city = pick(phish, ALLOWED_FOREIGN_CITIES);
+    const ip = ipv4For(phish, city.country);
+    for (let i = 0, n = int(phish, 2, 5); i < n; i++) {
+      add(user, at(t0 + int(phish, 5, 35) * 60_000), {
+        interactive: false,
+        city,
+        ip,
+        app,
+        protocol: "deviceCode",
+        userAgent: "python-requests/2.31.0",
+        status: [0, "Other."],
+      });
+    }
+  }
+  // Password guessing against one user that ends in a success from the attacker's address.
+  const brute = rngFor(seed, model.tenantId, "brute-force", day);
+  if (brute() < 0.35 && int(brute, 0, 23) === hour % 24) {
+    const user = pick(brute, model.users);
+    const city = pick(brute, ALLOWED_FOREIGN_CITIES);
+    const ip = ipv4For(brute, city.country);
+    const t0 = int(brute, 0, 30) * 60_000;
+    const guesses = int(brute, 10, 16);
+    for (let i = 0; i < guesses; i++) {
+      add(user, at(t0 + i * 45_000), {
+        interactive: true,
+        city,
+        ip,
+        status: [50126, "Error validating credentials due to invalid username or password."],
+      });
+    }
+    add(user, at(t0 + guesses * 45_000 + 30_000), { interactive: true, city, ip, status: [0, "Other."] });
   }
 }
 

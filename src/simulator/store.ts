@@ -101,6 +101,14 @@ export const BETA_ONLY_KEYS = new Set([
   "isThroughGlobalSecureAccess",
   "tokenProtectionStatusDetails",
   "conditionalAccessAudiences",
+  "sessionId",
+  "originalTransferMethod",
+  "appOwnerTenantId",
+  "resourceOwnerTenantId",
+  "appTokenProtectionStatus",
+  "authenticationAppDeviceDetails",
+  "authenticationAppPolicyEvaluationDetails",
+  "agent",
 ]);
 
 export function versionJson(v: Version, api: "v1.0" | "beta"): string {

@@ -98,6 +98,8 @@ export function tenantModel(seed: number, tenantId: string, userCount: number): 
     return cached;
   }
   const rng = rngFor(seed, tenantId, "tenant");
+  // The policies after the first five draw from their own stream, so adding them left the rest of the model as it was.
+  const policyRng = rngFor(seed, tenantId, "ca-policies");
   const domainWord = pick(rng, DOMAINS);
   const domain = `${domainWord}${int(rng, 1, 99)}.example`;
   const prefix = domainWord.slice(0, 2).toUpperCase();
@@ -154,7 +156,7 @@ export function tenantModel(seed: number, tenantId: string, userCount: number): 
         perHour: 1 + rng() * 3,
       };
     }),
-    caPolicyIds: [uuid(rng), uuid(rng), uuid(rng), uuid(rng), uuid(rng)],
+    caPolicyIds: [uuid(rng), uuid(rng), uuid(rng), uuid(rng), uuid(rng), ...[5, 6, 7, 8, 9].map(() => uuid(policyRng))],
   };
   modelCache.set(key, model);
   return model;

@@ -18,14 +18,16 @@ export interface UpsertResult extends UpsertCounts {
 // A changed re-publish updates the row (revision + 1); an identical one fails the `where` and writes nothing.
 // (`xmax = 0` cannot tell inserts from updates on a partitioned table, hence the revision counter.)
 // $4 is a JSON array of events or a Graph page (its `value` array; `->` gives null on an array); the elements at
-// the positions in $5 are left out (see PageEvents).
+// the positions in $5 are left out (see PageEvents). $6 is the Graph API version the page came from (null: unknown,
+// e.g. an import); it describes raw, so it changes only with raw.
 export const UPSERT_SIGN_INS = `
-insert into sign_ins as s (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at)
-select $1, e ->> 'id', (e ->> 'createdDateTime')::timestamptz, $2, e, $3, $3
+insert into sign_ins as s (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at, api_version)
+select $1, e ->> 'id', (e ->> 'createdDateTime')::timestamptz, $2, e, $3, $3, $6
 from jsonb_array_elements(coalesce($4::jsonb -> 'value', $4::jsonb)) with ordinality as p(e, n)
 where n <> all($5::int[])
 on conflict (tenant_id, id, created_date_time) do update
-  set raw = excluded.raw, stream = excluded.stream, last_changed_at = excluded.last_changed_at, revision = s.revision + 1
+  set raw = excluded.raw, stream = excluded.stream, last_changed_at = excluded.last_changed_at, revision = s.revision + 1,
+    api_version = excluded.api_version
   where s.raw is distinct from excluded.raw
 returning s.revision = 1 as inserted, s.created_date_time`;
 
@@ -43,8 +45,9 @@ export function upsertSignIns(
   stream: string,
   events: readonly ValidEvent[] | PageEvents,
   seenAt: Date,
+  apiVersion?: string,
 ): Promise<UpsertResult> {
-  return upsert(UPSERT_SIGN_INS, client, tenantId, stream, events, seenAt);
+  return upsert(UPSERT_SIGN_INS, client, tenantId, stream, events, seenAt, apiVersion);
 }
 
 /** One statement for a page: counts what was inserted, updated (content changed) or left as it was. */
@@ -55,6 +58,7 @@ async function upsert(
   stream: string,
   events: readonly ValidEvent[] | PageEvents,
   seenAt: Date,
+  apiVersion: string | undefined,
 ): Promise<UpsertResult> {
   if (("text" in events ? events.count : events.length) === 0) {
     return { inserted: 0, updated: 0, unchanged: 0, insertedCreatedAt: [] };
@@ -68,6 +72,7 @@ async function upsert(
     seenAt,
     page.text,
     page.skip,
+    apiVersion ?? null,
   ]);
   const insertedCreatedAt: Date[] = [];
   for (const row of result.rows) {
@@ -100,13 +105,13 @@ export async function insertRejected(
 }
 
 export const UPSERT_DIRECTORY_AUDITS = `
-insert into directory_audits as s (tenant_id, id, activity_date_time, stream, raw, first_seen_at, last_changed_at)
-select $1, e ->> 'id', (e ->> 'activityDateTime')::timestamptz, $2, e, $3, $3
+insert into directory_audits as s (tenant_id, id, activity_date_time, stream, raw, first_seen_at, last_changed_at, api_version)
+select $1, e ->> 'id', (e ->> 'activityDateTime')::timestamptz, $2, e, $3, $3, $6
 from jsonb_array_elements(coalesce($4::jsonb -> 'value', $4::jsonb)) with ordinality as p(e, n)
 where n <> all($5::int[])
 on conflict (tenant_id, id) do update
   set raw = excluded.raw, activity_date_time = excluded.activity_date_time, last_changed_at = excluded.last_changed_at,
-      revision = s.revision + 1
+      revision = s.revision + 1, api_version = excluded.api_version
   where s.raw is distinct from excluded.raw
 returning s.revision = 1 as inserted, s.activity_date_time as created_date_time`;
 
@@ -117,6 +122,7 @@ export function upsertDirectoryAudits(
   stream: string,
   events: readonly ValidEvent[] | PageEvents,
   seenAt: Date,
+  apiVersion?: string,
 ): Promise<UpsertResult> {
-  return upsert(UPSERT_DIRECTORY_AUDITS, client, tenantId, stream, events, seenAt);
+  return upsert(UPSERT_DIRECTORY_AUDITS, client, tenantId, stream, events, seenAt, apiVersion);
 }

@@ -15,7 +15,6 @@ import pg from "pg";
 import { DEFAULT_CLIENT, makeSignIn, mulberry32, type Rng } from "../../src/simulator/index.ts";
 import type { FaultRule } from "../../src/simulator/faults.ts";
 import { type Simulator, startSimulator } from "../../src/simulator/server.ts";
-import { BETA_ONLY_KEYS } from "../../src/simulator/store.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/store/embedded.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { daemonEnv, type Finished, type Running, startCli } from "../helpers/daemon.ts";
@@ -152,9 +151,9 @@ function isInteractive(e: Record<string, unknown>): boolean {
   return e.isInteractive !== false;
 }
 
-/** The event as the v1.0 endpoint (which the interactive stream reads) shows it. */
-function v1(e: Record<string, unknown>): unknown {
-  return JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(e).filter(([k]) => !BETA_ONLY_KEYS.has(k)))));
+/** The event as the beta endpoint (which the interactive stream reads by default) shows it: the whole object. */
+function asRead(e: Record<string, unknown>): unknown {
+  return JSON.parse(JSON.stringify(e));
 }
 
 /** A dedicated PostgreSQL cluster that the campaign may stop and start at will. */
@@ -825,7 +824,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         const id = String(e.id);
         expectedIds.push(id);
         const raw = storedById.get(id);
-        if (raw && !isDeepStrictEqual(raw, v1(e))) {
+        if (raw && !isDeepStrictEqual(raw, asRead(e))) {
           stale++;
           staleIds.push(id);
         }
@@ -840,7 +839,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       for (const id of staleIds.slice(0, 3)) {
         const e = sim.visibleEvents(sim.tenantId, finalAt).find((x) => x.id === id);
         say(
-          `stale ${id}: stored ${JSON.stringify(storedById.get(id)).slice(0, 2000)}\n  simulator ${JSON.stringify(e ? v1(e) : null).slice(0, 2000)}`,
+          `stale ${id}: stored ${JSON.stringify(storedById.get(id)).slice(0, 2000)}\n  simulator ${JSON.stringify(e ? asRead(e) : null).slice(0, 2000)}`,
         );
         const r = await direct.query(
           "select first_seen_at, last_changed_at, revision, created_date_time from sign_ins where id = $1",

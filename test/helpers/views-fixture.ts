@@ -1,11 +1,14 @@
 // Fills a test database with simulator-generated sign-ins through the real write path (upsertSignIns, one
 // transaction per page of 1000), then re-publishes the events the simulator re-publishes (changed raw → UPDATE).
 
+import { after, before } from "node:test";
+
 import type { ValidEvent } from "../../src/ingest/events.ts";
 import { type GenConfig, generateHour, HOUR_MS } from "../../src/simulator/generate.ts";
-import { type Pool, withTransaction } from "../../src/store/db.ts";
+import { type Pool, type PoolClient, withTransaction } from "../../src/store/db.ts";
 import { ensureMonths, ensurePartitions, monthsOf } from "../../src/store/partitions.ts";
 import { upsertSignIns } from "../../src/store/signins.ts";
+import { createTestDatabase, type TestDatabase } from "./db.ts";
 
 export interface FixtureOptions {
   tenantId?: string;
@@ -14,7 +17,19 @@ export interface FixtureOptions {
   /** Exclusive end of the generated range (an hour boundary). */
   end?: Date;
   seed?: number;
+  /** Stores one page (default: upsertSignIns, the daemon's write path). */
+  write?: PageWriter;
 }
+
+export type PageWriter = (
+  client: PoolClient,
+  tenantId: string,
+  stream: string,
+  page: ValidEvent[],
+  seenAt: Date,
+) => Promise<unknown>;
+
+const daemonWrite: PageWriter = (c, tenantId, stream, page, seenAt) => upsertSignIns(c, tenantId, stream, page, seenAt);
 
 export interface Fixture {
   tenantId: string;
@@ -44,6 +59,7 @@ export async function upsertPages(
   tenantId: string,
   events: ReadonlyArray<Record<string, unknown>>,
   seenAt: Date,
+  write: PageWriter = daemonWrite,
 ): Promise<void> {
   // As the daemon does: the months' partitions first, in transactions of their own (migrations/0017).
   await ensureMonths(pool, monthsOf(events.map((e) => String(e.createdDateTime))));
@@ -57,7 +73,7 @@ export async function upsertPages(
   for (const [stream, list] of byStream) {
     for (let i = 0; i < list.length; i += PAGE_SIZE) {
       const page = list.slice(i, i + PAGE_SIZE);
-      await withTransaction(pool, (c) => upsertSignIns(c, tenantId, stream, page, seenAt));
+      await withTransaction(pool, (c) => write(c, tenantId, stream, page, seenAt));
     }
   }
 }
@@ -85,11 +101,25 @@ export async function loadSimulatedSignIns(pool: Pool, options: FixtureOptions =
       }
     }
   }
-  await upsertPages(pool, tenantId, [...byId.values()], to);
-  await upsertPages(pool, tenantId, republish, new Date(to.getTime() + HOUR_MS));
+  await upsertPages(pool, tenantId, [...byId.values()], to, options.write);
+  await upsertPages(pool, tenantId, republish, new Date(to.getTime() + HOUR_MS), options.write);
   for (const raw of republish) {
     byId.set(String(raw.id), raw);
   }
   await pool.query("analyze");
   return { tenantId, from, to, events: [...byId.values()], republished: republish.length };
+}
+
+/** A test file's database, filled by loadSimulatedSignIns before its tests and dropped after them. */
+export function withSimulatedSignIns(options: FixtureOptions = {}): {
+  readonly db: TestDatabase;
+  readonly fx: Fixture;
+} {
+  const state = {} as { db: TestDatabase; fx: Fixture };
+  before(async () => {
+    state.db = await createTestDatabase();
+    state.fx = await loadSimulatedSignIns(state.db.pool, options);
+  });
+  after(() => state.db.drop());
+  return state;
 }
