@@ -4,7 +4,7 @@
 
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Priority } from "../graph/budget.ts";
-import type { GraphClient } from "../graph/client.ts";
+import { type GraphClient, MalformedPageError } from "../graph/client.ts";
 import { signInsUrl } from "../graph/signins.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -14,7 +14,10 @@ import { type Pool, withTransaction } from "../store/db.ts";
 import {
   ensurePartitions,
   insertRejected,
+  storedTexts,
+  storeOrIsolate,
   upsertDirectoryAudits,
+  upsertIsolating,
   type UpsertResult,
   upsertSignIns,
 } from "../store/signins.ts";
@@ -130,6 +133,12 @@ export async function readWindow(
             ),
           )
         : graph.getPage(pageUrl, fetchSignal, options.priority).then((page): FetchedPage => {
+            if (page.value.length > deps.pageSize) {
+              // Graph never sends more than $top; a page that does is refused whole, like any malformed page.
+              throw new MalformedPageError(
+                `Graph returned a page of ${page.value.length} events for $top=${deps.pageSize} (request-id ${page.requestId ?? "?"}); nothing from it is stored`,
+              );
+            }
             const { events, rejected, duplicates } = pageEvents(page.text, page.value, timeField);
             return {
               nextLink: page.nextLink,
@@ -180,42 +189,65 @@ async function storePage(
   const upsert = stream.resource === "signIns" ? upsertSignIns : upsertDirectoryAudits;
   const seenAt = deps.clock.now();
   const storeStarted = performance.now();
-  const stored = await withTransaction(db, async (client) => {
-    const c = await upsert(client, tenantId, stream.name, page.events, seenAt);
-    await insertRejected(client, tenantId, stream.name, page.rejected, seenAt);
-    if (next === undefined) {
-      await recordCoverage(client, {
-        tenantId,
-        stream: stream.name,
-        from: window.from,
-        to: window.to,
-        at: seenAt,
-        events: counts.fetched + page.length,
-        newEvents: counts.inserted + c.inserted,
-        pages: counts.pages + 1,
-        reader: options.reader,
-      });
-      if (options.moveCheckpoint) {
-        await writeCheckpoint(client, tenantId, stream.name, window.to, seenAt);
+  // The page in one statement; if PostgreSQL refuses its data all the same (something the checks in events.ts do
+  // not foresee), the transaction is rolled back and the page stored again with the refused events isolated.
+  const store = (isolate: boolean, failed: () => void) =>
+    withTransaction(db, async (client) => {
+      let c: UpsertResult;
+      let rejected = page.rejected;
+      if (isolate) {
+        const isolated = await upsertIsolating(upsert, client, tenantId, stream.name, storedTexts(page.events), seenAt);
+        rejected = [...page.rejected, ...isolated.rejected];
+        c = isolated;
+      } else {
+        try {
+          c = await upsert(client, tenantId, stream.name, page.events, seenAt);
+        } catch (error) {
+          failed();
+          throw error;
+        }
       }
-    }
-    options.signal.throwIfAborted();
-    return c;
-  });
-  observePage(deps, stream, (performance.now() - storeStarted) / 1000, stored, page.rejected.length, seenAt);
+      await insertRejected(client, tenantId, stream.name, rejected, seenAt);
+      if (next === undefined) {
+        await recordCoverage(client, {
+          tenantId,
+          stream: stream.name,
+          from: window.from,
+          to: window.to,
+          at: seenAt,
+          events: counts.fetched + page.length,
+          newEvents: counts.inserted + c.inserted,
+          pages: counts.pages + 1,
+          reader: options.reader,
+        });
+        if (options.moveCheckpoint) {
+          await writeCheckpoint(client, tenantId, stream.name, window.to, seenAt);
+        }
+      }
+      options.signal.throwIfAborted();
+      return { ...c, rejected };
+    });
+  const stored = await storeOrIsolate(store, (error) =>
+    options.log.warn(
+      { page: counts.pages + 1, error: error.message, code: error.code },
+      "PostgreSQL refused the page's data; storing it again with the refused events isolated",
+    ),
+  );
+  const rejected = stored.rejected;
+  observePage(deps, stream, (performance.now() - storeStarted) / 1000, stored, rejected.length, seenAt);
   counts.pages++;
   counts.fetched += page.length;
   counts.inserted += stored.inserted;
   counts.updated += stored.updated;
   counts.unchanged += stored.unchanged;
-  counts.rejected += page.rejected.length;
+  counts.rejected += rejected.length;
   counts.duplicates += page.duplicates;
-  if (page.rejected.length > 0) {
+  if (rejected.length > 0) {
     options.log.warn(
       {
         page: counts.pages,
-        rejected: page.rejected.length,
-        reasons: [...new Set(page.rejected.map((r) => r.reason))],
+        rejected: rejected.length,
+        reasons: [...new Set(rejected.map((r) => r.reason))],
       },
       "events set aside in rejected_events",
     );

@@ -1,0 +1,11 @@
+import { scanPage, jsonbProblem } from "../src/ingest/jsonb.ts";
+import { pageEvents } from "../src/ingest/events.ts";
+const t = '{"@odata.context":"x\\ud800","value":[{"id":"a","n":1e999999},{"id":"b\\"q","s":"\\ud83d\\ude00"}, 5 ,"str",[[[]]],{"k\\u0000":1}],"@odata.nextLink":"http://x"}';
+const s = scanPage(t);
+console.log(s.outside, s.elements.map((e) => [t.slice(e.start, e.end), e.problem]));
+console.log(jsonbProblem('{"a":"\\udc00"}'), jsonbProblem("[" .repeat(300) + "]".repeat(300)), jsonbProblem('{"a":[1,2,{"b":0e-99999}]}'), jsonbProblem('{"ok":1.5e10}'));
+const deep = '{"value":[{"id":"x","d":' + "[".repeat(5000) + "]".repeat(5000) + '},{"id":"y","createdDateTime":"2026-11-28T10:00:00Z"}]}';
+const pe = pageEvents(deep, JSON.parse(deep).value);
+console.log(pe.rejected.map((r) => [r.reason, r.rawText.length]), pe.events.text);
+const dup = '{"value":[{"id":"old"}],"value":[{"id":"new","createdDateTime":"2026-11-28T10:00:00Z"}]}';
+console.log(scanPage(dup).elements.map((e) => dup.slice(e.start, e.end)), JSON.parse(dup).value);
