@@ -247,7 +247,7 @@ async function storePage(
       {
         page: counts.pages,
         rejected: rejected.length,
-        reasons: [...new Set(rejected.map((r) => r.reason))],
+        reasons: [...new Set(rejected.map((r) => r.reason))].slice(0, 10),
       },
       "events set aside in rejected_events",
     );
