@@ -267,3 +267,41 @@ test("import: poison lines go to rejected_events with their reason; the rest of 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("import: a batch PostgreSQL refuses for a reason the checks do not foresee is bisected, the rest imported", async () => {
+  const db = await fresh();
+  await db.pool.query("create index sign_ins_test_blob_idx on sign_ins ((raw ->> 'testBlob'))");
+  const dir = await mkdtemp(path.join(tmpdir(), "poison-import-"));
+  try {
+    const events = normalEvents(6, "impblob", new Date("2026-11-20T10:00:00Z"), new Date("2026-11-20T11:00:00Z"));
+    const bad = { ...events[3], testBlob: incompressible(3000, 9) };
+    const file = path.join(dir, "blob.json");
+    await writeFile(file, JSON.stringify([...events.slice(0, 3), bad, ...events.slice(4)]));
+    const out = new Writable({ write: (_chunk, _encoding, done) => done() });
+    const code = await importCommand(["--batch-size", "4", file], {
+      pool: db.pool,
+      log: silentLog,
+      tenants: ["import-tenant"],
+      out,
+      now: () => new Date("2026-11-21T00:00:00Z"),
+    });
+    assert.equal(code, EXIT.ok);
+    const ids = (await db.pool.query<{ id: string }>("select id from sign_ins")).rows.map((r) => r.id).sort();
+    assert.deepEqual(
+      ids,
+      events
+        .filter((_, i) => i !== 3)
+        .map((e) => e.id as string)
+        .sort(),
+    );
+    const rejected = await rejectedRows(db);
+    assert.equal(rejected.length, 1);
+    assert.match(
+      rejected[0]?.reason ?? "",
+      /^PostgreSQL refused it: index row size .*\(SQLSTATE 54000\) \(import of blob\.json\)$/,
+    );
+    assert.match(rejected[0]?.raw_text ?? "", /impblob-ok-3/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
