@@ -139,6 +139,43 @@ test("each poison sort is set aside with its reason and exact text; the rest of 
   await h.close();
 });
 
+test("directory audits: poison audit events are set aside, the rest stored", async () => {
+  const db = await fresh();
+  const now = sim.now().getTime();
+  const at = (minutes: number) => new Date(now - minutes * MINUTE).toISOString();
+  const ok = [1, 2, 3].map((i) => ({ id: `audit-ok-${i}`, activityDateTime: at(20 + i), category: "UserManagement" }));
+  const poison = [
+    { id: "audit-surrogate", activityDateTime: at(25), activityDisplayName: "Add \udc00 user" },
+    {
+      id: "audit-number",
+      activityDateTime: at(26),
+      "@simulator.json": `{"id":"audit-number","activityDateTime":"${at(26)}","result":1e-999999}`,
+    },
+    { id: "audit-date", activityDateTime: "2026-04-31T10:00:00Z" },
+    {
+      id: "audit-long",
+      activityDateTime: at(27),
+      initiatedBy: { user: { userPrincipalName: incompressible(3000, 3) } },
+    },
+  ];
+  sim.addAudits([...ok, ...poison], { visibleAt: new Date(now - 40 * MINUTE) });
+  const h = ingestHarness(sim, db, { STREAMS: "directoryAudits", INITIAL_LOOKBACK: "1h" });
+  const result = await h.run();
+  assert.equal(result.rejected, 3);
+  const ids = (await db.pool.query<{ id: string }>("select id from directory_audits")).rows.map((r) => r.id).sort();
+  assert.deepEqual(ids, ["audit-long", "audit-ok-1", "audit-ok-2", "audit-ok-3"]);
+  const reasons = (await rejectedRows(db)).map((r) => r.reason);
+  assert.equal(reasons.length, 3);
+  for (const pattern of [/unpaired UTF-16 surrogate/, /1e-999999, outside the range/, /activityDateTime/]) {
+    assert.ok(
+      reasons.some((r) => pattern.test(r)),
+      `${pattern} in ${reasons.join(" | ")}`,
+    );
+  }
+  assert.ok(await readCheckpoint(db.pool, sim.tenantId, "directoryAudits"));
+  await h.close();
+});
+
 test("`once` (a child process) exits 0 with poison events in the window and stores the rest", async () => {
   const db = await fresh();
   const { normal, poison } = publish("once", 10);
