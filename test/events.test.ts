@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { isGraphDateTime, sortEvents } from "../src/ingest/events.ts";
+import { isGraphDateTime, pageEvents, sortEvents } from "../src/ingest/events.ts";
+import { jsonbProblem, MAX_JSON_DEPTH, numericProblem, scanPage } from "../src/ingest/jsonb.ts";
 
 test("Graph timestamps: 0..7 fractional digits with a zone are accepted; the rest is not", () => {
   for (const ok of ["2026-11-28T12:00:00Z", "2026-11-28T12:00:00.1834571Z", "2026-11-28T12:00:00.5+01:00"]) {
@@ -13,6 +14,10 @@ test("Graph timestamps: 0..7 fractional digits with a zone are accepted; the res
     "2026-11-28T12:00:00",
     "2026-13-40T12:00:00Z",
     "9999-12-31T00:00:00Z",
+    "2026-02-30T10:00:00Z",
+    "2026-11-28T12:00:00+23:59",
+    "2026-11-28T24:00:00Z",
+    "2026-11-28T12:00:60Z",
     5,
     null,
   ]) {
@@ -57,4 +62,87 @@ test("an id repeated within a page is stored once, the later copy winning", () =
   assert.equal(sorted.valid.length, 1);
   assert.equal(sorted.valid[0]?.raw.v, 2);
   assert.equal(sorted.duplicates, 1);
+});
+
+test("the page scan finds each event's exact text and what PostgreSQL would refuse in it", () => {
+  const text =
+    '{"@odata.context":"c","value":[{"id":"a","n":1e999999} , {"id":"b\\"q","s":"\\ud83d\\ude00"},5,"s",[[[]]],' +
+    '{"k\\u0000":1},{"x":"\\ud800"},{"d":' +
+    "[".repeat(MAX_JSON_DEPTH) +
+    "]".repeat(MAX_JSON_DEPTH) +
+    "}]," +
+    '"@odata.nextLink":"https://graph.example/next"}';
+  const { elements, outside } = scanPage(text);
+  assert.equal(outside, undefined);
+  const deepest = `{"d":${"[".repeat(MAX_JSON_DEPTH)}${"]".repeat(MAX_JSON_DEPTH)}}`;
+  assert.deepEqual(
+    elements.map((e) => text.slice(e.start, e.end)),
+    [
+      '{"id":"a","n":1e999999}',
+      '{"id":"b\\"q","s":"\\ud83d\\ude00"}',
+      "5",
+      '"s"',
+      "[[[]]]",
+      '{"k\\u0000":1}',
+      '{"x":"\\ud800"}',
+      deepest,
+    ],
+  );
+  assert.equal(elements.length, (JSON.parse(text) as { value: unknown[] }).value.length);
+  assert.deepEqual(
+    elements.map((e) => e.problem?.replace(/ .*/, "") ?? "ok"),
+    ["holds", "ok", "ok", "ok", "ok", "holds", "holds", "nested"],
+  );
+  assert.match(elements[0]?.problem ?? "", /1e999999, outside the range of PostgreSQL's numeric type/);
+  assert.match(elements[5]?.problem ?? "", /U\+0000/);
+  assert.match(elements[6]?.problem ?? "", /unpaired UTF-16 surrogate/);
+  // MAX_JSON_DEPTH levels inside an event are fine; one more is not.
+  assert.equal(jsonbProblem(`{"d":${"[".repeat(MAX_JSON_DEPTH - 1)}${"]".repeat(MAX_JSON_DEPTH - 1)}}`), undefined);
+  // Outside the events: the page cannot be sent as it is, its events still can.
+  assert.match(scanPage('{"value":[],"@odata.nextLink":"x\\udfff"}').outside ?? "", /surrogate/);
+  // The last of duplicate "value" keys is the event array, as for JSON.parse and PostgreSQL.
+  const dup = '{"value":[{"id":"old"}],"value":[{"id":"new"},{"id":"newer"}]}';
+  assert.deepEqual(
+    scanPage(dup).elements.map((e) => dup.slice(e.start, e.end)),
+    ['{"id":"new"}', '{"id":"newer"}'],
+  );
+  // A bare array of events.
+  assert.deepEqual(scanPage('[{"id":1}, 2]').elements.length, 2);
+});
+
+test("numbers: out of PostgreSQL's numeric range exactly when the scale or weight overflows", () => {
+  for (const ok of ["0", "-1.5", "1e131071", "1e-16383", "0e999999", "12345678901234567890", "1.000e-16380"]) {
+    assert.equal(numericProblem(ok), undefined, ok);
+  }
+  for (const bad of ["1e999999", "-1e131072", "1e-16384", "0e-16384", "0.1e-16383", "1e99999999999999999999"]) {
+    assert.ok(numericProblem(bad), bad);
+  }
+});
+
+test("a page with a poison event is sent as its valid events' own texts; a clean one as received, with a skip mask", () => {
+  const deep = `[${"[".repeat(5000)}${"]".repeat(5000)}]`;
+  const text =
+    `{"value":[{"id":"a","createdDateTime":"2026-11-28T10:00:00Z","big":12345678901234567890},` +
+    `{"createdDateTime":"2026-11-28T10:00:00Z","deep":${deep}},{"id":"c","createdDateTime":"2026-11-28T10:00:01Z"}]}`;
+  const value = (JSON.parse(text) as { value: unknown[] }).value;
+  const { valid, rejected, events } = pageEvents(text, value);
+  assert.deepEqual(
+    valid.map((e) => e.id),
+    ["a", "c"],
+  );
+  assert.equal(rejected.length, 1, "5,000 levels inside a rejected item: no RangeError");
+  assert.match(rejected[0]?.reason ?? "", /nested deeper than/);
+  assert.ok(rejected[0]?.rawText.endsWith(`"deep":${deep}}`), "the exact text");
+  assert.equal(
+    events.text,
+    '[{"id":"a","createdDateTime":"2026-11-28T10:00:00Z","big":12345678901234567890},{"id":"c","createdDateTime":"2026-11-28T10:00:01Z"}]',
+    "each event's own text: a number beyond a double keeps its digits",
+  );
+  assert.deepEqual([events.skip, events.count], [[], 2]);
+
+  const clean = '{"value":[{"id":"a","createdDateTime":"2026-11-28T10:00:00Z"},{"id":"b"}]}';
+  const page = pageEvents(clean, (JSON.parse(clean) as { value: unknown[] }).value);
+  assert.equal(page.events.text, clean);
+  assert.deepEqual(page.events.skip, [false, true]);
+  assert.equal(page.rejected[0]?.rawText, '{"id":"b"}');
 });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { pageEvents, type ValidEvent } from "../src/ingest/events.ts";
+import { isGraphDateTime, pageEvents, type ValidEvent } from "../src/ingest/events.ts";
+import { jsonbProblem } from "../src/ingest/jsonb.ts";
 import { readCheckpoint, writeCheckpoint } from "../src/store/checkpoints.ts";
 import { isTemporaryDatabaseError } from "../src/errors.ts";
 import { withTransaction } from "../src/store/db.ts";
@@ -74,7 +75,7 @@ test("a page is stored from its own text, without its rejected events and the ea
   const { valid, rejected, duplicates, events: page } = pageEvents(text, value);
   assert.equal(rejected.length, 1);
   assert.equal(duplicates, 1);
-  assert.deepEqual(page.skip, [1, 2]);
+  assert.deepEqual(page.skip, [true, true, false, false]);
   const result = await withTransaction(db.pool, (c) => upsertSignIns(c, tenant, "interactiveUser", page, new Date()));
   assert.equal(result.inserted, 2);
   const rows = (
@@ -184,4 +185,139 @@ test("a checkpoint never moves backwards", async () => {
   await withTransaction(db.pool, (c) => writeCheckpoint(c, T, "interactiveUser", new Date("2026-11-28T09:00:00Z"), at));
   assert.equal((await readCheckpoint(db.pool, T, "interactiveUser"))?.toISOString(), "2026-11-28T10:00:00.000Z");
   assert.equal(await readCheckpoint(db.pool, "other-tenant", "interactiveUser"), undefined);
+});
+
+test("the checks agree with PostgreSQL: a number or timestamp is accepted by both or refused by the check", async () => {
+  const numbers = [
+    "1e999999",
+    "-1e999999",
+    "1e131071",
+    "9e131071",
+    "1e131072",
+    "1e-16383",
+    "1e-16384",
+    "0e999999",
+    "0e-16384",
+    "0e1073741823",
+    "0e1073741824",
+    "0e-9999999999",
+    "0.1e-16382",
+    "0.1e-16383",
+    "1.5e-16383",
+    "100e-16385",
+    "0.0000001e131078",
+    "0.0000001e131079",
+    "1e00000000000000000000000000000001",
+    "0e-00000000000000000016383",
+    `1${"0".repeat(131071)}`,
+    `1${"0".repeat(131072)}`,
+    `0.${"0".repeat(16382)}1`,
+    `0.${"0".repeat(16383)}1`,
+    "1E5",
+  ];
+  for (const n of numbers) {
+    const text = `{"a":${n}}`;
+    const pgAccepts = await db.pool.query("select $1::jsonb", [text]).then(
+      () => true,
+      (e: { code: string }) => (assert.equal(e.code, "22003", n), false),
+    );
+    assert.equal(jsonbProblem(text) === undefined, pgAccepts, n.length > 40 ? `${n.slice(0, 20)}… (${n.length})` : n);
+  }
+  for (const [text, code] of [
+    ['{"a":"\\ud800"}', "22P02"],
+    ['{"a":"\\udc00x"}', "22P02"],
+    ['{"\\ud800\\ud800":1}', "22P02"],
+    ['{"a":"\\u0000"}', "22P05"],
+    [`{"a":${"[".repeat(20_000)}${"]".repeat(20_000)}}`, "54001"],
+  ] as const) {
+    assert.ok(jsonbProblem(text), text.slice(0, 30));
+    await assert.rejects(db.pool.query("select $1::jsonb", [text]), { code });
+  }
+  assert.equal(jsonbProblem('{"a":"\\ud83d\\ude00","b":"\\\\ud800"}'), undefined, "a pair, and an escaped backslash");
+  await db.pool.query("select $1::jsonb", ['{"a":"\\ud83d\\ude00","b":"\\\\ud800"}']);
+
+  // Timestamps the check accepts mean the same instant to PostgreSQL; the ones it refuses PostgreSQL refuses too, or
+  // reads differently from JavaScript (24:00 and second 60 roll over in PostgreSQL; JavaScript refuses second 60).
+  for (const t of [
+    "2024-02-29T23:59:59Z",
+    "2026-11-28T12:00:00.5+14:00",
+    "2026-11-28T12:00:00-12:00",
+    "2026-11-28T12:00:00+05:45",
+    "2026-11-28T12:00:00.1234567Z",
+  ]) {
+    assert.ok(isGraphDateTime(t), t);
+    const { rows } = await db.pool.query<{ t: Date }>("select $1::timestamptz as t", [t]);
+    assert.ok(Math.abs((rows[0]?.t.getTime() ?? 0) - Date.parse(t.replace(/(\.\d{3})\d+/, "$1"))) <= 1, t);
+  }
+  for (const t of [
+    "2026-02-30T10:00:00Z",
+    "2025-02-29T00:00:00Z",
+    "2026-01-01T10:00:00+23:59",
+    "2026-01-01T10:00:00+16:00",
+    "2026-01-01T10:60:00Z",
+    "2026-01-01T10:00:00+00:60",
+  ]) {
+    assert.ok(!isGraphDateTime(t), t);
+    await assert.rejects(db.pool.query("select $1::timestamptz", [t]), /out of range/, t);
+  }
+  for (const t of ["2026-01-01T24:00:00Z", "2026-01-01T23:59:60Z"]) {
+    assert.ok(!isGraphDateTime(t), t);
+  }
+});
+
+test("typed text is cut to 400 bytes on a character boundary; raw keeps the whole value", async () => {
+  const cases = {
+    ascii: "a".repeat(3000),
+    accented: "é".repeat(3000),
+    emoji: `a${"😀".repeat(1000)}`,
+  };
+  await upsert(
+    Object.entries(cases).map(([id, text]) =>
+      event(`cut-${id}`, { userPrincipalName: text, location: { countryOrRegion: text, city: text } }),
+    ),
+  );
+  const rows = (
+    await db.pool.query<{ id: string; upn: string; country: string; raw: string }>(
+      `select id, user_principal_name as upn, location_country_or_region as country, raw ->> 'userPrincipalName' as raw
+       from sign_ins where id like 'cut-%'`,
+    )
+  ).rows;
+  assert.equal(rows.length, 3);
+  for (const row of rows) {
+    const whole = cases[row.id.slice(4) as keyof typeof cases];
+    assert.equal(row.raw, whole);
+    assert.ok(whole.startsWith(row.upn) && row.upn.isWellFormed(), row.id);
+    assert.ok(
+      Buffer.byteLength(row.upn) <= 400 && Buffer.byteLength(row.upn) > 396,
+      `${row.id}: ${Buffer.byteLength(row.upn)}`,
+    );
+    assert.equal(row.country, row.upn);
+  }
+  // Short values are untouched.
+  const short = await db.pool.query("select user_principal_name from sign_ins where id = 'e1'");
+  assert.equal(short.rows[0]?.user_principal_name, "ann@contoso.example");
+});
+
+test("a page of 200,000 rejected items and 3 events is stored in linear time (the skip mask), nothing lost", async () => {
+  const tenant = "tenant-huge";
+  const good = ["h1", "h2", "h3"].map((id) => ({ id, createdDateTime: "2026-11-28T10:00:00Z" }));
+  const junk = Array.from({ length: 200_000 }, (_, i) => ({ n: i }));
+  const value = [good[0], ...junk.slice(0, 100_000), good[1], ...junk.slice(100_000), good[2]];
+  const text = JSON.stringify({ value });
+  const { rejected, events } = pageEvents(text, value);
+  assert.equal(rejected.length, 200_000);
+  assert.equal(events.text, text, "sent as received, the rejected items masked");
+  const result = await withTransaction(db.pool, async (c) => {
+    const r = await upsertSignIns(c, tenant, "interactiveUser", events, new Date());
+    await insertRejected(c, tenant, "interactiveUser", rejected, new Date());
+    return r;
+  });
+  assert.equal(result.inserted, 3);
+  const stored = await db.pool.query("select id from sign_ins where tenant_id = $1 order by id", [tenant]);
+  assert.deepEqual(
+    stored.rows.map((r: { id: string }) => r.id),
+    ["h1", "h2", "h3"],
+  );
+  const count = await db.pool.query("select count(*)::int as n from rejected_events where tenant_id = $1", [tenant]);
+  assert.equal(count.rows[0]?.n, 200_000);
 });

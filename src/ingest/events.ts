@@ -2,6 +2,8 @@
 
 import type { SignIn } from "@microsoft/microsoft-graph-types";
 
+import { type ElementSpan, NUL_REASON, scanPage } from "./jsonb.ts";
+
 /** An event as Graph sent it; only `id` and `createdDateTime` are relied on, the rest is kept verbatim. */
 export type RawSignIn = Partial<SignIn> & Record<string, unknown>;
 
@@ -39,48 +41,78 @@ export interface ClassifiedEvents {
 
 /**
  * A page's storable events as the page's own JSON text (a Graph page object, or a bare array of events): every
- * element of its `value` array except those at `skip`. The store sends this text as it is, so a page is held as one
- * string while it waits for the previous page's transaction, not as parsed objects plus their re-serialisation.
+ * element of its `value` array except those marked in `skip`. The store sends this text as it is, so a page is held
+ * as one string while it waits for the previous page's transaction, not as parsed objects plus their re-serialisation.
  */
 export interface PageEvents {
   text: string;
-  /** Positions (1-based) of the elements not to store: rejected events and the earlier copies of repeated ids. */
-  skip: number[];
+  /** By position (0-based): true for the elements not to store (rejected events, earlier copies of repeated ids). */
+  skip: readonly boolean[];
   /** How many events are stored (elements minus skipped). */
   count: number;
 }
 
 // ISO-8601 with an explicit zone; Graph sends UTC with 0..7 fractional digits.
-const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-const MIN_TIME = Date.UTC(2000, 0, 1);
-const MAX_TIME = Date.UTC(2200, 0, 1);
+const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(?:Z|[+-](\d{2}):(\d{2}))$/;
+const MIN_YEAR = 2000;
+const MAX_YEAR = 2199;
+/** Largest zone offset accepted, in hours (real zones span -12..+14; PostgreSQL refuses beyond 15:59). */
+const MAX_OFFSET_HOURS = 14;
 
-/** True when `text` is a timestamp PostgreSQL and JavaScript read identically. */
+/**
+ * True when `text` is a timestamp PostgreSQL and JavaScript read identically: every field in range (no 30 February,
+ * no hour 24, no second 60, no offset beyond ±14:59, which JavaScript would roll over or PostgreSQL refuse), year
+ * 2000..2199.
+ */
 export function isGraphDateTime(text: unknown): text is string {
-  if (typeof text !== "string" || !ISO_DATE_TIME.test(text)) {
+  if (typeof text !== "string") {
     return false;
   }
-  const ms = Date.parse(text.replace(/(\.\d{3})\d+/, "$1"));
-  return Number.isFinite(ms) && ms >= MIN_TIME && ms < MAX_TIME;
+  const m = ISO_DATE_TIME.exec(text);
+  if (!m) {
+    return false;
+  }
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const offsetOk = m[8] === undefined || (Number(m[8]) <= MAX_OFFSET_HOURS && Number(m[9]) <= 59);
+  return (
+    year >= MIN_YEAR &&
+    year <= MAX_YEAR &&
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= daysInMonth &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    offsetOk
+  );
 }
 
 /**
- * Splits a page's `value` array into storable and rejected events, de-duplicating ids within the page. With
- * `checkNul`, an event holding U+0000 anywhere (PostgreSQL's text and jsonb refuse it) is rejected too; pageEvents
- * asks for the check only when the page's text contains the escape.
+ * Splits a page's `value` array into storable and rejected events, de-duplicating ids within the page. `problem(i)`
+ * is what PostgreSQL would refuse in element i (see jsonb.ts) and `rawText(i)` its text as received.
  */
 export function classifyEvents(
   value: readonly unknown[],
   timeField = "createdDateTime",
-  checkNul = false,
+  problem: (index: number) => string | undefined = () => undefined,
+  rawText: (index: number) => string = (index) => textOf(value[index]),
 ): ClassifiedEvents {
   const byId = new Map<string, EventRef>();
   const rejected: RejectedEvent[] = [];
   let duplicates = 0;
   for (const [index, item] of value.entries()) {
-    const reason = rejectionReason(item, timeField) ?? (checkNul && containsNul(item) ? NUL_REASON : undefined);
+    const reason = problem(index) ?? rejectionReason(item, timeField);
     if (reason !== undefined) {
-      rejected.push({ reason, rawText: JSON.stringify(item) ?? String(item) });
+      rejected.push({ reason, rawText: rawText(index) });
       continue;
     }
     const raw = item as RawSignIn;
@@ -94,9 +126,11 @@ export function classifyEvents(
   return { valid: [...byId.values()], rejected, duplicates };
 }
 
-/** classifyEvents (NULs included) with each storable event itself. */
+/** classifyEvents for parsed events (tests, callers without the text), U+0000 included. */
 export function sortEvents(value: readonly unknown[], timeField = "createdDateTime"): SortedEvents {
-  const { valid, rejected, duplicates } = classifyEvents(value, timeField, true);
+  const { valid, rejected, duplicates } = classifyEvents(value, timeField, (i) =>
+    containsNul(value[i]) ? NUL_REASON : undefined,
+  );
   return {
     valid: valid.map(({ index, id, createdDateTime }) => ({ id, createdDateTime, raw: value[index] as RawSignIn })),
     rejected,
@@ -105,46 +139,65 @@ export function sortEvents(value: readonly unknown[], timeField = "createdDateTi
 }
 
 /**
- * A page's events, classified (classifyEvents), with what to send for storage: the page's own JSON text and the
- * positions to skip. A page whose text holds a NUL escape cannot be sent as it is (PostgreSQL would refuse the whole
- * text, rejected events included): its events are then also checked for U+0000, and the valid ones serialised on
- * their own. The text is scanned for the escape once.
+ * A page's events, classified (classifyEvents) by one scan of its text (jsonb.ts), with what to send for storage.
+ * Normally that is the page's own text and the positions to skip. When PostgreSQL would refuse something anywhere
+ * in the text (it parses the whole text, skipped elements included), the valid events' own texts are sent instead,
+ * joined into an array. Rejected events keep their exact text.
  */
 export function pageEvents(
   text: string,
   value: readonly unknown[],
   timeField = "createdDateTime",
 ): ClassifiedEvents & { events: PageEvents } {
-  const nul = text.includes("\\u0000");
-  const classified = classifyEvents(value, timeField, nul);
+  const { elements, outside } = scanPage(text);
+  if (elements.length !== value.length) {
+    throw new Error(`page scan found ${elements.length} events where JSON.parse found ${value.length}`);
+  }
+  const slice = (index: number): string => {
+    const span = elements[index] as ElementSpan;
+    return text.slice(span.start, span.end);
+  };
+  const classified = classifyEvents(value, timeField, (i) => elements[i]?.problem, slice);
   const { valid } = classified;
-  if (nul) {
-    const events = { text: JSON.stringify(valid.map((e) => value[e.index])), skip: [], count: valid.length };
+  if (outside !== undefined || elements.some((e) => e.problem !== undefined)) {
+    const events = { text: `[${valid.map((e) => slice(e.index)).join(",")}]`, skip: [], count: valid.length };
     return { ...classified, events };
   }
-  const length = value.length;
-  const skip: number[] = [];
-  if (valid.length < length) {
-    const kept = new Set(valid.map((e) => e.index));
-    for (let i = 0; i < length; i++) {
-      if (!kept.has(i)) {
-        skip.push(i + 1);
-      }
+  const skip: boolean[] = [];
+  if (valid.length < value.length) {
+    skip.length = value.length;
+    skip.fill(true);
+    for (const e of valid) {
+      skip[e.index] = false;
     }
   }
   return { ...classified, events: { text, skip, count: valid.length } };
 }
 
-const NUL_REASON = "holds a U+0000 (NUL) character, which PostgreSQL cannot store";
-
-function containsNul(value: unknown): boolean {
-  if (typeof value === "string") {
-    return value.includes("\0");
+/** JSON text of a parsed value for rejected_events; never throws (deep nesting, BigInt, cycles). */
+function textOf(item: unknown): string {
+  try {
+    return JSON.stringify(item) ?? String(item);
+  } catch (error) {
+    return `(not serialisable: ${(error as Error).message})`;
   }
-  if (value !== null && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) {
-      if (key.includes("\0") || containsNul(item)) {
+}
+
+/** True when a string anywhere in `value` (keys included) holds U+0000. Iterative: no depth limit. */
+function containsNul(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (typeof item === "string") {
+      if (item.includes("\0")) {
         return true;
+      }
+    } else if (item !== null && typeof item === "object") {
+      for (const [key, child] of Object.entries(item)) {
+        if (key.includes("\0")) {
+          return true;
+        }
+        stack.push(child);
       }
     }
   }

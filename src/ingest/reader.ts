@@ -4,7 +4,7 @@
 
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Priority } from "../graph/budget.ts";
-import type { GraphClient } from "../graph/client.ts";
+import { type GraphClient, MalformedPageError } from "../graph/client.ts";
 import { signInsUrl } from "../graph/signins.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -12,7 +12,15 @@ import { writeCheckpoint } from "../store/checkpoints.ts";
 import { type Reader, recordCoverage } from "../store/coverage.ts";
 import { type Pool, withTransaction } from "../store/db.ts";
 import { ensureMonths, monthsBetween, monthsOf } from "../store/partitions.ts";
-import { insertRejected, upsertDirectoryAudits, type UpsertResult, upsertSignIns } from "../store/signins.ts";
+import {
+  insertRejected,
+  storedTexts,
+  storeOrIsolate,
+  upsertDirectoryAudits,
+  upsertIsolating,
+  type UpsertResult,
+  upsertSignIns,
+} from "../store/signins.ts";
 import type { Clock } from "../time.ts";
 import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
 import { STREAMS } from "./streams.ts";
@@ -31,6 +39,17 @@ export const INTERACTIVE_STREAM: StreamSpec = STREAMS.interactiveUser;
 
 // A nextLink crawl longer than this is a loop, not a window (20,000 pages ≈ 20M events).
 export const MAX_PAGES_PER_WINDOW = 20_000;
+
+/** Graph's largest page: `$top` above it is clamped or refused (graph-api-notes: "Max = default = 1000"). */
+export const GRAPH_MAX_PAGE = 1000;
+
+/**
+ * The most events a page may hold before it is refused as malformed: `$top`, but never fewer than Graph's largest
+ * page, since Graph has been seen to send more rows than a small `$top` asked for (microsoft-graph-docs #13729).
+ */
+export function maxPageEvents(pageSize: number): number {
+  return Math.max(pageSize, GRAPH_MAX_PAGE);
+}
 
 export interface ReaderDeps {
   db: Pool;
@@ -139,6 +158,13 @@ export async function readWindow(
             ),
           )
         : graph.getPage(pageUrl, fetchSignal, options.priority).then((page): FetchedPage => {
+            if (page.value.length > maxPageEvents(deps.pageSize)) {
+              // Graph never sends more than $top (and never more than 1,000); a page that does is refused whole,
+              // like any malformed page.
+              throw new MalformedPageError(
+                `Graph returned a page of ${page.value.length} events for $top=${deps.pageSize} (request-id ${page.requestId ?? "?"}); nothing from it is stored`,
+              );
+            }
             const { events, rejected, duplicates, valid } = pageEvents(page.text, page.value, timeField);
             return {
               months: monthsOf(valid.map((e) => e.createdDateTime)),
@@ -191,42 +217,73 @@ async function storePage(
   const upsert = stream.resource === "signIns" ? upsertSignIns : upsertDirectoryAudits;
   const seenAt = deps.clock.now();
   const storeStarted = performance.now();
-  const stored = await withTransaction(db, async (client) => {
-    const c = await upsert(client, tenantId, stream.name, page.events, seenAt, stream.version);
-    await insertRejected(client, tenantId, stream.name, page.rejected, seenAt);
-    if (next === undefined) {
-      await recordCoverage(client, {
-        tenantId,
-        stream: stream.name,
-        from: window.from,
-        to: window.to,
-        at: seenAt,
-        events: counts.fetched + page.length,
-        newEvents: counts.inserted + c.inserted,
-        pages: counts.pages + 1,
-        reader: options.reader,
-      });
-      if (options.moveCheckpoint) {
-        await writeCheckpoint(client, tenantId, stream.name, window.to, seenAt);
+  // The page in one statement; if PostgreSQL refuses its data all the same (something the checks in events.ts do
+  // not foresee), the transaction is rolled back and the page stored again with the refused events isolated.
+  const store = (isolate: boolean, failed: () => void) =>
+    withTransaction(db, async (client) => {
+      let c: UpsertResult;
+      let rejected = page.rejected;
+      if (isolate) {
+        const isolated = await upsertIsolating(
+          upsert,
+          client,
+          tenantId,
+          stream.name,
+          storedTexts(page.events),
+          seenAt,
+          stream.version,
+        );
+        rejected = [...page.rejected, ...isolated.rejected];
+        c = isolated;
+      } else {
+        try {
+          c = await upsert(client, tenantId, stream.name, page.events, seenAt, stream.version);
+        } catch (error) {
+          failed();
+          throw error;
+        }
       }
-    }
-    options.signal.throwIfAborted();
-    return c;
-  });
-  observePage(deps, stream, (performance.now() - storeStarted) / 1000, stored, page.rejected.length, seenAt);
+      await insertRejected(client, tenantId, stream.name, rejected, seenAt);
+      if (next === undefined) {
+        await recordCoverage(client, {
+          tenantId,
+          stream: stream.name,
+          from: window.from,
+          to: window.to,
+          at: seenAt,
+          events: counts.fetched + page.length,
+          newEvents: counts.inserted + c.inserted,
+          pages: counts.pages + 1,
+          reader: options.reader,
+        });
+        if (options.moveCheckpoint) {
+          await writeCheckpoint(client, tenantId, stream.name, window.to, seenAt);
+        }
+      }
+      options.signal.throwIfAborted();
+      return { ...c, rejected };
+    });
+  const stored = await storeOrIsolate(store, (error) =>
+    options.log.warn(
+      { page: counts.pages + 1, error: error.message, code: error.code },
+      "PostgreSQL refused the page's data; storing it again with the refused events isolated",
+    ),
+  );
+  const rejected = stored.rejected;
+  observePage(deps, stream, (performance.now() - storeStarted) / 1000, stored, rejected.length, seenAt);
   counts.pages++;
   counts.fetched += page.length;
   counts.inserted += stored.inserted;
   counts.updated += stored.updated;
   counts.unchanged += stored.unchanged;
-  counts.rejected += page.rejected.length;
+  counts.rejected += rejected.length;
   counts.duplicates += page.duplicates;
-  if (page.rejected.length > 0) {
+  if (rejected.length > 0) {
     options.log.warn(
       {
         page: counts.pages,
-        rejected: page.rejected.length,
-        reasons: [...new Set(page.rejected.map((r) => r.reason))],
+        rejected: rejected.length,
+        reasons: [...new Set(rejected.map((r) => r.reason))].slice(0, 10),
       },
       "events set aside in rejected_events",
     );

@@ -34,13 +34,15 @@ dumps join the live data. Each file may hold:
     mapped to Graph's signIn shape, every original field kept, marked "@signinIngest.source": "azureAdGraph";
   - Microsoft Graph signIn (or directoryAudit) events: a page {"value": […]}, a bare array, JSON lines, or the
     output of 'export' in either format.
-The shape is detected per file and reported. Events without an id or a valid time go to rejected_events. A file
-that is not an event export is reported and skipped; the other files are still imported.
+The shape is detected per file and reported. Events PostgreSQL cannot store (no id or valid time, U+0000, an
+unpaired surrogate escape, a number outside numeric, nesting over 200 levels) go to rejected_events with the reason;
+the rest is imported and the summary counts them. A file that is not an event export is reported and skipped; the
+other files are still imported.
 
   --tenant ID       the tenant the events belong to (default: the only configured tenant; required with several)
   --batch-size N    events per transaction (default 1000)
 
-Exit codes: 0 every file imported, 64 usage, 65 a file could not be (completely) imported.`;
+Exit codes: 0 every file imported (rejected events included), 64 usage, 65 a file could not be (completely) imported.`;
 
 export const EXPORT_HELP = `Usage: node src/cli.ts export --from <time> [--to <time>] [--tenant ID] [--stream NAME]
                               [--format jsonl|graph-pages] [--page-size N]

@@ -7,12 +7,21 @@ import path from "node:path";
 import { TextDecoder } from "node:util";
 
 import type { RejectedEvent } from "../ingest/events.ts";
-import { sortEvents } from "../ingest/events.ts";
+import { classifyEvents } from "../ingest/events.ts";
+import { jsonbProblem } from "../ingest/jsonb.ts";
 import { isStreamName } from "../ingest/streams.ts";
 import type { Logger } from "../log.ts";
 import { type Pool, withTransaction } from "../store/db.ts";
 import { ensureMonths, monthsOf } from "../store/partitions.ts";
-import { insertRejected, upsertDirectoryAudits, upsertSignIns } from "../store/signins.ts";
+import {
+  insertRejected,
+  storeOrIsolate,
+  type Upsert,
+  upsertDirectoryAudits,
+  upsertIsolating,
+  type UpsertResult,
+  upsertSignIns,
+} from "../store/signins.ts";
 import { JsonEventScanner, JsonStructureError, type ScannedItem } from "./scan.ts";
 import { type EventShape, fromAzureAdGraph, SHAPE_LABELS, shapeOf } from "./shapes.ts";
 
@@ -82,6 +91,8 @@ interface Routed {
   table: "sign_ins" | "directory_audits";
   stream: string;
   value: unknown;
+  /** The JSON text stored: the event's text as in the file (a mapped legacy event: its serialised mapping). */
+  text: string;
 }
 
 type Pending = Routed | { rejected: RejectedEvent };
@@ -132,6 +143,12 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
       });
       return;
     }
+    // What PostgreSQL would refuse (U+0000, an unpaired surrogate escape, a number outside numeric, deep nesting).
+    const problem = jsonbProblem(item.text);
+    if (problem !== undefined) {
+      pending.push({ rejected: { reason: problem, rawText: item.text } });
+      return;
+    }
     const shape = shapeOf(value);
     summary.shapes[shape] = (summary.shapes[shape] ?? 0) + 1;
     if (shape === "unknown") {
@@ -148,11 +165,12 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
     }
     recognised = true;
     if (shape === "graphDirectoryAudit") {
-      pending.push({ table: "directory_audits", stream: "directoryAudits", value });
+      pending.push({ table: "directory_audits", stream: "directoryAudits", value, text: item.text });
       return;
     }
     const event = shape === "azureAdGraph" ? fromAzureAdGraph(value as Record<string, unknown>) : value;
-    pending.push({ table: "sign_ins", stream: signInStream(event as Record<string, unknown>), value: event });
+    const text = event === value ? item.text : JSON.stringify(event);
+    pending.push({ table: "sign_ins", stream: signInStream(event as Record<string, unknown>), value: event, text });
   };
 
   const flush = async (all: boolean): Promise<void> => {
@@ -278,7 +296,13 @@ async function storeBatch(
   months: Set<number>,
   counts: ImportCounts,
 ): Promise<void> {
-  const groups = new Map<string, { table: Routed["table"]; stream: string; values: unknown[] }>();
+  interface Group {
+    table: Routed["table"];
+    stream: string;
+    values: unknown[];
+    texts: string[];
+  }
+  const groups = new Map<string, Group>();
   const rejected: RejectedEvent[] = [];
   for (const p of batch) {
     if ("rejected" in p) {
@@ -288,44 +312,84 @@ async function storeBatch(
     const key = `${p.table}\u0000${p.stream}`;
     let group = groups.get(key);
     if (!group) {
-      group = { table: p.table, stream: p.stream, values: [] };
+      group = { table: p.table, stream: p.stream, values: [], texts: [] };
       groups.set(key, group);
     }
     group.values.push(p.value);
+    group.texts.push(p.text);
+  }
+  // Each group's storable events as their texts (the later copy of a repeated id wins), checked once.
+  const sorted = [...groups.values()].map((group) => {
+    const classified = classifyEvents(
+      group.values,
+      group.table === "sign_ins" ? "createdDateTime" : "activityDateTime",
+      () => undefined,
+      (i) => group.texts[i] as string,
+    );
+    return { group, ...classified, texts: classified.valid.map((e) => group.texts[e.index] as string) };
+  });
+  for (const s of sorted) {
+    rejected.push(...s.rejected);
   }
   const seenAt = deps.now();
-  const batchCounts = emptyCounts();
-  const sortedGroups = [...groups.values()].map((group) => ({
-    ...group,
-    sorted: sortEvents(group.values, group.table === "sign_ins" ? "createdDateTime" : "activityDateTime"),
-  }));
   // Partitions in a transaction of their own, before the one that writes (migrations/0017).
   const needed = monthsOf(
-    sortedGroups.flatMap((g) => (g.table === "sign_ins" ? g.sorted.valid.map((e) => e.createdDateTime) : [])),
+    sorted.flatMap((s) => (s.group.table === "sign_ins" ? s.valid.map((e) => e.createdDateTime) : [])),
   ).filter((m) => !months.has(m.getTime()));
   await ensureMonths(deps.pool, needed);
   for (const m of needed) {
     months.add(m.getTime());
   }
-  await withTransaction(deps.pool, async (client) => {
-    for (const { sorted, table, stream } of sortedGroups) {
-      rejected.push(...sorted.rejected);
-      batchCounts.duplicates += sorted.duplicates;
-      const upsert = table === "sign_ins" ? upsertSignIns : upsertDirectoryAudits;
-      const result = await upsert(client, deps.tenantId, stream, sorted.valid, seenAt);
-      batchCounts.inserted += result.inserted;
-      batchCounts.updated += result.updated;
-      batchCounts.unchanged += result.unchanged;
-    }
-    await insertRejected(
-      client,
-      deps.tenantId,
-      IMPORT_REJECTED_STREAM,
-      rejected.map((r) => ({ reason: `${r.reason} (import of ${fileName})`, rawText: r.rawText })),
-      seenAt,
-    );
-    batchCounts.rejected = rejected.length;
-  });
+  // One statement per group; if PostgreSQL refuses a group's data all the same, the batch is stored again in a new
+  // transaction with the refused events isolated (upsertIsolating) and set aside with PostgreSQL's reason.
+  const store = (isolate: boolean, failed: () => void) =>
+    withTransaction(deps.pool, async (client) => {
+      const batchCounts = emptyCounts();
+      const refused: RejectedEvent[] = [];
+      for (const s of sorted) {
+        batchCounts.duplicates += s.duplicates;
+        const upsert: Upsert = s.group.table === "sign_ins" ? upsertSignIns : upsertDirectoryAudits;
+        let result: UpsertResult;
+        if (isolate) {
+          const isolated = await upsertIsolating(upsert, client, deps.tenantId, s.group.stream, s.texts, seenAt);
+          refused.push(...isolated.rejected);
+          result = isolated;
+        } else {
+          try {
+            const text = `[${s.texts.join(",")}]`;
+            result = await upsert(
+              client,
+              deps.tenantId,
+              s.group.stream,
+              { text, skip: [], count: s.texts.length },
+              seenAt,
+            );
+          } catch (error) {
+            failed();
+            throw error;
+          }
+        }
+        batchCounts.inserted += result.inserted;
+        batchCounts.updated += result.updated;
+        batchCounts.unchanged += result.unchanged;
+      }
+      const all = [...rejected, ...refused];
+      await insertRejected(
+        client,
+        deps.tenantId,
+        IMPORT_REJECTED_STREAM,
+        all.map((r) => ({ reason: `${r.reason} (import of ${fileName})`, rawText: r.rawText })),
+        seenAt,
+      );
+      batchCounts.rejected = all.length;
+      return batchCounts;
+    });
+  const batchCounts = await storeOrIsolate(store, (error) =>
+    deps.log.warn(
+      { file: fileName, error: error.message, code: error.code },
+      "PostgreSQL refused a batch's data; storing it again with the refused events isolated",
+    ),
+  );
   for (const key of Object.keys(batchCounts) as Array<keyof ImportCounts>) {
     counts[key] += batchCounts[key];
   }

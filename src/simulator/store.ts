@@ -112,6 +112,12 @@ export const BETA_ONLY_KEYS = new Set([
 ]);
 
 export function versionJson(v: Version, api: "v1.0" | "beta"): string {
+  // An event added with a "@simulator.json" string is served as exactly that text: the poison events tests publish
+  // (numbers beyond a double, deep nesting) that JSON.stringify cannot write. Its id and time still place it.
+  const verbatim = v.obj["@simulator.json"];
+  if (typeof verbatim === "string") {
+    return verbatim;
+  }
   if (api === "beta") {
     return (v.beta ??= JSON.stringify(v.obj));
   }

@@ -1,6 +1,8 @@
-// Writes one page of sign-ins in one statement (upsert keyed by tenant and id), and sets rejected events aside.
+// Writes one page of sign-ins in one statement (upsert keyed by tenant and id), sets rejected events aside, and (the
+// safety net) stores a page PostgreSQL refuses on its data again with the refused events isolated.
 
 import type { PageEvents, RejectedEvent, ValidEvent } from "../ingest/events.ts";
+import { scanPage } from "../ingest/jsonb.ts";
 import type { PoolClient } from "./db.ts";
 
 export interface UpsertCounts {
@@ -17,14 +19,16 @@ export interface UpsertResult extends UpsertCounts {
 // Typed columns are generated from `raw` by PostgreSQL, so only the key, the stream and `raw` travel.
 // A changed re-publish updates the row (revision + 1); an identical one fails the `where` and writes nothing.
 // (`xmax = 0` cannot tell inserts from updates on a partitioned table, hence the revision counter.)
-// $4 is a JSON array of events or a Graph page (its `value` array; `->` gives null on an array); the elements at
-// the positions in $5 are left out (see PageEvents). $6 is the Graph API version the page came from (null: unknown,
-// e.g. an import); it describes raw, so it changes only with raw.
+// $4 is a JSON array of events or a Graph page (its `value` array; `->` gives null on an array); an element whose
+// position (1-based) is true in the boolean array $5 is left out (see PageEvents): one array subscript per element,
+// so a page of any number of skipped elements costs linear time (a skip list tested with `<> all` was quadratic).
+// $6 is the Graph API version the page came from (null: unknown, e.g. an import); it describes raw, so it changes
+// only with raw.
 export const UPSERT_SIGN_INS = `
 insert into sign_ins as s (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at, api_version)
 select $1, e ->> 'id', (e ->> 'createdDateTime')::timestamptz, $2, e, $3, $3, $6
 from jsonb_array_elements(coalesce($4::jsonb -> 'value', $4::jsonb)) with ordinality as p(e, n)
-where n <> all($5::int[])
+where ($5::boolean[])[n] is not true
 on conflict (tenant_id, id, created_date_time) do update
   set raw = excluded.raw, stream = excluded.stream, last_changed_at = excluded.last_changed_at, revision = s.revision + 1,
     api_version = excluded.api_version
@@ -96,19 +100,148 @@ export async function insertRejected(
     return;
   }
   // One row per distinct text: the same bad event twice in one statement would make ON CONFLICT fail the page.
+  // The text is kept as received except what no PostgreSQL text can hold: U+0000 and unpaired surrogates become
+  // U+FFFD (an escape such as \u0000 or \ud800 in the JSON text is kept: it is plain characters).
   const byText = new Map<string, string>();
   for (const r of rejected) {
-    byText.set(r.rawText, r.reason);
+    byText.set(storableText(r.rawText), r.reason);
   }
   const json = JSON.stringify([...byText].map(([rawText, reason]) => ({ reason, raw_text: rawText })));
   await client.query(INSERT_REJECTED, [tenantId, stream, seenAt, json]);
+}
+
+function storableText(text: string): string {
+  const wellFormed = text.isWellFormed() ? text : text.toWellFormed();
+  return wellFormed.includes("\0") ? wellFormed.replaceAll("\0", "\uFFFD") : wellFormed;
+}
+
+/** The signature of upsertSignIns and upsertDirectoryAudits. */
+export type Upsert = (
+  client: PoolClient,
+  tenantId: string,
+  stream: string,
+  events: readonly ValidEvent[] | PageEvents,
+  seenAt: Date,
+  apiVersion?: string,
+) => Promise<UpsertResult>;
+
+/**
+ * SQLSTATE classes meaning "PostgreSQL cannot store this data", as opposed to "the database is unwell": 22 (data
+ * exception: invalid JSON input 22P02, numeric overflow 22003, date/time out of range 22008, 22009, …) and 54
+ * (program limit exceeded: index row too large 54000, stack depth 54001). A page statement failing with one of them
+ * is isolated event by event (upsertIsolating) instead of failing its window forever.
+ */
+export function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" && /^(22|54)[0-9A-Z]{3}$/.test(code);
+}
+
+export interface IsolatedResult extends UpsertResult {
+  /** The events PostgreSQL refused, each with its error as the reason. */
+  rejected: RejectedEvent[];
+}
+
+const SAVEPOINT = "savepoint signin_isolate";
+const RELEASE = "release savepoint signin_isolate";
+const ROLLBACK_TO = "rollback to savepoint signin_isolate";
+
+/**
+ * The safety net behind the one-statement page: stores events given as their JSON texts inside the caller's
+ * transaction, bisecting in savepoints whenever a statement fails with a data error (isDataError), until each event
+ * PostgreSQL refuses is alone and set aside with PostgreSQL's message. k refused events among n cost about
+ * 2·k·log2(n) statements; the rest is stored exactly as by `upsert`. Any other error is thrown.
+ */
+export async function upsertIsolating(
+  upsert: Upsert,
+  client: PoolClient,
+  tenantId: string,
+  stream: string,
+  texts: readonly string[],
+  seenAt: Date,
+  apiVersion?: string,
+): Promise<IsolatedResult> {
+  const total: IsolatedResult = { inserted: 0, updated: 0, unchanged: 0, insertedCreatedAt: [], rejected: [] };
+  const attempt = async (part: readonly string[]): Promise<void> => {
+    if (part.length === 0) {
+      return;
+    }
+    await client.query(SAVEPOINT);
+    try {
+      const r = await upsert(
+        client,
+        tenantId,
+        stream,
+        { text: `[${part.join(",")}]`, skip: [], count: part.length },
+        seenAt,
+        apiVersion,
+      );
+      await client.query(RELEASE);
+      total.inserted += r.inserted;
+      total.updated += r.updated;
+      total.unchanged += r.unchanged;
+      total.insertedCreatedAt.push(...r.insertedCreatedAt);
+    } catch (error) {
+      await client.query(ROLLBACK_TO);
+      if (!isDataError(error)) {
+        throw error;
+      }
+      if (part.length === 1) {
+        const e = error as { code: string; message: string };
+        total.rejected.push({
+          reason: `PostgreSQL refused it: ${e.message} (SQLSTATE ${e.code})`,
+          rawText: part[0] as string,
+        });
+        return;
+      }
+      const middle = Math.ceil(part.length / 2);
+      await attempt(part.slice(0, middle));
+      await attempt(part.slice(middle));
+    }
+  };
+  await attempt(texts);
+  return total;
+}
+
+/**
+ * Runs `store` (one transaction) normally; when it failed because its page statement failed on its data (the
+ * statement called `failed()` before rethrowing, and isDataError), runs it again with `isolate` true. Reader pages
+ * and import batches use it: the one-statement fast path stays as it is, the safety net costs nothing until needed.
+ */
+export async function storeOrIsolate<T>(
+  store: (isolate: boolean, failed: () => void) => Promise<T>,
+  onDataError: (error: Error & { code?: string }) => void,
+): Promise<T> {
+  let upsertFailed = false;
+  try {
+    return await store(false, () => {
+      upsertFailed = true;
+    });
+  } catch (error) {
+    if (!upsertFailed || !isDataError(error)) {
+      throw error;
+    }
+    onDataError(error as Error & { code?: string });
+    return store(true, () => undefined);
+  }
+}
+
+/** The texts of the events a PageEvents stores (its array's elements, less the skipped ones). */
+export function storedTexts(events: PageEvents): string[] {
+  const { elements } = scanPage(events.text);
+  const texts: string[] = [];
+  for (const [index, span] of elements.entries()) {
+    if (events.skip[index] !== true) {
+      texts.push(events.text.slice(span.start, span.end));
+    }
+  }
+  return texts;
 }
 
 export const UPSERT_DIRECTORY_AUDITS = `
 insert into directory_audits as s (tenant_id, id, activity_date_time, stream, raw, first_seen_at, last_changed_at, api_version)
 select $1, e ->> 'id', (e ->> 'activityDateTime')::timestamptz, $2, e, $3, $3, $6
 from jsonb_array_elements(coalesce($4::jsonb -> 'value', $4::jsonb)) with ordinality as p(e, n)
-where n <> all($5::int[])
+where ($5::boolean[])[n] is not true
 on conflict (tenant_id, id) do update
   set raw = excluded.raw, activity_date_time = excluded.activity_date_time, last_changed_at = excluded.last_changed_at,
       revision = s.revision + 1, api_version = excluded.api_version

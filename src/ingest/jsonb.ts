@@ -1,0 +1,289 @@
+// What PostgreSQL's jsonb input refuses in a JSON text that JSON.parse accepted, found by one linear scan of the
+// text: the shared definition of "PostgreSQL can store this" for the reader and `import`. Pure; no I/O.
+//
+// JSON.parse and PostgreSQL disagree on four things (each reproduced against PostgreSQL 15 and 18):
+//   - `\u0000` anywhere (22P05 "unsupported Unicode escape sequence");
+//   - an unpaired UTF-16 surrogate escape such as `\ud800`, in a key or a value (22P02 "invalid input syntax");
+//   - a number outside the numeric type: more than 16383 digits after the point once the exponent is applied,
+//     a first significant digit at 10^131072 or beyond, or an exponent beyond ±1073741823 (22003 "value overflows
+//     numeric format"), where JSON.parse gives Infinity or 0;
+//   - nesting deep enough to exhaust PostgreSQL's stack (54001, ~15,000 levels at max_stack_depth 2MB, fewer on a
+//     server with a smaller setting): anything deeper than MAX_JSON_DEPTH is refused here, far below that.
+// The scan also finds the elements of a page's `value` array (their text spans), so a rejected event is kept as the
+// exact text Graph sent (JSON.stringify would turn 1e999999 into null, and throws on ~5,000 levels of nesting).
+
+/** Nesting levels allowed within one event (a Graph event has fewer than 10). */
+export const MAX_JSON_DEPTH = 200;
+
+const NUMERIC_MAX_DSCALE = 16383;
+const NUMERIC_MAX_WEIGHT10 = 131071;
+const NUMERIC_MAX_EXPONENT = 1073741823;
+
+export const NUL_REASON = "holds a U+0000 (NUL) character, which PostgreSQL cannot store";
+export const SURROGATE_REASON =
+  "holds an unpaired UTF-16 surrogate escape (such as \\ud800), which PostgreSQL's jsonb refuses";
+export const DEPTH_REASON = `nested deeper than ${MAX_JSON_DEPTH} levels (PostgreSQL's parser would run out of stack)`;
+
+export function numberReason(literal: string): string {
+  const shown =
+    literal.length > 40 ? `${literal.slice(0, 20)}…${literal.slice(-12)} (${literal.length} characters)` : literal;
+  return `holds the number ${shown}, outside the range of PostgreSQL's numeric type`;
+}
+
+/** A span of the scanned text: one element of the event array, and what PostgreSQL would refuse in it. */
+export interface ElementSpan {
+  start: number;
+  end: number;
+  problem: string | undefined;
+}
+
+export interface ScannedPage {
+  /** The elements of the page's `value` array (of the top-level array for a bare array), in order. */
+  elements: ElementSpan[];
+  /** What PostgreSQL would refuse outside those elements (e.g. in @odata.nextLink), if anything. */
+  outside: string | undefined;
+}
+
+/** The problem PostgreSQL would find in this JSON text (one value, e.g. one event), or undefined. */
+export function jsonbProblem(text: string): string | undefined {
+  const scan = scanJson(text, "value");
+  return scan.elements[0]?.problem ?? scan.outside;
+}
+
+/**
+ * Scans a page (`{ …, "value": [ … ] }`, or a bare array `[ … ]`) that JSON.parse accepted: the text span of each
+ * element of its event array and what PostgreSQL would refuse in each. With duplicate "value" keys the last one
+ * counts, as for JSON.parse and PostgreSQL.
+ */
+export function scanPage(text: string): ScannedPage {
+  return scanJson(text, "page");
+}
+
+/** Why PostgreSQL's numeric type cannot hold this JSON number literal, or undefined. */
+export function numericProblem(literal: string): string | undefined {
+  const m = /^-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?)(\d+))?$/.exec(literal);
+  if (!m) {
+    return undefined;
+  }
+  const [, int = "", frac = "", sign, expDigits = "0"] = m;
+  const digits = expDigits.replace(/^0+/, "");
+  if (digits.length > 10) {
+    return numberReason(literal);
+  }
+  const exponent = (sign === "-" ? -1 : 1) * Number(digits || "0");
+  if (Math.abs(exponent) > NUMERIC_MAX_EXPONENT || frac.length - exponent > NUMERIC_MAX_DSCALE) {
+    return numberReason(literal);
+  }
+  const first = (int + frac).search(/[1-9]/);
+  if (first >= 0 && int.length - 1 - first + exponent > NUMERIC_MAX_WEIGHT10) {
+    return numberReason(literal);
+  }
+  return undefined;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const LOWER_U = 0x75;
+const LOWER_E = 0x65;
+const UPPER_E = 0x45;
+const LOWER_A = 0x61;
+const LOWER_Z = 0x7a;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+const DOT = 0x2e;
+const MINUS = 0x2d;
+const PLUS = 0x2b;
+
+/** The value of the four hex digits at `at`, or -1. */
+function hex4(text: string, at: number): number {
+  let value = 0;
+  for (let k = at; k < at + 4; k++) {
+    const d = text.charCodeAt(k);
+    const digit =
+      d >= DIGIT_0 && d <= DIGIT_9
+        ? d - DIGIT_0
+        : d >= 0x61 && d <= 0x66
+          ? d - 0x57
+          : d >= 0x41 && d <= 0x46
+            ? d - 0x37
+            : -1;
+    if (digit < 0) {
+      return -1;
+    }
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+/** Records `problem` on the element being scanned, or else as the text's problem outside elements. */
+function note(current: ElementSpan | undefined, outside: string | undefined, problem: string): string | undefined {
+  if (current) {
+    current.problem ??= problem;
+    return outside;
+  }
+  return outside ?? problem;
+}
+
+/**
+ * The scanner. `mode` "page": elements are those of the top-level object's "value" array (or of a top-level
+ * array); "value": the whole text is one element. The text must be valid JSON (JSON.parse accepted it): structure
+ * is followed, not checked. One pass over the characters, written as one loop without closures (it runs over
+ * every page: less time than JSON.parse takes on the same text; strings are skipped with indexOf).
+ */
+function scanJson(text: string, mode: "page" | "value"): ScannedPage {
+  const page = mode === "page";
+  let elements: ElementSpan[] = [];
+  let outside: string | undefined;
+  let current: ElementSpan | undefined;
+  // Depth of the array whose direct children are the elements (-1: none yet; 0: the whole text is the element).
+  let elementDepth = page ? -1 : 0;
+  let depth = 0;
+  let expectKey = false;
+  let lastKey: string | undefined;
+  let pendingValueKey = false;
+  const len = text.length;
+  // Positions of the next quote and backslash at or after the scan (-1: none left), each found by indexOf only
+  // once the scan has passed the previous one: linear however the escapes fall.
+  let nextQuote = -2;
+  let nextBackslash = -2;
+  let i = 0;
+  while (i < len) {
+    const c = text.charCodeAt(i);
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
+      i++;
+      continue;
+    }
+    if (c === COMMA) {
+      if (page && depth === 1 && elementDepth !== 1) {
+        expectKey = true;
+      }
+      i++;
+      continue;
+    }
+    if (c === COLON) {
+      if (page && depth === 1) {
+        pendingValueKey = lastKey === "value";
+        lastKey = undefined;
+      }
+      i++;
+      continue;
+    }
+    if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      depth--;
+      if (depth === elementDepth && current !== undefined) {
+        current.end = i + 1;
+        elements.push(current);
+        current = undefined;
+      } else if (page && depth === 1 && elementDepth === 2 && c === CLOSE_ARRAY) {
+        elementDepth = -1;
+      }
+      i++;
+      continue;
+    }
+    const start = i;
+    if (current === undefined && depth === elementDepth) {
+      current = { start, end: start, problem: undefined };
+    }
+    if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (page && depth === 0) {
+        if (c === OPEN_ARRAY) {
+          elementDepth = 1;
+        } else {
+          expectKey = true;
+        }
+      } else if (page && depth === 1 && pendingValueKey && c === OPEN_ARRAY && elementDepth !== 1) {
+        // The page's event array (a later duplicate "value" replaces an earlier one, as in JSON.parse).
+        for (const e of elements) {
+          outside ??= e.problem;
+        }
+        elements = [];
+        elementDepth = 2;
+      }
+      pendingValueKey = false;
+      depth++;
+      if (depth - Math.max(elementDepth, 0) > MAX_JSON_DEPTH + (current ? 0 : 2)) {
+        outside = note(current, outside, DEPTH_REASON);
+      }
+      i++;
+      continue;
+    }
+    if (c === QUOTE) {
+      i++;
+      let escaped = false;
+      for (;;) {
+        if (nextQuote !== -1 && nextQuote < i) {
+          nextQuote = text.indexOf('"', i);
+        }
+        if (nextBackslash !== -1 && nextBackslash < i) {
+          nextBackslash = text.indexOf("\\", i);
+        }
+        if (nextQuote === -1 || nextBackslash === -1 || nextQuote < nextBackslash) {
+          i = nextQuote === -1 ? len : nextQuote + 1;
+          break;
+        }
+        i = nextBackslash;
+        escaped = true;
+        if (text.charCodeAt(i + 1) !== LOWER_U) {
+          i += 2;
+          continue;
+        }
+        const unit = hex4(text, i + 2);
+        i += 6;
+        if (unit === 0) {
+          outside = note(current, outside, NUL_REASON);
+        } else if (unit >= 0xd800 && unit <= 0xdbff) {
+          const low = text.charCodeAt(i) === BACKSLASH && text.charCodeAt(i + 1) === LOWER_U ? hex4(text, i + 2) : -1;
+          if (low >= 0xdc00 && low <= 0xdfff) {
+            i += 6;
+          } else {
+            outside = note(current, outside, SURROGATE_REASON);
+          }
+        } else if (unit >= 0xdc00 && unit <= 0xdfff) {
+          outside = note(current, outside, SURROGATE_REASON);
+        }
+      }
+      if (page && depth === 1 && expectKey) {
+        const key = text.slice(start, i);
+        lastKey = escaped ? (JSON.parse(key) as string) : key.slice(1, -1);
+        expectKey = false;
+      }
+    } else if (c === MINUS || (c >= DIGIT_0 && c <= DIGIT_9)) {
+      let exponent = false;
+      i++;
+      for (; i < len; i++) {
+        const d = text.charCodeAt(i);
+        if (d === LOWER_E || d === UPPER_E) {
+          exponent = true;
+        } else if (!((d >= DIGIT_0 && d <= DIGIT_9) || d === DOT || d === MINUS || d === PLUS)) {
+          break;
+        }
+      }
+      // Only a literal with an exponent, or longer than the numeric type's scale, can be out of range.
+      const problem = exponent || i - start > NUMERIC_MAX_DSCALE ? numericProblem(text.slice(start, i)) : undefined;
+      if (problem) {
+        outside = note(current, outside, problem);
+      }
+    } else {
+      // true, false or null.
+      while (i < len && text.charCodeAt(i) >= LOWER_A && text.charCodeAt(i) <= LOWER_Z) {
+        i++;
+      }
+    }
+    // A string, number or literal: a scalar element ends here; a member value at depth 1 is not the event array.
+    if (page && depth === 1 && c !== QUOTE) {
+      pendingValueKey = false;
+    }
+    if (depth === elementDepth && current !== undefined) {
+      current.end = i;
+      elements.push(current);
+      current = undefined;
+    }
+  }
+  return { elements, outside };
+}
