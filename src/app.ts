@@ -23,9 +23,9 @@ import { dueSweeps, lastSweeps, RECORD_SWEEP, runSweep, type SweepTier, sweepWin
 import { earliestTailCoverage, freshlyCovered } from "./store/coverage.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
-import { createPool, type Pool, waitForDatabase } from "./store/db.ts";
+import { createPool, type Pool, waitForDatabase, withQueryAbort } from "./store/db.ts";
 import { startEmbeddedPostgres } from "./store/embedded.ts";
-import type { StreamLocks } from "./store/locks.ts";
+import type { LeaseHolder, StreamLeases } from "./store/leases.ts";
 import { migrate } from "./store/migrate.ts";
 import { type Clock, systemClock } from "./time.ts";
 
@@ -35,6 +35,9 @@ export interface Database {
   embedded: boolean;
   close(): Promise<void>;
 }
+
+/** How long closing the database waits for its connections to confirm they closed. */
+export const POOL_END_WAIT_MS = 5000;
 
 /** Connects to DATABASE_URL, or starts the embedded PostgreSQL under DATA_DIR; waits until it answers. */
 export async function openDatabase(config: Config, log: Logger, signal?: AbortSignal): Promise<Database> {
@@ -50,11 +53,17 @@ export async function openDatabase(config: Config, log: Logger, signal?: AbortSi
     url = embedded.url;
     stopEmbedded = embedded.stop;
   }
-  const pool = createPool(url, log);
+  const pool = createPool(url, log, {
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    lockTimeoutMs: config.dbLockTimeoutMs,
+    idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+  });
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
-      await pool.end().catch((err: unknown) => log.warn({ err }, "closing the pool failed"));
+      // pool.end() waits for every connection to close, which a vanished server may never confirm.
+      const ended = pool.end().catch((err: unknown) => log.warn({ err }, "closing the pool failed"));
+      await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, POOL_END_WAIT_MS).unref())]);
       await stopEmbedded?.();
     })());
   try {
@@ -90,8 +99,9 @@ export interface TargetOutcome {
   target: Target;
   result?: CycleResult;
   error?: Error;
-  /** Another replica polls this target. */
+  /** Not polled by this replica: another replica holds its lease (`holder`), or it is free beyond our fair share. */
   standby?: boolean;
+  holder?: LeaseHolder;
 }
 
 export interface Ingester {
@@ -104,8 +114,8 @@ export interface Ingester {
   runOnce: (signal: AbortSignal) => Promise<CycleResult>;
   runTarget: (target: Target, signal: AbortSignal) => Promise<CycleResult>;
   /**
-   * One cycle of every target this replica holds (see StreamLocks.rebalance), TENANT_CONCURRENCY at a time. One
-   * target's failure never stops the others; each outcome is returned.
+   * One cycle of every target this replica holds (see StreamLeases.share), TENANT_CONCURRENCY at a time. One
+   * target's failure never stops the others; each outcome is returned, skipped targets too.
    */
   runAll: (signal: AbortSignal) => Promise<TargetOutcome[]>;
   close(): Promise<void>;
@@ -125,7 +135,7 @@ export function createIngester(
     clock?: Clock;
     dispatcher?: Dispatcher;
     metrics?: Metrics;
-    locks?: StreamLocks;
+    leases?: StreamLeases;
     budget?: GraphBudget;
     /** `run`: sweeps run beside the schedule; `once` (default): after the tail, before returning. */
     sweepsInBackground?: boolean;
@@ -237,6 +247,7 @@ export function createIngester(
     }
   };
   const runTarget = async (target: Target, signal: AbortSignal) => {
+    const lease = options.leases?.signal(target.tenant.tenantId, target.stream.name);
     const result = await runCycle({
       db,
       graph: clientFor(target.tenant.tenantId).graph,
@@ -246,10 +257,13 @@ export function createIngester(
       tenantId: target.tenant.tenantId,
       stream: target.stream,
       signal,
+      ...(lease ? { lease } : {}),
       maxPagesPerWindow: config.maxPagesPerWindow,
       ...(metrics ? { metrics } : {}),
     });
-    await sweep(target, result.checkpoint, signal);
+    // The sweep's queries stop with the tick or the lease, like the cycle's.
+    const sweepSignal = lease ? AbortSignal.any([signal, lease]) : signal;
+    await withQueryAbort(sweepSignal, () => sweep(target, result.checkpoint, sweepSignal));
     return result;
   };
   return {
@@ -263,18 +277,21 @@ export function createIngester(
       if (!target) {
         throw new Error("no tenant is configured");
       }
-      if (options.locks && !(await options.locks.tryAcquire(target.tenant.tenantId, target.stream.name))) {
+      if (options.leases && !(await options.leases.tryAcquire(target.tenant.tenantId, target.stream.name))) {
         throw new LockedElsewhereError(
-          `another replica holds the lock of ${target.tenant.tenantId}/${target.stream.name}`,
+          `another replica holds the lease of ${target.tenant.tenantId}/${target.stream.name}`,
         );
       }
       return runTarget(target, signal);
     },
     runAll: async (signal) => {
-      const mine = options.locks ? await options.locks.rebalance(targets) : targets;
-      const outcomes: TargetOutcome[] = targets
-        .filter((t) => !mine.includes(t))
-        .map((target) => ({ target, standby: true }));
+      const shared = options.leases ? await options.leases.share(targets) : { mine: targets, skipped: [] };
+      const mine = shared.mine;
+      const outcomes: TargetOutcome[] = shared.skipped.map(({ target, holder }) => ({
+        target,
+        standby: true,
+        ...(holder ? { holder } : {}),
+      }));
       let next = 0;
       const worker = async () => {
         while (next < mine.length && !signal.aborted) {
