@@ -23,7 +23,7 @@ import { dueSweeps, lastSweeps, RECORD_SWEEP, runSweep, type SweepTier, sweepWin
 import { earliestTailCoverage, freshlyCovered } from "./store/coverage.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
-import { createPool, type Pool, waitForDatabase, withQueryAbort } from "./store/db.ts";
+import { cancelsSent, createPool, type Pool, waitForDatabase, withQueryAbort } from "./store/db.ts";
 import { startEmbeddedPostgres } from "./store/embedded.ts";
 import type { LeaseHolder, StreamLeases } from "./store/leases.ts";
 import { migrate } from "./store/migrate.ts";
@@ -62,8 +62,12 @@ export async function openDatabase(config: Config, log: Logger, signal?: AbortSi
   const close = () =>
     (closed ??= (async () => {
       // pool.end() waits for every connection to close, which a vanished server may never confirm.
+      // Cancels of aborted queries are delivered first: a backend waiting for a lock does not notice its client left.
       const ended = pool.end().catch((err: unknown) => log.warn({ err }, "closing the pool failed"));
-      await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, POOL_END_WAIT_MS).unref())]);
+      await Promise.race([
+        Promise.all([ended, cancelsSent()]),
+        new Promise((resolve) => setTimeout(resolve, POOL_END_WAIT_MS).unref()),
+      ]);
       await stopEmbedded?.();
     })());
   try {

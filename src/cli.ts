@@ -144,7 +144,8 @@ async function withDatabase(
   const database = await openDatabase(config, log, signal);
   try {
     await applyMigrations(database, log);
-    return await work(database);
+    // Every query of the command on the pool is cancelled by SIGTERM/SIGINT (src/store/db.ts withQueryAbort).
+    return await withQueryAbort(signal, () => work(database));
   } finally {
     await database.close();
   }
@@ -259,16 +260,21 @@ async function main(argv: string[]): Promise<ExitCode> {
       return EXIT.ok;
     });
   } catch (error) {
-    if (controller.signal.aborted) {
-      log.info("stopped by signal");
-      return EXIT.ok;
-    }
-    const code = exitCodeFor(error);
-    log.error({ err: error, exitCode: code }, describeFailure(code));
-    return code;
+    return failed(error, controller.signal, log);
   } finally {
     log.flush();
   }
+}
+
+/** The exit code for an error that ended a command, logged once with what it means (0 after a signal). */
+function failed(error: unknown, signal: AbortSignal, log: Logger): ExitCode {
+  if (signal.aborted) {
+    log.info("stopped by signal");
+    return EXIT.ok;
+  }
+  const code = exitCodeFor(error);
+  log.error({ err: error, exitCode: code }, describeFailure(code));
+  return code;
 }
 
 /** `backfill`: its own budget (leaving `--reserve` slots to a daemon) and its own lock, never the tail's. */
@@ -463,9 +469,16 @@ async function offlineCommand(command: string, argv: string[]): Promise<ExitCode
   const controller = new AbortController();
   installSignals(controller, log, config.shutdownGraceMs);
   const tenant = process.env.AZURE_TENANT_ID?.trim().toLowerCase();
-  return withDatabase(config, log, controller.signal, (database) =>
-    ioCommand(command as "import" | "export", argv, database, tenant ? [tenant] : [], log, controller.signal),
-  );
+  try {
+    return await withDatabase(config, log, controller.signal, (database) =>
+      ioCommand(command as "import" | "export", argv, database, tenant ? [tenant] : [], log, controller.signal),
+    );
+  } catch (error) {
+    // E.g. PostgreSQL restarted during an export: a classified exit code (75), as for every other command.
+    return failed(error, controller.signal, log);
+  } finally {
+    log.flush();
+  }
 }
 
 /**

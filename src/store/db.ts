@@ -72,6 +72,15 @@ export function currentQuerySignal(): AbortSignal | undefined {
   return scope.getStore();
 }
 
+/** A CancelRequest's connection is given up after this. */
+export const CANCEL_TIMEOUT_MS = 5000;
+const pendingCancels = new Set<Promise<void>>();
+
+/** Resolves once every CancelRequest sent so far was delivered or given up (before the process exits). */
+export async function cancelsSent(): Promise<void> {
+  await Promise.all([...pendingCancels]);
+}
+
 interface ClientInternals {
   processID: number | null;
   secretKey: number | null;
@@ -88,6 +97,10 @@ interface ClientInternals {
 export function cancelClient(client: pg.ClientBase): void {
   const c = client as unknown as ClientInternals;
   if (c.processID !== null && c.secretKey !== null && c.host) {
+    let done: () => void = () => undefined;
+    const sent = new Promise<void>((resolve) => (done = resolve));
+    pendingCancels.add(sent);
+    void sent.then(() => pendingCancels.delete(sent));
     const cancel = Buffer.alloc(16);
     cancel.writeInt32BE(16, 0);
     cancel.writeInt32BE(80877102, 4);
@@ -97,7 +110,8 @@ export function cancelClient(client: pg.ClientBase): void {
       ? createConnection(`${c.host}/.s.PGSQL.${c.port}`)
       : createConnection(c.port, c.host);
     socket.on("error", () => undefined);
-    socket.setTimeout(5000, () => socket.destroy());
+    socket.on("close", done);
+    socket.setTimeout(CANCEL_TIMEOUT_MS, () => socket.destroy());
     socket.on("connect", () => socket.end(cancel));
   }
   c.connection.stream.destroy();

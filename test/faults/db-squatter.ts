@@ -58,12 +58,13 @@ export interface Squatter {
 
 /**
  * Connects as `readerUrl` and holds everything it is allowed to: the old per-stream advisory locks of every
- * (tenant, stream), the partition creator's advisory lock, four connections named like the old lock connections,
+ * (tenant, stream), the partition creator's advisory lock (unless `partitionLock: false`), four connections named like the old lock connections,
  * and an open transaction that has read sign_ins. Tries (and records) writes to the lease tables and table locks.
  */
 export async function startLockSquatter(
   readerUrl: string,
   targets: ReadonlyArray<{ tenantId: string; stream: string }>,
+  options: { partitionLock?: boolean } = {},
 ): Promise<Squatter> {
   const clients: pg.Client[] = [];
   const open = async (applicationName?: string) => {
@@ -96,10 +97,12 @@ export async function startLockSquatter(
       [t.tenantId, t.stream],
     );
   }
-  await attempt(
-    "advisory lock signin_ensure_partition",
-    `select pg_try_advisory_lock(hashtext('signin_ensure_partition'))`,
-  );
+  if (options.partitionLock !== false) {
+    await attempt(
+      "advisory lock signin_ensure_partition",
+      `select pg_try_advisory_lock(hashtext('signin_ensure_partition'))`,
+    );
+  }
   for (let i = 0; i < 4; i++) {
     await open("signin-ingest-locks");
   }
