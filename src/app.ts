@@ -15,7 +15,7 @@ import {
   secretFileFields,
 } from "./graph/credentials.ts";
 import { ClientCredentialsTokenProvider, ManagedIdentityTokenProvider, type TokenProvider } from "./graph/token.ts";
-import { LockedElsewhereError } from "./errors.ts";
+import { EXIT, type ExitCode, exitCodeFor, LockedElsewhereError } from "./errors.ts";
 import { type CycleResult, runCycle, type StreamSpec } from "./ingest/cycle.ts";
 import type { ReaderDeps } from "./ingest/reader.ts";
 import { STREAMS } from "./ingest/streams.ts";
@@ -317,6 +317,20 @@ export function createIngester(
       }
     },
   };
+}
+
+/**
+ * `once`: 0 when every configured target was polled and succeeded; otherwise the most telling failure (internal,
+ * then config, then temporary). A target another replica holds (not polled by this run) counts as temporary (75).
+ */
+export function onceExitCode(outcomes: readonly TargetOutcome[]): ExitCode {
+  const codes = outcomes.map((o) => (o.error ? exitCodeFor(o.error) : o.standby ? EXIT.temporary : EXIT.ok));
+  for (const code of [EXIT.internal, EXIT.config, EXIT.temporary] as const) {
+    if (codes.includes(code)) {
+      return code;
+    }
+  }
+  return EXIT.ok;
 }
 
 export function budgetFor(config: Config): GraphBudget {

@@ -10,6 +10,7 @@ import {
   createIngester,
   type Database,
   type Ingester,
+  onceExitCode,
   openDatabase,
   type TargetOutcome,
 } from "./app.ts";
@@ -523,20 +524,6 @@ function logOutcomes(
       );
     }
   }
-}
-
-/**
- * `once`: 0 when every configured target was polled and succeeded; otherwise the most telling failure (internal,
- * then config, then temporary). A target another replica holds (not polled by this run) counts as temporary (75).
- */
-export function onceExitCode(outcomes: readonly TargetOutcome[]): ExitCode {
-  const codes = outcomes.map((o) => (o.error ? exitCodeFor(o.error) : o.standby ? EXIT.temporary : EXIT.ok));
-  for (const code of [EXIT.internal, EXIT.config, EXIT.temporary] as const) {
-    if (codes.includes(code)) {
-      return code;
-    }
-  }
-  return EXIT.ok;
 }
 
 /** Creates next months' partitions and drops those past RETENTION; at most once an hour. */

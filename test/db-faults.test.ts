@@ -6,8 +6,6 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { test } from "node:test";
 
-import pg from "pg";
-
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
 import { PgProxy } from "./faults/pg-proxy.ts";
