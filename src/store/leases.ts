@@ -27,9 +27,14 @@ export const LEASE_APPLICATION_NAME = "signin-ingest-leases";
 
 const MS = `* interval '1 millisecond'`;
 
-/** The replica's row is live while it heartbeats and the session it heartbeats on exists. */
+/**
+ * The replica's row is live while it heartbeats and the session it heartbeats on exists. backend_start tells a
+ * reused pid apart; PostgreSQL hides it for another role's sessions (null), and a pid alone then keeps the lease
+ * until it expires: slower to take over, never two holders.
+ */
 const LIVE = (r: string) => `(${r}.heartbeat_at > now() - $TTL::bigint ${MS} and exists (
-  select 1 from pg_stat_activity a where a.pid = ${r}.backend_pid and a.backend_start = ${r}.backend_start))`;
+  select 1 from pg_stat_activity a where a.pid = ${r}.backend_pid
+    and (a.backend_start is null or a.backend_start = ${r}.backend_start)))`;
 
 export const HEARTBEAT = `
 with beat as (
