@@ -6,7 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { ReadinessTracker, StreamReadiness } from "./readiness.ts";
-import type { Pool } from "./store/db.ts";
+import { type Pool, withQueryAbort } from "./store/db.ts";
 
 export interface Readiness {
   tracker: ReadinessTracker;
@@ -27,12 +27,11 @@ export interface ReadyReport {
 export async function checkReady(db: Pool, readiness: Readiness): Promise<ReadyReport> {
   let database = "ok";
   try {
-    await Promise.race([
-      db.query("select 1"),
-      new Promise((_, reject) => setTimeout(() => reject(new Error("timed out after 2s")), 2000).unref()),
-    ]);
+    // Cancelled (its connection dropped) after 2 s: probes of a hung database never pile up on the pool.
+    await withQueryAbort(AbortSignal.timeout(2000), () => db.query("select 1"));
   } catch (error) {
-    database = (error as Error).message;
+    database =
+      error instanceof DOMException && error.name === "TimeoutError" ? "timed out after 2s" : (error as Error).message;
   }
   const report = readiness.tracker.report(readiness.now());
   const progress = report.streams.map((s) => s.lastProgressAt).filter((t): t is string => t !== null);

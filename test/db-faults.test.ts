@@ -333,3 +333,26 @@ test("every cycle failing: `status` lists the stream with its error, `/readyz` t
     await running.finished;
   }
 });
+
+test("a BI login holding the partition creator's lock: CYCLE_DEADLINE ends `once`, SIGTERM ends `run`", async () => {
+  const db = await fresh();
+  sim.setFaults([]);
+  const login = await createReaderLogin(process.env.TEST_DATABASE_URL ?? "", db.url);
+  const squatter = await startLockSquatter(login.url, [{ tenantId: sim.tenantId, stream: "interactiveUser" }]);
+  try {
+    // No lock_timeout: only the deadline (or the signal) can end a cycle that waits.
+    const env = daemonEnv(sim, db.url, { DB_LOCK_TIMEOUT: "0s", CYCLE_DEADLINE: "5s", SWEEPS: "off" });
+    const started = Date.now();
+    const once = await runCli(["once"], env);
+    assert.ok(once.code === 0 || once.code === 75, `exit ${once.code}\n${once.stdout.slice(-3000)}`);
+    assert.ok((Date.now() - started) / 1000 < 120, "ended, not waiting for the lock");
+    const run = startCli(["run"], env);
+    await run.waitForLog((l) => l.msg === "scheduled", 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    run.child.kill("SIGTERM");
+    assert.equal((await run.finished).code, 0);
+  } finally {
+    await squatter.close();
+    await login.drop();
+  }
+});

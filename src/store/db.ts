@@ -223,16 +223,11 @@ class CancellablePool extends pg.Pool {
   }
 }
 
-export function createPool(
-  connectionString: string,
-  log: Logger,
-  timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
-  max = 4,
-): Pool {
+export function createPool(connectionString: string, log: Logger, timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS): Pool {
   const pool = new CancellablePool({
     connectionString,
     application_name: APPLICATION_NAME,
-    max,
+    max: 4,
     idleTimeoutMillis: 30_000,
     ...connectionOptions(timeouts),
   });
