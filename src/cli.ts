@@ -559,12 +559,7 @@ async function runScheduled(
     config.pollSchedule,
     async () => {
       try {
-        await maintain().catch((error: unknown) => {
-          // Partitions are also created on the write path: the cycles still run.
-          if (!signal.aborted) {
-            log.error({ err: error }, "partition maintenance failed; retried next tick");
-          }
-        });
+        await maintain();
         const outcomes = await ingester.runAll(signal);
         logOutcomes(outcomes, signal, log);
         tracker.observe(

@@ -124,6 +124,11 @@ export async function startLockSquatter(
   await attempt("lock table stream_leases", `lock table stream_leases in access exclusive mode`);
   await attempt("lock table checkpoints", `lock table checkpoints in exclusive mode`);
   await attempt("lock rows of checkpoints", `select * from checkpoints for update`);
+  // Partition creators serialise on this table's lock (migration 0017); 42P01 where it does not exist yet.
+  await attempt(
+    "lock table signin_partition_maintenance",
+    `lock table signin_partition_maintenance in access exclusive mode`,
+  );
   await attempt("read sign_ins in an open transaction", `select count(*) from sign_ins`);
   return {
     attempts,
