@@ -15,7 +15,7 @@ import {
   secretFileFields,
 } from "./graph/credentials.ts";
 import { ClientCredentialsTokenProvider, ManagedIdentityTokenProvider, type TokenProvider } from "./graph/token.ts";
-import { LockedElsewhereError } from "./errors.ts";
+import { EXIT, type ExitCode, exitCodeFor, LockedElsewhereError } from "./errors.ts";
 import { type CycleResult, runCycle, type StreamSpec } from "./ingest/cycle.ts";
 import type { ReaderDeps } from "./ingest/reader.ts";
 import { streamSpec } from "./ingest/streams.ts";
@@ -24,9 +24,9 @@ import { earliestTailCoverage, freshlyCovered } from "./store/coverage.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
 import { registerUrlSecrets } from "./redact.ts";
-import { createPool, type Pool, waitForDatabase } from "./store/db.ts";
+import { cancelsSent, createPool, type Pool, waitForDatabase, withQueryAbort } from "./store/db.ts";
 import { startEmbeddedPostgres } from "./store/embedded.ts";
-import type { StreamLocks } from "./store/locks.ts";
+import type { LeaseHolder, StreamLeases } from "./store/leases.ts";
 import { migrate } from "./store/migrate.ts";
 import { type Clock, systemClock } from "./time.ts";
 
@@ -36,6 +36,9 @@ export interface Database {
   embedded: boolean;
   close(): Promise<void>;
 }
+
+/** How long closing the database waits for its connections to confirm they closed. */
+export const POOL_END_WAIT_MS = 5000;
 
 /** Connects to DATABASE_URL, or starts the embedded PostgreSQL under DATA_DIR; waits until it answers. */
 export async function openDatabase(config: Config, log: Logger, signal?: AbortSignal): Promise<Database> {
@@ -51,11 +54,21 @@ export async function openDatabase(config: Config, log: Logger, signal?: AbortSi
     url = embedded.url;
     stopEmbedded = embedded.stop;
   }
-  const pool = createPool(url, log);
+  const pool = createPool(url, log, {
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    lockTimeoutMs: config.dbLockTimeoutMs,
+    idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+  });
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
-      await pool.end().catch((err: unknown) => log.warn({ err }, "closing the pool failed"));
+      // pool.end() waits for every connection to close, which a vanished server may never confirm.
+      // Cancels of aborted queries are delivered first: a backend waiting for a lock does not notice its client left.
+      const ended = pool.end().catch((err: unknown) => log.warn({ err }, "closing the pool failed"));
+      await Promise.race([
+        Promise.all([ended, cancelsSent()]),
+        new Promise((resolve) => setTimeout(resolve, POOL_END_WAIT_MS).unref()),
+      ]);
       await stopEmbedded?.();
     })());
   try {
@@ -91,8 +104,9 @@ export interface TargetOutcome {
   target: Target;
   result?: CycleResult;
   error?: Error;
-  /** Another replica polls this target. */
+  /** Not polled by this replica: another replica holds its lease (`holder`), or it is free beyond our fair share. */
   standby?: boolean;
+  holder?: LeaseHolder;
 }
 
 export interface Ingester {
@@ -105,8 +119,8 @@ export interface Ingester {
   runOnce: (signal: AbortSignal) => Promise<CycleResult>;
   runTarget: (target: Target, signal: AbortSignal) => Promise<CycleResult>;
   /**
-   * One cycle of every target this replica holds (see StreamLocks.rebalance), TENANT_CONCURRENCY at a time. One
-   * target's failure never stops the others; each outcome is returned.
+   * One cycle of every target this replica holds (see StreamLeases.share), TENANT_CONCURRENCY at a time. One
+   * target's failure never stops the others; each outcome is returned, skipped targets too.
    */
   runAll: (signal: AbortSignal) => Promise<TargetOutcome[]>;
   close(): Promise<void>;
@@ -126,7 +140,7 @@ export function createIngester(
     clock?: Clock;
     dispatcher?: Dispatcher;
     metrics?: Metrics;
-    locks?: StreamLocks;
+    leases?: StreamLeases;
     budget?: GraphBudget;
     /** `run`: sweeps run beside the schedule; `once` (default): after the tail, before returning. */
     sweepsInBackground?: boolean;
@@ -244,6 +258,7 @@ export function createIngester(
     }
   };
   const runTarget = async (target: Target, signal: AbortSignal) => {
+    const lease = options.leases?.signal(target.tenant.tenantId, target.stream.name);
     const result = await runCycle({
       db,
       graph: clientFor(target.tenant.tenantId).graph,
@@ -253,10 +268,13 @@ export function createIngester(
       tenantId: target.tenant.tenantId,
       stream: target.stream,
       signal,
+      ...(lease ? { lease } : {}),
       maxPagesPerWindow: config.maxPagesPerWindow,
       ...(metrics ? { metrics } : {}),
     });
-    await sweep(target, result.checkpoint, signal);
+    // The sweep's queries stop with the tick or the lease, like the cycle's.
+    const sweepSignal = lease ? AbortSignal.any([signal, lease]) : signal;
+    await withQueryAbort(sweepSignal, () => sweep(target, result.checkpoint, sweepSignal));
     return result;
   };
   return {
@@ -270,18 +288,21 @@ export function createIngester(
       if (!target) {
         throw new Error("no tenant is configured");
       }
-      if (options.locks && !(await options.locks.tryAcquire(target.tenant.tenantId, target.stream.name))) {
+      if (options.leases && !(await options.leases.tryAcquire(target.tenant.tenantId, target.stream.name))) {
         throw new LockedElsewhereError(
-          `another replica holds the lock of ${target.tenant.tenantId}/${target.stream.name}`,
+          `another replica holds the lease of ${target.tenant.tenantId}/${target.stream.name}`,
         );
       }
       return runTarget(target, signal);
     },
     runAll: async (signal) => {
-      const mine = options.locks ? await options.locks.rebalance(targets) : targets;
-      const outcomes: TargetOutcome[] = targets
-        .filter((t) => !mine.includes(t))
-        .map((target) => ({ target, standby: true }));
+      const shared = options.leases ? await options.leases.share(targets) : { mine: targets, skipped: [] };
+      const mine = shared.mine;
+      const outcomes: TargetOutcome[] = shared.skipped.map(({ target, holder }) => ({
+        target,
+        standby: true,
+        ...(holder ? { holder } : {}),
+      }));
       let next = 0;
       const worker = async () => {
         while (next < mine.length && !signal.aborted) {
@@ -303,6 +324,20 @@ export function createIngester(
       }
     },
   };
+}
+
+/**
+ * `once`: 0 when every configured target was polled and succeeded; otherwise the most telling failure (internal,
+ * then config, then temporary). A target another replica holds (not polled by this run) counts as temporary (75).
+ */
+export function onceExitCode(outcomes: readonly TargetOutcome[]): ExitCode {
+  const codes = outcomes.map((o) => (o.error ? exitCodeFor(o.error) : o.standby ? EXIT.temporary : EXIT.ok));
+  for (const code of [EXIT.internal, EXIT.config, EXIT.temporary] as const) {
+    if (codes.includes(code)) {
+      return code;
+    }
+  }
+  return EXIT.ok;
 }
 
 export function budgetFor(config: Config): GraphBudget {

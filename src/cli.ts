@@ -10,6 +10,7 @@ import {
   createIngester,
   type Database,
   type Ingester,
+  onceExitCode,
   openDatabase,
   type TargetOutcome,
 } from "./app.ts";
@@ -26,11 +27,12 @@ import { redact } from "./redact.ts";
 import { startOpsServer } from "./ops-server.ts";
 import { formatChecks, runChecks } from "./check.ts";
 import { EXPORT_HELP, exportCommand, IMPORT_HELP, importCommand } from "./io/commands.ts";
-import { withTransaction } from "./store/db.ts";
+import { withQueryAbort, withTransaction } from "./store/db.ts";
 import { dropExpiredPartitions, ensureUpcomingPartitions } from "./store/partitions.ts";
 import { formatStatus, readStatus } from "./status.ts";
 import { readCheckpoints } from "./store/checkpoints.ts";
-import { StreamLocks } from "./store/locks.ts";
+import { type ReplicaKind, StreamLeases } from "./store/leases.ts";
+import { ReadinessTracker } from "./readiness.ts";
 import { parseDuration, systemClock } from "./time.ts";
 
 const USAGE = `signin-ingest: keeps a PostgreSQL copy of a Microsoft Entra ID tenant's sign-in logs.
@@ -110,14 +112,22 @@ function write(text: string): void {
   process.stdout.write(text.endsWith("\n") ? text : text + "\n");
 }
 
-/** Aborts `controller` on the first SIGTERM/SIGINT; a second signal exits immediately. */
-function installSignals(controller: AbortController, log: Logger): void {
+/**
+ * Aborts `controller` on the first SIGTERM/SIGINT; a second signal exits immediately. Whatever still runs
+ * SHUTDOWN_GRACE after the first signal (a database that stopped answering) is abandoned: exit 75.
+ */
+function installSignals(controller: AbortController, log: Logger, graceMs: number): void {
   let count = 0;
   const handler = (signal: NodeJS.Signals) => {
     count++;
     if (count === 1) {
       log.info({ signal }, "shutting down");
       controller.abort(new Error(`received ${signal}`));
+      setTimeout(() => {
+        log.error({ graceMs }, "shutdown took longer than SHUTDOWN_GRACE; exiting without waiting");
+        log.flush();
+        process.exit(EXIT.temporary);
+      }, graceMs).unref();
     } else {
       log.warn({ signal }, "second signal: exiting without waiting");
       process.exit(130);
@@ -136,7 +146,8 @@ async function withDatabase(
   const database = await openDatabase(config, log, signal);
   try {
     await applyMigrations(database, log);
-    return await work(database);
+    // Every query of the command on the pool is cancelled by SIGTERM/SIGINT (src/store/db.ts withQueryAbort).
+    return await withQueryAbort(signal, () => work(database));
   } finally {
     await database.close();
   }
@@ -190,14 +201,14 @@ async function main(argv: string[]): Promise<ExitCode> {
   // Commands whose output is data (a checklist, a status table, an export) keep stdout for it; logs go to stderr.
   const log = createLogger(config.logLevel, RESULT_COMMANDS.has(command) ? 2 : 1);
   const controller = new AbortController();
-  installSignals(controller, log);
+  installSignals(controller, log, config.shutdownGraceMs);
   try {
     return await withDatabase(config, log, controller.signal, async (database) => {
       if (command === "migrate") {
         return EXIT.ok;
       }
       if (command === "status") {
-        const rows = await readStatus(database.pool, new Date(), config.retentionMs);
+        const rows = await readStatus(database.pool, new Date(), config.retentionMs, configuredStreams());
         write(values.json ? JSON.stringify(rows, null, 2) : formatStatus(rows));
         return EXIT.ok;
       }
@@ -230,11 +241,11 @@ async function main(argv: string[]): Promise<ExitCode> {
         }
       }
       if (command === "once") {
-        const locks = new StreamLocks(database.url, log);
-        const ingester = createIngester(config, database.pool, log, { locks });
+        const leases = leasesFor(config, database, log, "once");
+        const ingester = createIngester(config, database.pool, log, { leases });
         try {
           const outcomes = await ingester.runAll(controller.signal);
-          logOutcomes(outcomes, controller.signal, log);
+          logOutcomes(outcomes, controller.signal, log, "warn");
           if (controller.signal.aborted) {
             // Stopped by SIGTERM/SIGINT: the aborted cycle rolled back and is not a failure (exit 0, as for `run`;
             // it used to be classified as an internal error, 70 — found by the fault campaign).
@@ -244,23 +255,28 @@ async function main(argv: string[]): Promise<ExitCode> {
           return onceExitCode(outcomes);
         } finally {
           await ingester.close();
-          await locks.close();
+          await leases.close();
         }
       }
       await runDaemon(config, database, controller.signal, log);
       return EXIT.ok;
     });
   } catch (error) {
-    if (controller.signal.aborted) {
-      log.info("stopped by signal");
-      return EXIT.ok;
-    }
-    const code = exitCodeFor(error);
-    log.error({ err: error, exitCode: code }, describeFailure(code));
-    return code;
+    return failed(error, controller.signal, log);
   } finally {
     log.flush();
   }
+}
+
+/** The exit code for an error that ended a command, logged once with what it means (0 after a signal). */
+function failed(error: unknown, signal: AbortSignal, log: Logger): ExitCode {
+  if (signal.aborted) {
+    log.info("stopped by signal");
+    return EXIT.ok;
+  }
+  const code = exitCodeFor(error);
+  log.error({ err: error, exitCode: code }, describeFailure(code));
+  return code;
 }
 
 /** `backfill`: its own budget (leaving `--reserve` slots to a daemon) and its own lock, never the tail's. */
@@ -327,7 +343,7 @@ async function backfillCommand(
     );
     from.setTime(horizon);
   }
-  const locks = new StreamLocks(database.url, log);
+  const leases = leasesFor(config, database, log, "backfill");
   const budget = new GraphBudget({
     perTenant: config.budgetPerTenant,
     perApp: config.budgetPerApp,
@@ -336,29 +352,34 @@ async function backfillCommand(
   });
   const ingester = createIngester(config, database.pool, log, { budget });
   try {
-    if (!(await locks.tryAcquire(tenant.tenantId, `${stream.name}/backfill`))) {
+    if (!(await leases.tryAcquire(tenant.tenantId, `${stream.name}/backfill`))) {
       throw new LockedElsewhereError("another backfill of this tenant and stream is running");
     }
     const display = createProgressDisplay({ log, terminal: process.stderr.isTTY ? process.stderr : undefined });
     const deps = { db: database.pool, graph: ingester.graphFor(tenant.tenantId), clock: systemClock, budget };
-    const result = await runBackfill(
-      { ...deps, tenantId: tenant.tenantId, graphEndpoint: tenant.graphEndpoint, pageSize: config.pageSize },
-      stream,
-      from,
-      to,
-      {
-        log,
-        signal,
-        concurrency: Math.floor(concurrency),
-        sliceMs,
-        onProgress: (p) => (p.finished ? display.finish(p) : display.update(p)),
-      },
+    // Stops (its queries too) on a signal, or when the backfill's lease is lost.
+    const lease = leases.signal(tenant.tenantId, `${stream.name}/backfill`);
+    const stop = lease ? AbortSignal.any([signal, lease]) : signal;
+    const result = await withQueryAbort(stop, () =>
+      runBackfill(
+        { ...deps, tenantId: tenant.tenantId, graphEndpoint: tenant.graphEndpoint, pageSize: config.pageSize },
+        stream,
+        from,
+        to,
+        {
+          log,
+          signal: stop,
+          concurrency: Math.floor(concurrency),
+          sliceMs,
+          onProgress: (p) => (p.finished ? display.finish(p) : display.update(p)),
+        },
+      ),
     );
     log.info(result, "backfill complete");
     return EXIT.ok;
   } finally {
     await ingester.close();
-    await locks.close();
+    await leases.close();
   }
 }
 
@@ -380,6 +401,10 @@ async function runDaemon(config: Config, database: Database, signal: AbortSignal
   for (const row of await readCheckpoints(database.pool)) {
     metrics.checkpoint(row.tenantId, row.stream, row.position);
   }
+  const tracker = new ReadinessTracker(
+    config.tenants.flatMap((t) => t.streams.map((stream) => ({ tenantId: t.tenantId, stream }))),
+    { maxAgeMs: config.readyCycleMultiple * scheduleIntervalMs(config.pollSchedule), startedAt: new Date() },
+  );
   const ops =
     config.metricsPort === 0
       ? undefined
@@ -388,21 +413,36 @@ async function runDaemon(config: Config, database: Database, signal: AbortSignal
           port: config.metricsPort,
           db: database.pool,
           metrics,
-          readiness: {
-            maxAgeMs: config.readyCycleMultiple * scheduleIntervalMs(config.pollSchedule),
-            startedAt: new Date(),
-            now: () => new Date(),
-          },
+          readiness: { tracker, now: () => new Date() },
           log,
         });
-  const locks = new StreamLocks(database.url, log);
-  const ingester = createIngester(config, database.pool, log, { metrics, locks, sweepsInBackground: true });
+  const leases = leasesFor(config, database, log, "run");
+  const ingester = createIngester(config, database.pool, log, { metrics, leases, sweepsInBackground: true });
   try {
-    await runScheduled(config, ingester, signal, log, partitionMaintenance(config, database, log));
+    await runScheduled(config, ingester, signal, log, partitionMaintenance(config, database, log), tracker);
   } finally {
     await ops?.close();
     await ingester.close();
-    await locks.close();
+    await leases.close();
+  }
+}
+
+function leasesFor(config: Config, database: Database, log: Logger, kind: ReplicaKind): StreamLeases {
+  return new StreamLeases(database.url, log, {
+    kind,
+    ttlMs: config.leaseTtlMs,
+    heartbeatMs: config.leaseHeartbeatMs,
+  });
+}
+
+/** The configured (tenant, stream) pairs, for `status`; none when the tenants cannot be read without credentials. */
+function configuredStreams(): Array<{ tenantId: string; stream: string }> {
+  try {
+    return loadConfig(process.env).tenants.flatMap((t) =>
+      t.streams.map((stream) => ({ tenantId: t.tenantId, stream })),
+    );
+  } catch {
+    return [];
   }
 }
 
@@ -432,18 +472,45 @@ async function offlineCommand(command: string, argv: string[]): Promise<ExitCode
   }
   const log = createLogger(config.logLevel, 2);
   const controller = new AbortController();
-  installSignals(controller, log);
+  installSignals(controller, log, config.shutdownGraceMs);
   const tenant = process.env.AZURE_TENANT_ID?.trim().toLowerCase();
-  return withDatabase(config, log, controller.signal, (database) =>
-    ioCommand(command as "import" | "export", argv, database, tenant ? [tenant] : [], log, controller.signal),
-  );
+  try {
+    return await withDatabase(config, log, controller.signal, (database) =>
+      ioCommand(command as "import" | "export", argv, database, tenant ? [tenant] : [], log, controller.signal),
+    );
+  } catch (error) {
+    // E.g. PostgreSQL restarted during an export: a classified exit code (75), as for every other command.
+    return failed(error, controller.signal, log);
+  } finally {
+    log.flush();
+  }
 }
 
-/** Logs what went wrong per (tenant, stream): one failing tenant is reported, never stops the others. */
-function logOutcomes(outcomes: readonly TargetOutcome[], signal: AbortSignal, log: Logger): void {
+/**
+ * Logs what went wrong per (tenant, stream): one failing tenant is reported, never stops the others. A stream this
+ * process did not poll is logged with who holds it (`once`: warn, as it makes the exit code 75; `run`: debug, as a
+ * standby's normal state, and once at info when every stream is elsewhere).
+ */
+function logOutcomes(
+  outcomes: readonly TargetOutcome[],
+  signal: AbortSignal,
+  log: Logger,
+  skippedLevel: "warn" | "debug" = "debug",
+): void {
   const standby = outcomes.filter((o) => o.standby);
   if (standby.length > 0 && standby.length === outcomes.length) {
-    log.info({ targets: standby.length }, "another replica holds every lock; standing by");
+    log.info({ targets: standby.length }, "another replica holds every lease; standing by");
+  }
+  for (const outcome of standby) {
+    const h = outcome.holder;
+    log[skippedLevel](
+      {
+        tenant_id: outcome.target.tenant.tenantId,
+        stream: outcome.target.stream.name,
+        ...(h ? { holder: h.holder, holder_host: h.host, holder_pid: h.pid, lease_expires: h.expiresAt } : {}),
+      },
+      h ? "stream skipped: another replica holds its lease" : "stream skipped: beyond this replica's fair share",
+    );
   }
   for (const outcome of outcomes) {
     if (outcome.error && !signal.aborted) {
@@ -456,25 +523,11 @@ function logOutcomes(outcomes: readonly TargetOutcome[], signal: AbortSignal, lo
           stream: outcome.target.stream.name,
         },
         outcome.error instanceof LockedElsewhereError
-          ? "another replica holds the lock; standing by"
+          ? "another replica holds the lease; standing by"
           : "cycle failed; the next tick resumes from the checkpoint",
       );
     }
   }
-}
-
-/** `once`: 0 when every target succeeded; otherwise the most telling failure (internal, then config, then temporary). */
-export function onceExitCode(outcomes: readonly TargetOutcome[]): ExitCode {
-  const codes = outcomes.filter((o) => o.error).map((o) => exitCodeFor(o.error));
-  if (outcomes.length > 0 && outcomes.every((o) => o.standby)) {
-    return EXIT.temporary;
-  }
-  for (const code of [EXIT.internal, EXIT.config, EXIT.temporary] as const) {
-    if (codes.includes(code)) {
-      return code;
-    }
-  }
-  return EXIT.ok;
 }
 
 /**
@@ -512,13 +565,26 @@ async function runScheduled(
   signal: AbortSignal,
   log: Logger,
   maintain: () => Promise<void>,
+  tracker: ReadinessTracker,
 ): Promise<void> {
   const schedule = startSchedule(
     config.pollSchedule,
     async () => {
       try {
         await maintain();
-        logOutcomes(await ingester.runAll(signal), signal, log);
+        const outcomes = await ingester.runAll(signal);
+        logOutcomes(outcomes, signal, log);
+        tracker.observe(
+          outcomes.map((o) => ({
+            tenantId: o.target.tenant.tenantId,
+            stream: o.target.stream.name,
+            ...(o.result ? { windows: o.result.windows.length } : {}),
+            ...(o.error ? { error: o.error } : {}),
+            ...(o.standby ? { standby: true } : {}),
+            ...(o.holder ? { holder: o.holder.holder } : {}),
+          })),
+          new Date(),
+        );
       } catch (error) {
         if (!signal.aborted) {
           log.error({ err: error }, "tick failed (database unavailable?); the next tick retries");

@@ -46,6 +46,12 @@ export interface Config {
   dataDir: string;
   embeddedPgPort: number;
   databaseWaitMs: number;
+  dbStatementTimeoutMs: number;
+  dbLockTimeoutMs: number;
+  dbIdleInTransactionTimeoutMs: number;
+  leaseTtlMs: number;
+  leaseHeartbeatMs: number;
+  shutdownGraceMs: number;
   /** TENANTS_FILE, when the tenants come from a file. */
   tenantsFile: string | undefined;
   /** Every tenant to poll, with its credential and streams (one, from the environment, without TENANTS_FILE). */
@@ -227,6 +233,54 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     default: "60s",
     description: "How long to wait for PostgreSQL at start before giving up with exit code 75.",
     parse: duration(0, 3_600_000),
+  },
+  {
+    env: "DB_STATEMENT_TIMEOUT",
+    key: "dbStatementTimeoutMs",
+    default: "2m",
+    description:
+      "PostgreSQL `statement_timeout` of the daemon's sessions (`0s`: the server's); the client itself gives up on a statement 30 s after this (a blackholed server answers nothing).",
+    parse: duration(0, 86_400_000),
+  },
+  {
+    env: "DB_LOCK_TIMEOUT",
+    key: "dbLockTimeoutMs",
+    default: "30s",
+    description:
+      "PostgreSQL `lock_timeout`: a statement waiting this long for a lock another session holds fails (the cycle fails with exit 75 and is retried next tick). `0s`: the server's.",
+    parse: duration(0, 86_400_000),
+  },
+  {
+    env: "DB_IDLE_IN_TRANSACTION_TIMEOUT",
+    key: "dbIdleInTransactionTimeoutMs",
+    default: "1m",
+    description:
+      "PostgreSQL `idle_in_transaction_session_timeout`: the server ends a session of the daemon left idle inside a transaction this long (not for `export`). `0s`: the server's.",
+    parse: duration(0, 86_400_000),
+  },
+  {
+    env: "LEASE_TTL",
+    key: "leaseTtlMs",
+    default: "30s",
+    description:
+      "How long a replica's lease on a (tenant, stream) lasts without a heartbeat: a standby takes a dead holder's streams after this. A replica that cannot renew its leases aborts their cycles before it passes.",
+    parse: duration(2000, 3_600_000),
+  },
+  {
+    env: "LEASE_HEARTBEAT",
+    key: "leaseHeartbeatMs",
+    default: "5s",
+    description:
+      "How often a replica renews its leases (at most a third of `LEASE_TTL`); a heartbeat not answered within this is a database that stopped answering.",
+    parse: duration(200, 1_200_000),
+  },
+  {
+    env: "SHUTDOWN_GRACE",
+    key: "shutdownGraceMs",
+    default: "30s",
+    description:
+      "After SIGTERM/SIGINT the process exits within this: 0 when it stopped cleanly, 75 when something (a hung database) was still in the way.",
+    parse: duration(1000, 3_600_000),
   },
   {
     env: "TENANTS_FILE",
@@ -746,6 +800,9 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   config.tenants = tenants;
   if (problems.length === 0 && config.overlapMs >= config.maxWindowMs) {
     problems.push("OVERLAP must be shorter than MAX_WINDOW, or a long gap could never advance");
+  }
+  if (problems.length === 0 && config.leaseHeartbeatMs * 3 > config.leaseTtlMs) {
+    problems.push("LEASE_HEARTBEAT must be at most a third of LEASE_TTL, so a lease survives a missed heartbeat");
   }
   if (problems.length > 0) {
     throw new ConfigError(problems);

@@ -84,15 +84,22 @@ export function coerceError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value));
 }
 
-// SQLSTATE classes that mean "the database is (temporarily) not able to take our work".
-const TEMPORARY_SQLSTATE_PREFIXES = ["08", "53", "57P", "40001", "40P01", "25006"];
+// SQLSTATE classes that mean "the database is (temporarily) not able to take our work": connection loss, resources,
+// shutdown, serialization and deadlock, read-only, and the session timeouts of src/store/db.ts (lock_timeout 55P03,
+// statement_timeout or a cancel 57014, idle_in_transaction_session_timeout 25P03).
+const TEMPORARY_SQLSTATE_PREFIXES = ["08", "53", "57P", "40001", "40P01", "25006", "55P03", "57014", "25P03"];
 const TEMPORARY_NODE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"]);
 
 /** True for PostgreSQL errors worth retrying on a later cycle (connection loss, disk full, read-only, shutdown). */
 export function isTemporaryDatabaseError(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
   if (typeof code !== "string") {
-    return error instanceof Error && /Connection terminated|connection timeout/i.test(error.message);
+    return (
+      error instanceof Error &&
+      /Connection terminated|connection timeout|Query read timeout|timeout exceeded when trying to connect/i.test(
+        error.message,
+      )
+    );
   }
   // A row for a month without a partition (retention dropped it meanwhile): the next attempt creates the month
   // before writing (src/store/partitions.ts).

@@ -1,16 +1,15 @@
-// The operations listener: /healthz (the process answers), /readyz (database reachable and a recent successful
-// cycle), /metrics (Prometheus text format).
+// The operations listener: /healthz (the process answers), /readyz (database reachable and every configured
+// stream either progressing here or polled by another live replica: see readiness.ts), /metrics (Prometheus).
 
 import { createServer, type Server } from "node:http";
 
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import type { Pool } from "./store/db.ts";
+import type { ReadinessTracker, StreamReadiness } from "./readiness.ts";
+import { type Pool, withQueryAbort } from "./store/db.ts";
 
 export interface Readiness {
-  /** A cycle must have succeeded within this long (also counted from start, so a new process gets a grace). */
-  maxAgeMs: number;
-  startedAt: Date;
+  tracker: ReadinessTracker;
   now: () => Date;
 }
 
@@ -18,28 +17,30 @@ export interface ReadyReport {
   ready: boolean;
   /** "ok", or why the database did not answer. */
   database: string;
+  /** The latest cycle of any stream that moved a window. */
   lastSuccess: string | null;
   maxAgeSeconds: number;
+  /** Per configured (tenant, stream): ok, standby, starting (grace) or stalled, with the last outcome and error. */
+  streams: StreamReadiness[];
 }
 
-export async function checkReady(db: Pool, metrics: Metrics, readiness: Readiness): Promise<ReadyReport> {
+export async function checkReady(db: Pool, readiness: Readiness): Promise<ReadyReport> {
   let database = "ok";
   try {
-    await Promise.race([
-      db.query("select 1"),
-      new Promise((_, reject) => setTimeout(() => reject(new Error("timed out after 2s")), 2000).unref()),
-    ]);
+    // Cancelled (its connection dropped) after 2 s: probes of a hung database never pile up on the pool.
+    await withQueryAbort(AbortSignal.timeout(2000), () => db.query("select 1"));
   } catch (error) {
-    database = (error as Error).message;
+    database =
+      error instanceof DOMException && error.name === "TimeoutError" ? "timed out after 2s" : (error as Error).message;
   }
-  const last = metrics.lastSuccessAt();
-  const reference = last ?? readiness.startedAt;
-  const fresh = readiness.now().getTime() - reference.getTime() <= readiness.maxAgeMs;
+  const report = readiness.tracker.report(readiness.now());
+  const progress = report.streams.map((s) => s.lastProgressAt).filter((t): t is string => t !== null);
   return {
-    ready: database === "ok" && fresh,
+    ready: database === "ok" && report.ready,
     database,
-    lastSuccess: last?.toISOString() ?? null,
-    maxAgeSeconds: readiness.maxAgeMs / 1000,
+    lastSuccess: progress.sort().at(-1) ?? null,
+    maxAgeSeconds: readiness.tracker.maxAgeMs / 1000,
+    streams: report.streams,
   };
 }
 
@@ -70,7 +71,7 @@ export async function startOpsServer(options: {
     if (path === "/healthz") {
       reply(200, "text/plain", "ok\n");
     } else if (path === "/readyz") {
-      checkReady(db, metrics, readiness).then(
+      checkReady(db, readiness).then(
         (report) => reply(report.ready ? 200 : 503, "application/json", JSON.stringify(report) + "\n"),
         (error: unknown) => reply(503, "text/plain", `${(error as Error).message}\n`),
       );

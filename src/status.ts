@@ -4,10 +4,18 @@
 import type { Pool } from "./store/db.ts";
 import { formatDuration } from "./time.ts";
 
+// Every configured (tenant, stream) ($1, $2: parallel arrays), and every one the database knows, even before its
+// first success.
 export const STATUS_QUERY = `
 with streams as (
-  select tenant_id, stream from checkpoints
+  select tenant_id, stream from unnest($1::text[], $2::text[]) as configured (tenant_id, stream)
+  union select tenant_id, stream from checkpoints
   union select tenant_id, stream from cycles
+  union select tenant_id, stream from stream_leases where stream not like '%/%'
+),
+lease as (
+  select l.tenant_id, l.stream, l.holder, l.expires_at, l.expires_at > now() as live, r.kind, r.host, r.pid
+  from stream_leases l left join replicas r on r.id = l.holder
 ),
 last_cycle as (
   select distinct on (tenant_id, stream) tenant_id, stream, finished_at, outcome, error, inserted, updated, pages
@@ -25,7 +33,9 @@ rejected as (
 select s.tenant_id, s.stream, c.position as checkpoint, lc.finished_at as last_cycle_at, lc.outcome as last_outcome,
        lc.error as last_error, ls.at as last_success_at, coalesce(st.events, 0)::bigint as events,
        st.newest as newest_event, coalesce(r.rejected, 0)::bigint as rejected,
-       tc.ok as check_ok, tc.checked_at
+       tc.ok as check_ok, tc.checked_at,
+       le.holder as lease_holder, le.expires_at as lease_expires_at, le.live as lease_live, le.kind as lease_kind,
+       le.host as lease_host, le.pid as lease_pid
 from streams s
 left join checkpoints c using (tenant_id, stream)
 left join last_cycle lc using (tenant_id, stream)
@@ -33,6 +43,7 @@ left join last_success ls using (tenant_id, stream)
 left join stored st using (tenant_id, stream)
 left join rejected r using (tenant_id, stream)
 left join tenant_checks tc using (tenant_id)
+left join lease le using (tenant_id, stream)
 order by 1, 2`;
 
 // Arrival lag: how long after createdDateTime each event was first stored, for events created after the stream's
@@ -81,6 +92,7 @@ export interface StreamStatus {
   /** Data with createdDateTime up to here is complete (everything Graph showed was stored). */
   completeUpTo: string | null;
   lastCycleAt: string | null;
+  /** success or failure of the last cycle; null when no cycle of it ever ended (see `configured`, `lease`). */
   lastOutcome: string | null;
   lastError: string | null;
   lastSuccessAt: string | null;
@@ -95,6 +107,19 @@ export interface StreamStatus {
   lastCheck: { ok: boolean; at: string } | null;
   /** Per sweep tier: how often it read and how many late events it rescued. */
   sweeps: SweepStatus[];
+  /** In this process's configuration (TENANTS_FILE / AZURE_TENANT_ID and STREAMS), when that could be read. */
+  configured: boolean;
+  /** The replica that polls it (lease in stream_leases); `live` false when it expired without a successor. */
+  lease: LeaseStatus | null;
+}
+
+export interface LeaseStatus {
+  holder: string;
+  kind: string | null;
+  host: string | null;
+  pid: number | null;
+  expiresAt: string;
+  live: boolean;
 }
 
 interface StatusRow {
@@ -109,10 +134,24 @@ interface StatusRow {
   rejected: string;
   check_ok: boolean | null;
   checked_at: Date | null;
+  lease_holder: string | null;
+  lease_expires_at: Date | null;
+  lease_live: boolean | null;
+  lease_kind: string | null;
+  lease_host: string | null;
+  lease_pid: number | null;
 }
 
-export async function readStatus(db: Pool, now: Date, retentionMs: number): Promise<StreamStatus[]> {
-  const result = await db.query<StatusRow>(STATUS_QUERY);
+export async function readStatus(
+  db: Pool,
+  now: Date,
+  retentionMs: number,
+  configured: ReadonlyArray<{ tenantId: string; stream: string }> = [],
+): Promise<StreamStatus[]> {
+  const result = await db.query<StatusRow>(STATUS_QUERY, [
+    configured.map((c) => c.tenantId),
+    configured.map((c) => c.stream),
+  ]);
   const lags = await db.query<{
     tenant_id: string;
     stream: string;
@@ -161,6 +200,18 @@ export async function readStatus(db: Pool, now: Date, retentionMs: number): Prom
       sweeps: sweeps.rows
         .filter((s) => s.tenant_id === row.tenant_id && s.stream === row.stream)
         .map((s) => ({ tier: s.tier, runs: s.runs, rescued: s.rescued, lastRun: s.last_run.toISOString() })),
+      configured: configured.some((c) => c.tenantId === row.tenant_id && c.stream === row.stream),
+      lease:
+        row.lease_holder === null || row.lease_expires_at === null
+          ? null
+          : {
+              holder: row.lease_holder,
+              kind: row.lease_kind,
+              host: row.lease_host,
+              pid: row.lease_pid,
+              expiresAt: row.lease_expires_at.toISOString(),
+              live: row.lease_live === true,
+            },
     };
   });
 }
@@ -182,6 +233,7 @@ export function formatStatus(rows: readonly StreamStatus[]): string {
     "retention",
     "arrival p50/p95/p99",
     "rescued by sweeps",
+    "polled by",
   ];
   const lines = rows.map((r) => [
     r.tenantId,
@@ -189,7 +241,9 @@ export function formatStatus(rows: readonly StreamStatus[]): string {
     r.completeUpTo ?? "-",
     r.lagSeconds === null ? "-" : formatDuration(r.lagSeconds * 1000),
     r.lastCycleAt ?? "-",
-    r.lastOutcome === "failure" ? `failure: ${(r.lastError ?? "").slice(0, 60)}` : (r.lastOutcome ?? "-"),
+    r.lastOutcome === "failure"
+      ? `failure: ${(r.lastError ?? "").slice(0, 60)}`
+      : (r.lastOutcome ?? (r.lease?.live ? "running first cycle" : "never polled")),
     String(r.events),
     String(r.rejected),
     r.retentionRisk,
@@ -199,6 +253,9 @@ export function formatStatus(rows: readonly StreamStatus[]): string {
           .map((s) => formatDuration((s ?? 0) * 1000))
           .join("/"),
     String(r.sweeps.reduce((sum, s) => sum + s.rescued, 0)),
+    r.lease === null
+      ? "-"
+      : `${r.lease.kind ?? "?"} ${r.lease.host ?? "?"}:${r.lease.pid ?? "?"}${r.lease.live ? "" : " (lease expired)"}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
   const fmt = (cells: string[]) =>

@@ -222,10 +222,11 @@ test("`run` serves /healthz, /readyz and Prometheus /metrics; `status` reports e
   assert.match(table.stdout, /complete up to/);
 });
 
-test("two replicas: only the lock holder polls; the standby takes over when the holder is killed", async () => {
+test("two replicas: only the lease holder polls; the standby takes over when the holder is killed", async () => {
   const db = await fresh();
   sim.setFaults([]);
-  const env = daemonEnv(sim, db.url, { POLL_SCHEDULE: "* * * * * *" });
+  // A SIGKILLed holder's lease expires after LEASE_TTL: short here, so the takeover is quick.
+  const env = daemonEnv(sim, db.url, { POLL_SCHEDULE: "* * * * * *", LEASE_TTL: "6s", LEASE_HEARTBEAT: "1s" });
   const a = startCli(["run"], env);
   await a.waitForLog((l) => l.msg === "cycle complete");
   const b = startCli(["run"], env);
@@ -233,8 +234,8 @@ test("two replicas: only the lock holder polls; the standby takes over when the 
   const before = (await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"))!;
   a.child.kill("SIGKILL");
   await a.finished;
-  await b.waitForLog((l) => l.msg === "lock acquired: this replica polls the stream", 15_000);
-  await b.waitForLog((l) => l.msg === "cycle complete", 15_000);
+  await b.waitForLog((l) => l.msg === "lease acquired: this replica polls the stream", 60_000);
+  await b.waitForLog((l) => l.msg === "cycle complete", 30_000);
   const after = (await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"))!;
   assert.ok(after.getTime() >= before.getTime(), "the checkpoint never moved backwards");
   b.child.kill("SIGTERM");
@@ -245,9 +246,9 @@ test("two replicas: only the lock holder polls; the standby takes over when the 
       (l) =>
         l.msg === "cycle complete" &&
         Date.parse(String(l.time)) <
-          Date.parse(String(b0.find((x) => x.msg === "lock acquired: this replica polls the stream")?.time)),
+          Date.parse(String(b0.find((x) => x.msg === "lease acquired: this replica polls the stream")?.time)),
     ),
-    "the standby did not poll before taking the lock",
+    "the standby did not poll before taking the lease",
   );
 });
 
@@ -306,7 +307,7 @@ test("`run` keeps partitions ahead of time and drops whole months past RETENTION
   assert.ok(parts.includes(nextName), `next month's partition ${nextName} exists ahead of time`);
 });
 
-test("replicas share the (tenant, stream) pairs fairly through advisory locks", async () => {
+test("replicas share the (tenant, stream) pairs fairly through leases", async () => {
   const db = await fresh();
   sim.setFaults([]);
   const env = daemonEnv(sim, db.url, {
@@ -320,9 +321,9 @@ test("replicas share the (tenant, stream) pairs fairly through advisory locks", 
   const locksPerReplica = async () =>
     (
       await db.pool.query(
-        `select a.pid, count(l.*)::int as locks from pg_stat_activity a
-         left join pg_locks l on l.pid = a.pid and l.locktype = 'advisory'
-         where a.application_name = 'signin-ingest-locks' and a.datname = current_database() group by a.pid`,
+        `select r.id, count(l.*)::int as locks from replicas r
+         left join stream_leases l on l.holder = r.id and l.expires_at > now()
+         where r.kind = 'run' group by r.id`,
       )
     ).rows.map((r) => r.locks as number);
   let shares: number[] = [];

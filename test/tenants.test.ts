@@ -14,7 +14,7 @@ import { loadConfig } from "../src/config.ts";
 import { CredentialError } from "../src/errors.ts";
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
-import { StreamLocks } from "../src/store/locks.ts";
+import { StreamLeases } from "../src/store/leases.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 
 const T1 = "aaaaaaaa-0000-4000-8000-000000000001";
@@ -101,11 +101,15 @@ test("many tenants: each (tenant, stream) has its own checkpoint; one failing te
     { tenantId: T2, clientId: APP, clientSecretFile: secretFile },
     { tenantId: T3, clientId: APP, clientSecret: "revoked-secret" },
   ]);
-  const locks = new StreamLocks(db.url, log);
-  const ingester = createIngester(config, db.pool, log, { locks });
+  const leases = new StreamLeases(db.url, log, {
+    kind: "run",
+    ttlMs: config.leaseTtlMs,
+    heartbeatMs: config.leaseHeartbeatMs,
+  });
+  const ingester = createIngester(config, db.pool, log, { leases });
   const outcomes = await ingester.runAll(new AbortController().signal);
   await ingester.close();
-  await locks.close();
+  await leases.close();
   const byKey = new Map(outcomes.map((o) => [`${o.target.tenant.tenantId}/${o.target.stream.name}`, o]));
   assert.equal(outcomes.length, 4);
   assert.ok(byKey.get(`${T1}/interactiveUser`)?.result);

@@ -39,7 +39,8 @@ const relations = async (kind: "BASE TABLE" | "VIEW"): Promise<string[]> =>
   (
     await db.pool.query<{ table_name: string }>(
       `select table_name from information_schema.tables t
-       where table_schema = 'public' and table_type = $1 and table_name <> 'schema_migrations'
+       where table_schema = 'public' and table_type = $1
+        and table_name not in ('schema_migrations', 'replicas', 'stream_leases')
          and not exists (select 1 from pg_inherits i where i.inhrelid = (quote_ident(t.table_name))::regclass)
        order by 1`,
       [kind],
@@ -66,6 +67,15 @@ test("signin_reader can select every table and view, including partitions create
     const { rows } = await c.query("select count(*)::int as n from sign_ins");
     assert.equal(rows[0].n, 1);
   });
+});
+
+test("signin_reader has no privilege at all on the replicas' coordination tables (0019)", async () => {
+  const { rows } = await db.pool.query(
+    `select t, p from unnest(array['replicas', 'stream_leases']) t,
+       unnest(array['select', 'insert', 'update', 'delete', 'truncate', 'references', 'trigger']) p
+     where has_table_privilege('signin_reader', t, p)`,
+  );
+  assert.deepEqual(rows, []);
 });
 
 test("signin_reader cannot insert, update, delete, truncate or create", async () => {

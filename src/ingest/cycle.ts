@@ -9,7 +9,7 @@ import { SKEW_WARNING_MS } from "../graph/clock.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { readCheckpoint, recordCycle, writeCheckpoint } from "../store/checkpoints.ts";
-import { type Pool, withTransaction } from "../store/db.ts";
+import { type Pool, withQueryAbort, withTransaction } from "../store/db.ts";
 import { type Clock, formatDuration } from "../time.ts";
 import {
   type Counts,
@@ -22,6 +22,9 @@ import {
 } from "./reader.ts";
 import { catchUp } from "./backfill.ts";
 import { planWindows, type Window, type WindowSettings } from "./window.ts";
+
+/** Recording a cycle's outcome gives up after this (the database may be what failed the cycle). */
+export const RECORD_TIMEOUT_MS = 10_000;
 
 /** A gap of more windows than this is read by catch-up (concurrent slices) instead of window by window. */
 export const CATCH_UP_AFTER_WINDOWS = 4;
@@ -44,6 +47,8 @@ export interface CycleDeps {
   stream?: StreamSpec;
   /** Aborted on shutdown: in-flight HTTP stops and the open transaction rolls back. */
   signal: AbortSignal;
+  /** Aborted when this replica loses the stream's lease: the cycle stops as on shutdown, but counts as failed. */
+  lease?: AbortSignal;
   /** Page cap per window before it is split (default MAX_PAGES_PER_WINDOW). */
   maxPagesPerWindow?: number;
   /** Prometheus metrics, when the ops listener is on. */
@@ -64,10 +69,11 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
   const log = deps.log.child({ tenant_id: deps.tenantId, stream: stream.name, run_id: runId });
   const startedAt = deps.clock.now();
   const deadline = AbortSignal.timeout(deps.settings.cycleDeadlineMs);
-  const signal = AbortSignal.any([deps.signal, deadline]);
+  // Every query of the cycle (src/store/db.ts withQueryAbort) is cancelled when any of these aborts.
+  const signal = AbortSignal.any(deps.lease ? [deps.signal, deadline, deps.lease] : [deps.signal, deadline]);
   const result: CycleResult = { runId, windows: [], ...emptyCounts(), checkpoint: undefined, ms: 0 };
   try {
-    await readAndStore(deps, stream, log, signal, result);
+    await withQueryAbort(signal, () => readAndStore(deps, stream, log, signal, result));
     result.ms = deps.clock.now().getTime() - startedAt.getTime();
     log.info(
       {
@@ -90,7 +96,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
     return result;
   } catch (thrown) {
     let error = coerceError(thrown);
-    if (deadline.aborted && !deps.signal.aborted) {
+    if (deps.lease?.aborted && !deps.signal.aborted) {
+      error = coerceError(deps.lease.reason);
+    } else if (deadline.aborted && !deps.signal.aborted) {
       error = new TemporaryError(`cycle deadline of ${formatDuration(deps.settings.cycleDeadlineMs)} exceeded`, {
         cause: error,
       });
@@ -200,22 +208,24 @@ async function record(
   log: Logger,
 ): Promise<void> {
   try {
-    await recordCycle(deps.db, {
-      tenantId: deps.tenantId,
-      stream: stream.name,
-      startedAt,
-      finishedAt: deps.clock.now(),
-      outcome: error ? "failure" : "success",
-      windowFrom: result.windows[0]?.from,
-      windowTo: result.windows.at(-1)?.to,
-      pages: result.pages,
-      fetched: result.fetched,
-      inserted: result.inserted,
-      updated: result.updated,
-      unchanged: result.unchanged,
-      rejected: result.rejected,
-      error: error?.message,
-    });
+    await withQueryAbort(AbortSignal.timeout(RECORD_TIMEOUT_MS), () =>
+      recordCycle(deps.db, {
+        tenantId: deps.tenantId,
+        stream: stream.name,
+        startedAt,
+        finishedAt: deps.clock.now(),
+        outcome: error ? "failure" : "success",
+        windowFrom: result.windows[0]?.from,
+        windowTo: result.windows.at(-1)?.to,
+        pages: result.pages,
+        fetched: result.fetched,
+        inserted: result.inserted,
+        updated: result.updated,
+        unchanged: result.unchanged,
+        rejected: result.rejected,
+        error: error?.message,
+      }),
+    );
   } catch (recordError) {
     log.warn({ err: recordError }, "could not record the cycle in the cycles table");
   }

@@ -3,7 +3,7 @@
 
 import type { Writable } from "node:stream";
 
-import type { Pool } from "../store/db.ts";
+import { type Pool, withTransaction } from "../store/db.ts";
 
 export type ExportFormat = "jsonl" | "graph-pages";
 export const EXPORT_FORMATS: readonly ExportFormat[] = ["jsonl", "graph-pages"];
@@ -58,41 +58,37 @@ export async function exportEvents(options: ExportOptions): Promise<ExportResult
   }
   const context = JSON.stringify(odataContext(options.stream));
   const result: ExportResult = { events: 0, pages: 0 };
-  const client = await options.pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query("begin isolation level repeatable read read only");
-    // raw::text: PostgreSQL's rendering of the stored jsonb, written as is (no parse and re-serialise per event).
-    await client.query(
-      `declare signin_export no scroll cursor for
+  // withTransaction: the client's 'error' listener (a PostgreSQL restart mid-export is an error, not a crash), and
+  // the export's queries are cancelled on SIGTERM/SIGINT.
+  await withTransaction(
+    options.pool,
+    async (client) => {
+      await client.query("set transaction isolation level repeatable read, read only");
+      // The output's reader sets the pace (`export | less` may pause for long): not an idle transaction to end.
+      await client.query("set local idle_in_transaction_session_timeout = 0");
+      // raw::text: PostgreSQL's rendering of the stored jsonb, written as is (no parse and re-serialise per event).
+      await client.query(
+        `declare signin_export no scroll cursor for
        select raw::text as raw from ${table} where ${where} order by ${time}, tenant_id, id`,
-      params,
-    );
-    for (;;) {
-      options.signal?.throwIfAborted();
-      const rows = (await client.query<{ raw: string }>(`fetch forward ${pageSize} from signin_export`)).rows;
-      if (rows.length === 0) {
-        break;
+        params,
+      );
+      for (;;) {
+        options.signal?.throwIfAborted();
+        const rows = (await client.query<{ raw: string }>(`fetch forward ${pageSize} from signin_export`)).rows;
+        if (rows.length === 0) {
+          break;
+        }
+        const text =
+          options.format === "jsonl"
+            ? rows.map((r) => r.raw).join("\n") + "\n"
+            : `{"@odata.context":${context},"value":[${rows.map((r) => r.raw).join(",")}]}\n`;
+        await write(options.out, text);
+        result.events += rows.length;
+        result.pages++;
       }
-      const text =
-        options.format === "jsonl"
-          ? rows.map((r) => r.raw).join("\n") + "\n"
-          : `{"@odata.context":${context},"value":[${rows.map((r) => r.raw).join(",")}]}\n`;
-      await write(options.out, text);
-      result.events += rows.length;
-      result.pages++;
-    }
-    await client.query("commit");
-  } catch (error) {
-    try {
-      await client.query("rollback");
-    } catch (rollbackError) {
-      broken = rollbackError as Error;
-    }
-    throw error;
-  } finally {
-    client.release(broken);
-  }
+    },
+    options.signal ? { signal: options.signal } : {},
+  );
   return result;
 }
 
