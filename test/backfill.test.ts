@@ -235,12 +235,16 @@ test("concurrent slices under Graph's throttle rule stay within the budget and c
     assert.ok(rejected <= Math.max(3, requests.length * 0.15), `no 429 storm (${rejected} of ${requests.length})`);
     assert.equal(result.throttled, rejected);
     const pages = requests.filter((r) => r.status === 200).length;
-    assert.ok(pages >= 40, `enough pages to measure (${pages})`);
+    // How many events (and so pages) the 8 hours hold follows the tenant's daily rhythm, so it depends on the hour
+    // the test runs at: the page count is checked against the events, not against a fixed number.
+    const expected = expectedIds(throttled, from, to);
+    assert.ok(expected.size > 200, `enough events to page through (${expected.size})`);
+    assert.ok(pages >= Math.ceil(expected.size / 25), `every event came in a page of at most 25 (${pages} pages)`);
     const utilisation = pages / seconds / (5 / (windowMs / 1000));
     console.log(
       `# ${pages} pages in ${seconds.toFixed(1)} s: utilisation ${utilisation.toFixed(2)}, ${rejected} × 429`,
     );
-    assert.deepEqual(new Set(await storedIds(db, throttled.tenantId)), expectedIds(throttled, from, to));
+    assert.deepEqual(new Set(await storedIds(db, throttled.tenantId)), expected);
     await b.close();
   } finally {
     await throttled.close();

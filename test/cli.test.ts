@@ -8,6 +8,7 @@ import { readCheckpoint } from "../src/store/checkpoints.ts";
 import { daemonEnv, runCli, startCli } from "./helpers/daemon.ts";
 import { freePort } from "./helpers/global-setup.ts";
 import { simulatorSuite } from "./helpers/db.ts";
+import { seedRecent } from "./helpers/seed.ts";
 import { expectedIds, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
@@ -16,18 +17,6 @@ const { fresh } = simulatorSuite(
   (s) => (sim = s),
   { migrate: false },
 );
-/** Adds `n` sign-ins spread over the last five hours, so paging tests do not depend on the synthetic daily rhythm. */
-function seedRecent(n: number, tag: string): void {
-  const now = sim.now().getTime();
-  sim.addEvents(
-    Array.from({ length: n }, (_, i) => ({
-      id: `${tag}-${i}`,
-      createdDateTime: new Date(now - 5 * 60_000 - i * ((290 * 60_000) / n)).toISOString(),
-      userPrincipalName: `${tag}-${i}@example.com`,
-      status: { errorCode: 0 },
-    })),
-  );
-}
 const graphRequests = () => sim.requests().filter((r) => r.path.includes("/auditLogs/")).length;
 
 test("--help works on every command", async () => {
@@ -87,7 +76,7 @@ test("`once` fills sign_ins with exactly the window's events; a second `once` in
 
 test("SIGKILL between pages leaves the checkpoint unmoved; the next run completes without loss or duplicates", async () => {
   const db = await fresh();
-  seedRecent(300, "crash-test");
+  seedRecent(sim, 300, "crash-test");
   sim.resetRequests();
   sim.setFaults([{ match: { requestNumber: 4 }, kind: "hang", ms: 60_000 }]);
   const env = daemonEnv(sim, db.url, { PAGE_SIZE: "50", INITIAL_LOOKBACK: "6h" });
@@ -124,13 +113,21 @@ test("`run` cycles at once, then SIGTERM during a Retry-After wait stops it clea
   const result = await running.finished;
   sim.setFaults([]);
   assert.equal(result.code, 0, result.stderr);
-  assert.ok(Date.now() - t0 < 10_000, "did not wait out the Retry-After");
+  assert.ok(Date.now() - t0 < 25_000, "did not wait out the Retry-After (30 s)");
   assert.ok(result.logs.some((l) => l.msg === "shutting down"));
   assert.equal(await readCheckpoint(db.pool, sim.tenantId, "interactiveUser"), undefined);
-  const open = await db.pool.query(
-    "select count(*)::int as n from pg_stat_activity where application_name = 'signin-ingest'",
-  );
-  assert.equal(open.rows[0].n, 0, "the pool was closed");
+  // The server ends a backend shortly after its client has gone: on a loaded machine, not at once.
+  let open = -1;
+  for (let i = 0; i < 100 && open !== 0; i++) {
+    if (i > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const rows = await db.pool.query(
+      "select count(*)::int as n from pg_stat_activity where application_name = 'signin-ingest'",
+    );
+    open = rows.rows[0].n as number;
+  }
+  assert.equal(open, 0, "the pool was closed");
 });
 
 test("`run` survives a failing cycle and keeps its schedule; SIGINT exits 0", async () => {

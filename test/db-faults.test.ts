@@ -12,6 +12,7 @@ import { PgProxy } from "./faults/pg-proxy.ts";
 import { createReaderLogin, startLockSquatter } from "./faults/db-squatter.ts";
 import { CLI, daemonEnv, runCli, startCli } from "./helpers/daemon.ts";
 import { simulatorSuite, type TestDatabase } from "./helpers/db.ts";
+import { seedRecent } from "./helpers/seed.ts";
 import { freePort } from "./helpers/global-setup.ts";
 import { upsertPages } from "./helpers/views-fixture.ts";
 
@@ -20,19 +21,6 @@ const { fresh } = simulatorSuite(
   () => startSimulator({ seed: 19, users: 20, signInsPerUserPerDay: 24, historyDays: 2 }),
   (s) => (sim = s),
 );
-
-/** Adds `n` sign-ins over the last five hours, so a cycle has several pages. */
-function seedRecent(n: number, tag: string): void {
-  const now = sim.now().getTime();
-  sim.addEvents(
-    Array.from({ length: n }, (_, i) => ({
-      id: `${tag}-${i}`,
-      createdDateTime: new Date(now - 5 * 60_000 - i * ((290 * 60_000) / n)).toISOString(),
-      userPrincipalName: `${tag}-${i}@example.com`,
-      status: { errorCode: 0 },
-    })),
-  );
-}
 
 async function proxyFor(db: TestDatabase): Promise<PgProxy> {
   const u = new URL(db.url);
@@ -66,7 +54,7 @@ test("blackholed PostgreSQL mid-cycle: `once` exits 75 soon after CYCLE_DEADLINE
   const db = await fresh();
   const proxy = await proxyFor(db);
   try {
-    seedRecent(300, "blackhole-once");
+    seedRecent(sim, 300, "blackhole-once");
     sim.resetRequests();
     // Graph answers slowly from the third request, so the blackhole starts while pages are still being stored.
     sim.setFaults([{ match: { from: 3 }, kind: "hang", ms: 1500 }]);
@@ -97,7 +85,7 @@ test("blackholed PostgreSQL: `run` answers SIGTERM with exit 0, its queries aban
   const db = await fresh();
   const proxy = await proxyFor(db);
   try {
-    seedRecent(300, "blackhole-run");
+    seedRecent(sim, 300, "blackhole-run");
     sim.resetRequests();
     sim.setFaults([{ match: { from: 3 }, kind: "hang", ms: 1500 }]);
     const running = startCli(
@@ -185,10 +173,11 @@ test("export: its PostgreSQL session terminated mid-export ends with exit 75 and
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   // Nobody reads stdout yet: the export blocks on the full pipe, inside its transaction.
   child.stdout.pause();
+  // Idle in its transaction after a fetch (not in the moment between BEGIN and the cursor's first fetch).
   const pid = await eventually("the export's session idle in its transaction", async () => {
     const { rows } = await db.pool.query(
       `select pid from pg_stat_activity where datname = current_database() and application_name = 'signin-ingest'
-       and state = 'idle in transaction'`,
+       and state = 'idle in transaction' and query ilike 'fetch forward%'`,
     );
     return rows[0]?.pid as number | undefined;
   });

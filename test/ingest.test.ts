@@ -9,6 +9,7 @@ import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
 import { MINUTE } from "../src/time.ts";
 import { simulatorSuite } from "./helpers/db.ts";
+import { seedRecent } from "./helpers/seed.ts";
 import { expectedIds, ingestHarness, storedIds } from "./helpers/ingest.ts";
 
 let sim: Simulator;
@@ -16,19 +17,6 @@ const { fresh } = simulatorSuite(
   () => startSimulator({ seed: 7, users: 25, signInsPerUserPerDay: 24, historyDays: 2 }),
   (s) => (sim = s),
 );
-
-/** Adds `n` sign-ins spread over the last two hours, so paging tests do not depend on the synthetic daily rhythm. */
-function seedRecent(n: number, tag: string): void {
-  const now = sim.now().getTime();
-  sim.addEvents(
-    Array.from({ length: n }, (_, i) => ({
-      id: `${tag}-${i}`,
-      createdDateTime: new Date(now - 5 * MINUTE - i * ((110 * MINUTE) / n)).toISOString(),
-      userPrincipalName: `${tag}-${i}@example.com`,
-      status: { errorCode: 0 },
-    })),
-  );
-}
 
 const tokenRequests = () => sim.requests().filter((r) => r.path.includes("/oauth2/v2.0/token")).length;
 const graphRequests = () => sim.requests().filter((r) => r.path.includes("/auditLogs/"));
@@ -133,7 +121,7 @@ test("429 (with and without Retry-After), 5xx, connection resets and truncated b
 
 test("a malformed page fails the cycle, stores nothing from it and keeps the checkpoint; the next cycle completes", async () => {
   const db = await fresh();
-  seedRecent(30, "malformed-test");
+  seedRecent(sim, 30, "malformed-test", 110);
   for (const kind of ["malformed", "no-value", "html"] as const) {
     sim.resetRequests();
     sim.setFaults([{ match: { requestNumber: 2 }, kind }]);
@@ -222,7 +210,7 @@ test("retries are bounded: a run of 5xx fails the cycle as temporary and leaves 
 
 test("401 renews the token once and retries the same request", async () => {
   const db = await fresh();
-  seedRecent(30, "token-test");
+  seedRecent(sim, 30, "token-test", 110);
   sim.resetRequests();
   const h = ingestHarness(sim, db, { PAGE_SIZE: "10", INITIAL_LOOKBACK: "3h" });
   await h.ingester.graph.prepare(new AbortController().signal);
