@@ -25,10 +25,13 @@ export interface CommandContext {
   signal?: AbortSignal;
 }
 
-export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] <file>…
+export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] [--update] <file>…
 
-Loads archived sign-in files into PostgreSQL, idempotently (importing a file again inserts nothing), so years of
-dumps join the live data. Each file may hold:
+Loads archived sign-in files into PostgreSQL, idempotently (importing a file again changes nothing), so years of
+dumps join the live data. Insert-only by default: an event already stored (by the daemon or an earlier import) is
+left exactly as it is, so an older or poorer copy (e.g. v1.0 after beta) never replaces it; --update lets the
+file's copy replace a stored event whose content differs. Each event is stored from its text in the file (numbers
+exact). Each file may hold:
   - pages saved by the old PowerShell sample (SigninActivities0.json …) from the retired Azure AD Graph
     …/activities/signinEvents API (signinDateTime, loginStatus, deviceInformation …), UTF-8 or UTF-16;
     mapped to Graph's signIn shape, every original field kept, marked "@signinIngest.source": "azureAdGraph";
@@ -41,6 +44,8 @@ other files are still imported.
 
   --tenant ID       the tenant the events belong to (default: the only configured tenant; required with several)
   --batch-size N    events per transaction (default 1000)
+  --update          replace stored events whose content differs from the file's copy (revision + 1); without it
+                    they are counted unchanged
 
 Exit codes: 0 every file imported (rejected events included), 64 usage, 65 a file could not be (completely) imported.`;
 
@@ -103,6 +108,7 @@ export async function importCommand(argv: string[], ctx: CommandContext): Promis
       options: {
         tenant: { type: "string" },
         "batch-size": { type: "string" },
+        update: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -133,6 +139,7 @@ export async function importCommand(argv: string[], ctx: CommandContext): Promis
     tenantId: tenant,
     now: ctx.now ?? (() => new Date()),
     ...(batchSize !== undefined ? { batchSize } : {}),
+    ...(values.update === true ? { update: true } : {}),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
   for (const f of summary.files) {

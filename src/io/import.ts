@@ -1,6 +1,7 @@
 // `import`: loads archived event files (pages saved by the 2016 PowerShell sample from Azure AD Graph, or by any
 // Microsoft Graph client, bare arrays, JSON lines, `export` output) into the same tables the daemon fills, through
-// the same upserts: idempotent, a bounded batch per transaction, streamed so files of any size fit in memory.
+// the same statements, insert-only unless asked (`update`): idempotent, never replacing a stored row by default, a
+// bounded batch per transaction, streamed so files of any size fit in memory.
 
 import { createReadStream } from "node:fs";
 import path from "node:path";
@@ -14,6 +15,8 @@ import type { Logger } from "../log.ts";
 import { type Pool, withTransaction } from "../store/db.ts";
 import { ensureMonths, monthsOf } from "../store/partitions.ts";
 import {
+  insertNewDirectoryAudits,
+  insertNewSignIns,
   insertRejected,
   storeOrIsolate,
   type Upsert,
@@ -37,6 +40,11 @@ export interface ImportDeps {
   /** Events per transaction (default 1000). */
   batchSize?: number;
   signal?: AbortSignal;
+  /**
+   * Let the file's copy replace a stored row whose content differs (revision + 1). Default false: insert-only, rows
+   * already stored (by the daemon or an earlier import) are left exactly as they are.
+   */
+  update?: boolean;
 }
 
 export interface ImportCounts {
@@ -348,7 +356,14 @@ async function storeBatch(
       const refused: RejectedEvent[] = [];
       for (const s of sorted) {
         batchCounts.duplicates += s.duplicates;
-        const upsert: Upsert = s.group.table === "sign_ins" ? upsertSignIns : upsertDirectoryAudits;
+        const upsert: Upsert =
+          s.group.table === "sign_ins"
+            ? deps.update === true
+              ? upsertSignIns
+              : insertNewSignIns
+            : deps.update === true
+              ? upsertDirectoryAudits
+              : insertNewDirectoryAudits;
         let result: UpsertResult;
         if (isolate) {
           const isolated = await upsertIsolating(upsert, client, deps.tenantId, s.group.stream, s.texts, seenAt);
