@@ -25,7 +25,7 @@ export interface CommandContext {
   signal?: AbortSignal;
 }
 
-export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] [--update] <file>…
+export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] [--update] <file|directory>…
 
 Loads archived sign-in files into PostgreSQL, idempotently (importing a file again changes nothing), so years of
 dumps join the live data. Insert-only by default: an event already stored (by the daemon or an earlier import) is
@@ -36,7 +36,13 @@ exact). Each file may hold:
     …/activities/signinEvents API (signinDateTime, loginStatus, deviceInformation …), UTF-8 or UTF-16;
     mapped to Graph's signIn shape, every original field kept, marked "@signinIngest.source": "azureAdGraph";
   - Microsoft Graph signIn (or directoryAudit) events: a page {"value": […]}, a bare array, JSON lines, or the
-    output of 'export' in either format.
+    output of 'export' in either format;
+  - Azure Monitor diagnostic-settings records (what Entra ID diagnostic settings write to a storage account or an
+    Event Hub: time, category, operationName, properties = the event), as JSON lines or {"records": […]}:
+    SignInLogs, NonInteractiveUserSignInLogs, ServicePrincipalSignInLogs, ManagedIdentitySignInLogs go to their
+    stream, AuditLogs to directory audits; other categories are counted as skipped.
+A directory is read recursively (every .json and .jsonl file under it, in path order), e.g. a storage account's
+insights-logs-signinlogs/resourceId=…/y=2026/m=01/d=01/h=00/m=00/PT1H.json tree downloaded with azcopy.
 The shape is detected per file and reported. Events PostgreSQL cannot store (no id or valid time, U+0000, an
 unpaired surrogate escape, a number outside numeric, nesting over 200 levels) go to rejected_events with the reason;
 the rest is imported and the summary counts them. A file that is not an event export is reported and skipped; the
@@ -97,7 +103,13 @@ function chooseTenant(
 
 function formatCounts(s: FileSummary): string {
   const dup = s.duplicates > 0 ? `, duplicates ${s.duplicates}` : "";
-  return `read ${s.read}, inserted ${s.inserted}, updated ${s.updated}, unchanged ${s.unchanged}, rejected ${s.rejected}${dup}`;
+  const skipped =
+    s.skipped > 0
+      ? `, skipped ${s.skipped} (${Object.entries(s.skippedCategories)
+          .map(([category, n]) => `${category}: ${n}`)
+          .join(", ")})`
+      : "";
+  return `read ${s.read}, inserted ${s.inserted}, updated ${s.updated}, unchanged ${s.unchanged}, rejected ${s.rejected}${dup}${skipped}`;
 }
 
 export async function importCommand(argv: string[], ctx: CommandContext): Promise<ExitCode> {
@@ -153,6 +165,7 @@ export async function importCommand(argv: string[], ctx: CommandContext): Promis
   const t = summary.totals;
   ctx.out.write(
     `tenant ${tenant}: ${summary.files.length} file(s), read ${t.read}, inserted ${t.inserted}, updated ${t.updated}, unchanged ${t.unchanged}, rejected ${t.rejected}` +
+      (t.skipped > 0 ? `, skipped ${t.skipped}` : "") +
       (summary.failed > 0 ? `; ${summary.failed} file(s) failed\n` : "\n"),
   );
   return summary.failed > 0 ? EXIT.data : EXIT.ok;
