@@ -5,62 +5,34 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createWriteStream } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { PassThrough, type Writable } from "node:stream";
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 
 import { EXIT } from "../src/errors.ts";
 import { exportCommand, importCommand, parseTime } from "../src/io/commands.ts";
 import { exportEvents } from "../src/io/export.ts";
-import { importFiles, type ImportDeps } from "../src/io/import.ts";
+import { importFiles } from "../src/io/import.ts";
 import { JsonEventScanner, type ScannedItem } from "../src/io/scan.ts";
 import { fromAzureAdGraph, SHAPE_LABELS } from "../src/io/shapes.ts";
 import { makeDirectoryAudit } from "../src/simulator/audits.ts";
 import { makeSignIn } from "../src/simulator/events.ts";
-import { createTestDatabase, silentLog, type TestDatabase } from "./helpers/db.ts";
+import { silentLog, type TestDatabase } from "./helpers/db.ts";
+import { importBed } from "./helpers/import.ts";
 
 const TENANT = "00000000-0000-4000-8000-0000000000aa";
 const OTHER = "00000000-0000-4000-8000-0000000000bb";
 const FIXTURES = path.join(import.meta.dirname, "fixtures");
 const NOW = new Date("2026-11-28T12:00:00Z");
 
-let dir: string;
-const databases: TestDatabase[] = [];
-before(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), "signin-import-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-  await Promise.all(databases.map((d) => d.drop()));
-});
-
-async function fresh(): Promise<TestDatabase> {
-  const db = await createTestDatabase();
-  databases.push(db);
-  return db;
-}
-
-const deps = (db: TestDatabase, extra: Partial<ImportDeps> = {}): ImportDeps => ({
-  pool: db.pool,
-  log: silentLog,
-  tenantId: TENANT,
-  now: () => NOW,
-  ...extra,
-});
+const { dir: tmpDir, fresh, deps, tmpFile } = importBed(TENANT, NOW);
 
 function collect(): { stream: Writable; text: () => string } {
   const stream = new PassThrough();
   const chunks: Buffer[] = [];
   stream.on("data", (c: Buffer) => chunks.push(c));
   return { stream, text: () => Buffer.concat(chunks).toString("utf8") };
-}
-
-async function tmpFile(name: string, content: string | Buffer): Promise<string> {
-  const file = path.join(dir, name);
-  await writeFile(file, content);
-  return file;
 }
 
 /** The legacy fixtures, page 0 re-encoded as Windows PowerShell 5's Out-File writes it (UTF-16LE with a BOM). */
@@ -307,7 +279,7 @@ describe("import", () => {
       JSON.stringify({ value: [makeSignIn(8), makeSignIn(9)] }).slice(0, 900),
     );
     const binary = await tmpFile("archive.json", Buffer.from([0x7b, 0xc3, 0x28, 0xff, 0x22]));
-    const missing = path.join(dir, "does-not-exist.json");
+    const missing = path.join(tmpDir(), "does-not-exist.json");
     const good2 = await tmpFile("good2.json", JSON.stringify([makeSignIn(10)]));
     const out = collect();
     const code = await importCommand([good, html, users, truncated, binary, missing, good2], {
@@ -370,7 +342,7 @@ describe("import", () => {
 
   it("streams a large JSON-lines file (20k events): batches are stored while the file is still being written", async () => {
     const db = await fresh();
-    const fifo = path.join(dir, "big.jsonl");
+    const fifo = path.join(tmpDir(), "big.jsonl");
     execFileSync("mkfifo", [fifo]);
     const total = 20_000;
     const base = Date.parse("2025-01-15T00:00:00Z");
@@ -534,7 +506,7 @@ describe("export", () => {
       const target = await fresh();
       const files: string[] = [];
       for (const stream of [undefined, "directoryAudits"]) {
-        const file = path.join(dir, `export-${format}-${stream ?? "signins"}.out`);
+        const file = path.join(tmpDir(), `export-${format}-${stream ?? "signins"}.out`);
         const out = createWriteStream(file);
         await exportEvents({
           pool: source.pool,

@@ -25,15 +25,24 @@ export interface CommandContext {
   signal?: AbortSignal;
 }
 
-export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] <file>…
+export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] [--update] <file|directory>…
 
-Loads archived sign-in files into PostgreSQL, idempotently (importing a file again inserts nothing), so years of
-dumps join the live data. Each file may hold:
+Loads archived sign-in files into PostgreSQL, idempotently (importing a file again changes nothing), so years of
+dumps join the live data. Insert-only by default: an event already stored (by the daemon or an earlier import) is
+left exactly as it is, so an older or poorer copy (e.g. v1.0 after beta) never replaces it; --update lets the
+file's copy replace a stored event whose content differs. Each event is stored from its text in the file (numbers
+exact). Each file may hold:
   - pages saved by the old PowerShell sample (SigninActivities0.json …) from the retired Azure AD Graph
     …/activities/signinEvents API (signinDateTime, loginStatus, deviceInformation …), UTF-8 or UTF-16;
     mapped to Graph's signIn shape, every original field kept, marked "@signinIngest.source": "azureAdGraph";
   - Microsoft Graph signIn (or directoryAudit) events: a page {"value": […]}, a bare array, JSON lines, or the
-    output of 'export' in either format.
+    output of 'export' in either format;
+  - Azure Monitor diagnostic-settings records (what Entra ID diagnostic settings write to a storage account or an
+    Event Hub: time, category, operationName, properties = the event), as JSON lines or {"records": […]}:
+    SignInLogs, NonInteractiveUserSignInLogs, ServicePrincipalSignInLogs, ManagedIdentitySignInLogs go to their
+    stream, AuditLogs to directory audits; other categories are counted as skipped.
+A directory is read recursively (every .json and .jsonl file under it, in path order), e.g. a storage account's
+insights-logs-signinlogs/resourceId=…/y=2026/m=01/d=01/h=00/m=00/PT1H.json tree downloaded with azcopy.
 The shape is detected per file and reported. Events PostgreSQL cannot store (no id or valid time, U+0000, an
 unpaired surrogate escape, a number outside numeric, nesting over 200 levels) go to rejected_events with the reason;
 the rest is imported and the summary counts them. A file that is not an event export is reported and skipped; the
@@ -41,6 +50,8 @@ other files are still imported.
 
   --tenant ID       the tenant the events belong to (default: the only configured tenant; required with several)
   --batch-size N    events per transaction (default 1000)
+  --update          replace stored events whose content differs from the file's copy (revision + 1); without it
+                    they are counted unchanged
 
 Exit codes: 0 every file imported (rejected events included), 64 usage, 65 a file could not be (completely) imported.`;
 
@@ -92,7 +103,13 @@ function chooseTenant(
 
 function formatCounts(s: FileSummary): string {
   const dup = s.duplicates > 0 ? `, duplicates ${s.duplicates}` : "";
-  return `read ${s.read}, inserted ${s.inserted}, updated ${s.updated}, unchanged ${s.unchanged}, rejected ${s.rejected}${dup}`;
+  const skipped =
+    s.skipped > 0
+      ? `, skipped ${s.skipped} (${Object.entries(s.skippedCategories)
+          .map(([category, n]) => `${category}: ${n}`)
+          .join(", ")})`
+      : "";
+  return `read ${s.read}, inserted ${s.inserted}, updated ${s.updated}, unchanged ${s.unchanged}, rejected ${s.rejected}${dup}${skipped}`;
 }
 
 export async function importCommand(argv: string[], ctx: CommandContext): Promise<ExitCode> {
@@ -103,6 +120,7 @@ export async function importCommand(argv: string[], ctx: CommandContext): Promis
       options: {
         tenant: { type: "string" },
         "batch-size": { type: "string" },
+        update: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -133,6 +151,7 @@ export async function importCommand(argv: string[], ctx: CommandContext): Promis
     tenantId: tenant,
     now: ctx.now ?? (() => new Date()),
     ...(batchSize !== undefined ? { batchSize } : {}),
+    ...(values.update === true ? { update: true } : {}),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
   for (const f of summary.files) {
@@ -146,6 +165,7 @@ export async function importCommand(argv: string[], ctx: CommandContext): Promis
   const t = summary.totals;
   ctx.out.write(
     `tenant ${tenant}: ${summary.files.length} file(s), read ${t.read}, inserted ${t.inserted}, updated ${t.updated}, unchanged ${t.unchanged}, rejected ${t.rejected}` +
+      (t.skipped > 0 ? `, skipped ${t.skipped}` : "") +
       (summary.failed > 0 ? `; ${summary.failed} file(s) failed\n` : "\n"),
   );
   return summary.failed > 0 ? EXIT.data : EXIT.ok;

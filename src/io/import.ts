@@ -1,8 +1,10 @@
 // `import`: loads archived event files (pages saved by the 2016 PowerShell sample from Azure AD Graph, or by any
 // Microsoft Graph client, bare arrays, JSON lines, `export` output) into the same tables the daemon fills, through
-// the same upserts: idempotent, a bounded batch per transaction, streamed so files of any size fit in memory.
+// the same statements, insert-only unless asked (`update`): idempotent, never replacing a stored row by default, a
+// bounded batch per transaction, streamed so files of any size fit in memory.
 
 import { createReadStream } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { TextDecoder } from "node:util";
 
@@ -14,6 +16,8 @@ import type { Logger } from "../log.ts";
 import { type Pool, withTransaction } from "../store/db.ts";
 import { ensureMonths, monthsOf } from "../store/partitions.ts";
 import {
+  insertNewDirectoryAudits,
+  insertNewSignIns,
   insertRejected,
   storeOrIsolate,
   type Upsert,
@@ -22,8 +26,9 @@ import {
   type UpsertResult,
   upsertSignIns,
 } from "../store/signins.ts";
+import { unwrapRecord } from "./azure-monitor.ts";
 import { JsonEventScanner, JsonStructureError, type ScannedItem } from "./scan.ts";
-import { type EventShape, fromAzureAdGraph, SHAPE_LABELS, shapeOf } from "./shapes.ts";
+import { type EventShape, fromAzureAdGraph, SHAPE_LABELS, shapeOf, SOURCE_KEY } from "./shapes.ts";
 
 export const DEFAULT_IMPORT_BATCH = 1000;
 /** The `stream` recorded for events an import set aside in rejected_events. */
@@ -37,6 +42,11 @@ export interface ImportDeps {
   /** Events per transaction (default 1000). */
   batchSize?: number;
   signal?: AbortSignal;
+  /**
+   * Let the file's copy replace a stored row whose content differs (revision + 1). Default false: insert-only, rows
+   * already stored (by the daemon or an earlier import) are left exactly as they are.
+   */
+  update?: boolean;
 }
 
 export interface ImportCounts {
@@ -47,6 +57,8 @@ export interface ImportCounts {
   rejected: number;
   /** Same id twice within one batch: the later copy is stored, the earlier counted here. */
   duplicates: number;
+  /** Azure Monitor records of a category that holds no sign-ins or directory audits (not stored, not rejected). */
+  skipped: number;
 }
 
 export interface FileSummary extends ImportCounts {
@@ -55,6 +67,8 @@ export interface FileSummary extends ImportCounts {
   shape: string;
   /** Events per recognised shape. */
   shapes: Partial<Record<EventShape, number>>;
+  /** Skipped Azure Monitor records per category. */
+  skippedCategories: Record<string, number>;
   /** How the events were packaged, e.g. "2 pages", "JSON array", "JSON lines (120 lines)". */
   container: string;
   /** Set when the file could not be (completely) imported; counts then cover what was stored before. */
@@ -74,7 +88,7 @@ export class ImportFileError extends Error {
 }
 
 function emptyCounts(): ImportCounts {
-  return { read: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, duplicates: 0 };
+  return { read: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, duplicates: 0, skipped: 0 };
 }
 
 /** The stream a Graph signIn belongs to: its first signInEventTypes entry, else interactive (v1.0 shape). */
@@ -101,7 +115,7 @@ type Pending = Routed | { rejected: RejectedEvent };
 export async function importFiles(files: readonly string[], deps: ImportDeps): Promise<ImportSummary> {
   const summary: ImportSummary = { files: [], totals: emptyCounts(), failed: 0 };
   const months = new Set<number>();
-  for (const file of files) {
+  for (const file of await expandDirectories(files, summary)) {
     deps.signal?.throwIfAborted();
     const result = await importFile(file, deps, months);
     summary.files.push(result);
@@ -114,17 +128,79 @@ export async function importFiles(files: readonly string[], deps: ImportDeps): P
     } else {
       deps.log.info({ file, shape: result.shape, ...countsOf(result) }, "file imported");
     }
+    if (result.skipped > 0) {
+      deps.log.warn(
+        { file, skipped: result.skippedCategories },
+        "Azure Monitor records of categories without sign-ins or directory audits skipped",
+      );
+    }
   }
   return summary;
 }
 
+/** The extensions of the files an `import DIR` reads (PT1H.json blobs, export output, saved pages). */
+export const DIRECTORY_FILE_EXTENSIONS = [".json", ".jsonl"];
+
+/**
+ * Each directory among the paths replaced by the files under it, recursively (a storage account's
+ * insights-logs-signinlogs/resourceId=…/y=2026/m=01/d=01/h=00/m=00/PT1H.json tree), sorted by path, so that a
+ * tree imports in time order; a directory holding none is reported as a failed item. Other paths are kept as given
+ * (a missing file is reported when it is read).
+ */
+async function expandDirectories(paths: readonly string[], summary: ImportSummary): Promise<string[]> {
+  const files: string[] = [];
+  for (const given of paths) {
+    const info = await stat(given).catch(() => undefined);
+    if (!info?.isDirectory()) {
+      files.push(given);
+      continue;
+    }
+    let found: string[];
+    try {
+      const entries = await readdir(given, { recursive: true, withFileTypes: true });
+      found = entries
+        .filter((e) => e.isFile() && DIRECTORY_FILE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()))
+        .map((e) => path.join(e.parentPath, e.name))
+        .sort();
+    } catch (error) {
+      failDirectory(summary, given, `cannot read the directory (${(error as Error).message})`);
+      continue;
+    }
+    if (found.length === 0) {
+      failDirectory(summary, given, `a directory with no ${DIRECTORY_FILE_EXTENSIONS.join(" or ")} file under it`);
+    }
+    files.push(...found);
+  }
+  return files;
+}
+
+function failDirectory(summary: ImportSummary, dir: string, error: string): void {
+  summary.files.push({
+    file: dir,
+    shape: "empty",
+    shapes: {},
+    skippedCategories: {},
+    container: "directory",
+    ...emptyCounts(),
+    error,
+  });
+  summary.failed++;
+}
+
 function countsOf(c: ImportCounts): ImportCounts {
-  const { read, inserted, updated, unchanged, rejected, duplicates } = c;
-  return { read, inserted, updated, unchanged, rejected, duplicates };
+  const { read, inserted, updated, unchanged, rejected, duplicates, skipped } = c;
+  return { read, inserted, updated, unchanged, rejected, duplicates, skipped };
 }
 
 async function importFile(file: string, deps: ImportDeps, months: Set<number>): Promise<FileSummary> {
-  const summary: FileSummary = { file, shape: "empty", shapes: {}, container: "", ...emptyCounts() };
+  const summary: FileSummary = {
+    file,
+    shape: "empty",
+    shapes: {},
+    skippedCategories: {},
+    container: "",
+    ...emptyCounts(),
+  };
   const batchSize = deps.batchSize ?? DEFAULT_IMPORT_BATCH;
   const name = path.basename(file);
   let pending: Pending[] = [];
@@ -164,6 +240,16 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
       return;
     }
     recognised = true;
+    if (shape === "azureMonitor") {
+      const unwrapped = unwrapRecord(value as Record<string, unknown>, item.text, SOURCE_KEY);
+      if ("skipped" in unwrapped) {
+        summary.skipped++;
+        summary.skippedCategories[unwrapped.skipped] = (summary.skippedCategories[unwrapped.skipped] ?? 0) + 1;
+      } else {
+        pending.push(unwrapped);
+      }
+      return;
+    }
     if (shape === "graphDirectoryAudit") {
       pending.push({ table: "directory_audits", stream: "directoryAudits", value, text: item.text });
       return;
@@ -264,10 +350,13 @@ function describeFileError(error: unknown, summary: FileSummary): string | undef
   return undefined;
 }
 
-function describeContainer(seen: { pages: number; arrays: number; lines: number }): string {
+function describeContainer(seen: JsonEventScanner["seen"]): string {
   const parts: string[] = [];
   if (seen.pages > 0) {
     parts.push(seen.pages === 1 ? "1 page" : `${seen.pages} pages (JSON lines)`);
+  }
+  if (seen.records > 0) {
+    parts.push(seen.records === 1 ? `1 {"records": […]} object` : `${seen.records} {"records": […]} objects`);
   }
   if (seen.arrays > 0) {
     parts.push(seen.arrays === 1 ? "JSON array" : `${seen.arrays} JSON arrays`);
@@ -348,7 +437,14 @@ async function storeBatch(
       const refused: RejectedEvent[] = [];
       for (const s of sorted) {
         batchCounts.duplicates += s.duplicates;
-        const upsert: Upsert = s.group.table === "sign_ins" ? upsertSignIns : upsertDirectoryAudits;
+        const upsert: Upsert =
+          s.group.table === "sign_ins"
+            ? deps.update === true
+              ? upsertSignIns
+              : insertNewSignIns
+            : deps.update === true
+              ? upsertDirectoryAudits
+              : insertNewDirectoryAudits;
         let result: UpsertResult;
         if (isolate) {
           const isolated = await upsertIsolating(upsert, client, deps.tenantId, s.group.stream, s.texts, seenAt);

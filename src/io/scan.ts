@@ -1,6 +1,7 @@
 // Streams the events out of JSON text of any size without holding it: a sequence of top-level JSON values (one
 // document, JSON lines, or concatenated documents), where each value is
 //   - a page `{ …, "value": [ event, … ], … }` (Graph, Azure AD Graph, the `export --format graph-pages` lines),
+//     or `{ "records": [ record, … ] }` (Azure Monitor diagnostic settings, e.g. a PT1H.json blob),
 //   - a bare array `[ event, … ]`, or
 //   - an object without a `value` array: one event (JSON lines).
 // Only one event's text (plus a chunk) is in memory at a time. Each event's text is handed out unparsed, so the
@@ -59,8 +60,8 @@ export class JsonEventScanner {
   private lastKey: string | undefined;
   private pendingKey: string | undefined;
   private readonly emit: (item: ScannedItem) => void;
-  /** How many top-level pages, arrays and single-event objects (lines) were seen. */
-  readonly seen = { pages: 0, arrays: 0, lines: 0 };
+  /** How many top-level pages, `{"records": […]}` objects, arrays and single-event objects (lines) were seen. */
+  readonly seen = { pages: 0, records: 0, arrays: 0, lines: 0 };
 
   constructor(emit: (item: ScannedItem) => void) {
     this.emit = emit;
@@ -133,11 +134,21 @@ export class JsonEventScanner {
               this.arrayDepth = 1;
               this.itemStart = -1;
             }
-          } else if (this.top === "object" && depth === 1 && c === OPEN_ARRAY && this.pendingKey === "value") {
-            // A page: from here on, the elements of this array are the events; the page's other members are not kept.
+          } else if (
+            this.top === "object" &&
+            depth === 1 &&
+            c === OPEN_ARRAY &&
+            (this.pendingKey === "value" || this.pendingKey === "records")
+          ) {
+            // A page (Graph's `value`, Azure Monitor's `records`): from here on, the elements of this array are the
+            // events; the page's other members are not kept.
             this.top = "page";
             this.seen.lines--;
-            this.seen.pages++;
+            if (this.pendingKey === "records") {
+              this.seen.records++;
+            } else {
+              this.seen.pages++;
+            }
             this.arrayDepth = 2;
             this.itemStart = -1;
           }

@@ -2,13 +2,15 @@
 // (graph.windows.net …/activities/signinEvents, as saved by the 2016 PowerShell sample) to Graph's signIn.
 
 import { isGraphDateTime } from "../ingest/events.ts";
+import { isAzureMonitorRecord } from "./azure-monitor.ts";
 
-export type EventShape = "graphSignIn" | "azureAdGraph" | "graphDirectoryAudit" | "unknown";
+export type EventShape = "graphSignIn" | "azureAdGraph" | "graphDirectoryAudit" | "azureMonitor" | "unknown";
 
 export const SHAPE_LABELS: Record<EventShape, string> = {
   graphSignIn: "Microsoft Graph signIn",
   azureAdGraph: "Azure AD Graph signinEvents (legacy 2016 sample)",
   graphDirectoryAudit: "Microsoft Graph directoryAudit",
+  azureMonitor: "Azure Monitor diagnostic-settings records",
   unknown: "unknown",
 };
 
@@ -22,6 +24,9 @@ export function shapeOf(event: unknown): EventShape {
     return "unknown";
   }
   const e = event as Record<string, unknown>;
+  if (isAzureMonitorRecord(e)) {
+    return "azureMonitor";
+  }
   if ("createdDateTime" in e) {
     return "graphSignIn";
   }

@@ -24,16 +24,25 @@ export interface UpsertResult extends UpsertCounts {
 // so a page of any number of skipped elements costs linear time (a skip list tested with `<> all` was quadratic).
 // $6 is the Graph API version the page came from (null: unknown, e.g. an import); it describes raw, so it changes
 // only with raw.
-export const UPSERT_SIGN_INS = `
+const INSERT_SIGN_INS = `
 insert into sign_ins as s (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at, api_version)
 select $1, e ->> 'id', (e ->> 'createdDateTime')::timestamptz, $2, e, $3, $3, $6
 from jsonb_array_elements(coalesce($4::jsonb -> 'value', $4::jsonb)) with ordinality as p(e, n)
-where ($5::boolean[])[n] is not true
+where ($5::boolean[])[n] is not true`;
+
+export const UPSERT_SIGN_INS = `${INSERT_SIGN_INS}
 on conflict (tenant_id, id, created_date_time) do update
   set raw = excluded.raw, stream = excluded.stream, last_changed_at = excluded.last_changed_at, revision = s.revision + 1,
     api_version = excluded.api_version
   where s.raw is distinct from excluded.raw
 returning s.revision = 1 as inserted, s.created_date_time`;
+
+// `import` by default: insert-only. A row already stored (by the daemon or an earlier import) is left exactly as it
+// is (no revision + 1, xmin unchanged), so an archive never replaces richer or newer content (a beta copy by a v1.0
+// one). `do nothing` returns only the inserted rows, so inserted = rows returned, unchanged = the rest.
+export const INSERT_NEW_SIGN_INS = `${INSERT_SIGN_INS}
+on conflict (tenant_id, id, created_date_time) do nothing
+returning true as inserted, s.created_date_time`;
 
 export const INSERT_REJECTED = `
 insert into rejected_events as r (tenant_id, stream, raw_hash, reason, raw_text, first_seen_at, last_seen_at)
@@ -53,6 +62,9 @@ export function upsertSignIns(
 ): Promise<UpsertResult> {
   return upsert(UPSERT_SIGN_INS, client, tenantId, stream, events, seenAt, apiVersion);
 }
+
+/** Insert-only (INSERT_NEW_SIGN_INS): stored rows are left as they are, counted unchanged. */
+export const insertNewSignIns: Upsert = (...args) => upsert(INSERT_NEW_SIGN_INS, ...args);
 
 /** One statement for a page: counts what was inserted, updated (content changed) or left as it was. */
 async function upsert(
@@ -237,11 +249,13 @@ export function storedTexts(events: PageEvents): string[] {
   return texts;
 }
 
-export const UPSERT_DIRECTORY_AUDITS = `
+const INSERT_DIRECTORY_AUDITS = `
 insert into directory_audits as s (tenant_id, id, activity_date_time, stream, raw, first_seen_at, last_changed_at, api_version)
 select $1, e ->> 'id', (e ->> 'activityDateTime')::timestamptz, $2, e, $3, $3, $6
 from jsonb_array_elements(coalesce($4::jsonb -> 'value', $4::jsonb)) with ordinality as p(e, n)
-where ($5::boolean[])[n] is not true
+where ($5::boolean[])[n] is not true`;
+
+export const UPSERT_DIRECTORY_AUDITS = `${INSERT_DIRECTORY_AUDITS}
 on conflict (tenant_id, id) do update
   set raw = excluded.raw, activity_date_time = excluded.activity_date_time, last_changed_at = excluded.last_changed_at,
       revision = s.revision + 1, api_version = excluded.api_version
@@ -259,3 +273,10 @@ export function upsertDirectoryAudits(
 ): Promise<UpsertResult> {
   return upsert(UPSERT_DIRECTORY_AUDITS, client, tenantId, stream, events, seenAt, apiVersion);
 }
+
+/** Insert-only directory audits (`import` by default), same contract as insertNewSignIns. */
+export const INSERT_NEW_DIRECTORY_AUDITS = `${INSERT_DIRECTORY_AUDITS}
+on conflict (tenant_id, id) do nothing
+returning true as inserted, s.activity_date_time as created_date_time`;
+
+export const insertNewDirectoryAudits: Upsert = (...args) => upsert(INSERT_NEW_DIRECTORY_AUDITS, ...args);
