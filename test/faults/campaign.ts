@@ -228,9 +228,13 @@ interface Proc {
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const say = options.log ?? (() => undefined);
+  // The schedule (kinds, in order) comes from `rng`; each episode's parameters from its own generator, seeded by
+  // the seed and the episode's number, so that how many draws an earlier episode made (which can depend on process
+  // timing: a daemon that exited before its fault) never shifts a later episode's parameters.
   const rng: Rng = mulberry32(options.seed);
-  const rand = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
-  const chance = (p: number) => rng() < p;
+  let episodeRng: Rng = rng;
+  const rand = (lo: number, hi: number) => lo + Math.floor(episodeRng() * (hi - lo + 1));
+  const chance = (p: number) => episodeRng() < p;
   const pickKind = (): Kind => {
     const total = KINDS.reduce((s, [, w]) => s + w, 0);
     let x = rng() * total;
@@ -930,6 +934,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   let episodes = 0;
   const episode = async (kind: Kind) => {
     episodes++;
+    episodeRng = mulberry32((options.seed ^ Math.imul(episodes, 0x9e3779b1)) >>> 0);
     const t0 = Date.now();
     const before = procs.length;
     if (await runEpisode(kind)) {
