@@ -1,6 +1,6 @@
 // The full fault campaign (issue 4): `npm run test:faults -- [--seed N] [--minutes M] [--keep]`.
 // Prints progress, then exactly one summary line last; exits 1 when anything was lost, duplicated, regressed or
-// leaked, or any process misbehaved.
+// leaked, a stream stalled, or any process misbehaved.
 
 import { parseArgs } from "node:util";
 
@@ -34,6 +34,9 @@ log(
   `episodes ${result.episodes}, daemon processes ${result.processes}, ${Math.round((Date.now() - started) / 1000)} s`,
 );
 log(`signals that stopped a running daemon: SIGKILL ${result.sigkills}, SIGTERM ${result.sigterms}`);
+log(
+  `poison events published ${result.poisonPublished}, rejected as expected ${result.poisonRejected}; streams stalled ${result.stalled}; SIGTERM while PostgreSQL was blackholed: exit 0 after ${JSON.stringify(result.blackholeSigtermMs)} ms`,
+);
 log(`injected by kind: ${JSON.stringify(result.byKind)}`);
 log(`process exits: ${JSON.stringify(result.exits)}`);
 log(

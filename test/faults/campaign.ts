@@ -12,15 +12,18 @@ import { isDeepStrictEqual } from "node:util";
 
 import pg from "pg";
 
+import { STREAM_NAMES } from "../../src/ingest/streams.ts";
 import { DEFAULT_CLIENT, makeSignIn, mulberry32, type Rng } from "../../src/simulator/index.ts";
 import type { FaultRule } from "../../src/simulator/faults.ts";
 import { type Simulator, startSimulator } from "../../src/simulator/server.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/store/embedded.ts";
 import { migrate } from "../../src/store/migrate.ts";
-import { daemonEnv, type Finished, type Running, startCli } from "../helpers/daemon.ts";
+import { daemonEnv, type Finished, runCli, type Running, startCli } from "../helpers/daemon.ts";
 import { silentLog } from "../helpers/db.ts";
 import { freePort } from "../helpers/global-setup.ts";
+import { createReaderLogin, type Squatter, startLockSquatter } from "./db-squatter.ts";
 import { PgProxy } from "./pg-proxy.ts";
+import { type PoisonEvent, poisonEvents } from "./poison.ts";
 
 export interface CampaignOptions {
   seed: number;
@@ -64,6 +67,16 @@ export interface CampaignResult {
   regressions: number;
   checkpointSamples: number;
   secretHits: number;
+  /** Poison events published; of the ones PostgreSQL refuses, how many are in rejected_events. */
+  poisonPublished: number;
+  poisonRejected: number;
+  /**
+   * Configured streams stalled at the end: after the final healing `once` succeeded, the checkpoint is not past the
+   * moment the campaign published its last events, or `status --json` shows the last outcome as not a success.
+   */
+  stalled: number;
+  /** Milliseconds from SIGTERM to exit 0 of `run` daemons signalled while PostgreSQL was blackholed. */
+  blackholeSigtermMs: number[];
   /** Everything else that went wrong (unexpected exit codes, hangs, Graph calls while PostgreSQL was down…). */
   problems: string[];
   lostIds: string[];
@@ -98,7 +111,12 @@ type Kind =
   | "malformed"
   | "clock-skew"
   | "read-only"
-  | "disk-full";
+  | "disk-full"
+  | "poison"
+  | "oversized"
+  | "retry-after-huge"
+  | "past-date"
+  | "bi-squatter";
 
 const KINDS: Array<[Kind, number]> = [
   ["sigkill-inflight", 6],
@@ -120,9 +138,29 @@ const KINDS: Array<[Kind, number]> = [
   ["clock-skew", 3],
   ["read-only", 3],
   ["disk-full", 3],
+  ["poison", 3],
+  ["oversized", 3],
+  ["retry-after-huge", 3],
+  ["past-date", 3],
+  ["bi-squatter", 3],
 ];
 
-const GRAPH_KINDS = new Set<Kind>(["graph-reset", "graph-hang", "429-storm", "5xx-run", "expire-token", "malformed"]);
+const GRAPH_KINDS = new Set<Kind>([
+  "graph-reset",
+  "graph-hang",
+  "429-storm",
+  "5xx-run",
+  "expire-token",
+  "malformed",
+  "oversized",
+  "retry-after-huge",
+  "past-date",
+]);
+/** Kinds after which a `run` daemon must always show a cycle that completes (the fault must not stop the stream). */
+const MUST_RECOVER = new Set<Kind>(["poison", "oversized", "retry-after-huge", "past-date", "bi-squatter"]);
+/** A blackholed PostgreSQL must outlast the daemon's leases (issue 12 §4). */
+const LEASE_TTL_S = 6;
+const PAST_DATE = "Mon, 01 Jan 2001 00:00:00 GMT";
 export const ALL_KINDS: readonly Kind[] = KINDS.map(([k]) => k);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -190,9 +228,13 @@ interface Proc {
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const say = options.log ?? (() => undefined);
+  // The schedule (kinds, in order) comes from `rng`; each episode's parameters from its own generator, seeded by
+  // the seed and the episode's number, so that how many draws an earlier episode made (which can depend on process
+  // timing: a daemon that exited before its fault) never shifts a later episode's parameters.
   const rng: Rng = mulberry32(options.seed);
-  const rand = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
-  const chance = (p: number) => rng() < p;
+  let episodeRng: Rng = rng;
+  const rand = (lo: number, hi: number) => lo + Math.floor(episodeRng() * (hi - lo + 1));
+  const chance = (p: number) => episodeRng() < p;
   const pickKind = (): Kind => {
     const total = KINDS.reduce((s, [, w]) => s + w, 0);
     let x = rng() * total;
@@ -260,8 +302,13 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   let published = 0;
   let republished = 0;
   const recent: Array<{ id: string; createdMs: number }> = [];
+  /** Simulator time of the latest publishing tick (every event published so far was created at or before it). */
+  let lastPublishedAt = sim.now();
+  const poisonPublished: PoisonEvent[] = [];
+  const blackholeSigtermMs: number[] = [];
   const publisher = setInterval(() => {
-    const now = sim.now().getTime();
+    lastPublishedAt = sim.now();
+    const now = lastPublishedAt.getTime();
     const n = Math.floor(eventRng() * 3);
     const batch: Array<Record<string, unknown>> = [];
     for (let i = 0; i < n; i++) {
@@ -457,6 +504,88 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     await cluster.start();
   };
   const graphCalls = () => sim.requests().filter((r) => r.kind !== "other").length;
+  const checkpointNow = async (): Promise<number | undefined> =>
+    (
+      await direct.query<{ position: Date }>(
+        "select position from checkpoints where tenant_id = $1 and stream = 'interactiveUser'",
+        [sim.tenantId],
+      )
+    ).rows[0]?.position.getTime();
+  /** Publishes one poison event of each sort, created in the last 35..12 s and visible from inside that window. */
+  const publishPoison = async (tag: string): Promise<Date> => {
+    const now = sim.now().getTime();
+    const window = { from: new Date(now - 35_000), to: new Date(now - 12_000) };
+    const poison = poisonEvents(window, tag, options.seed);
+    const res = await fetch(`${sim.url}/_admin/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ events: poison.map((p) => p.event), visibleAt: new Date(now - 14_000).toISOString() }),
+    });
+    if (!res.ok) {
+      throw new Error(`POST /_admin/events: ${res.status} ${await res.text()}`);
+    }
+    poisonPublished.push(...poison);
+    count("poison events", poison.length);
+    return window.to;
+  };
+
+  const sampled = () => samples.at(-1);
+  /**
+   * The new kinds' (issue 12) demands on a `once` that met them; narrows `allowed` (the exit codes judge accepts)
+   * and records problems.
+   */
+  const checkOnce = async (
+    kind: Kind,
+    proc: Proc,
+    r: Finished,
+    allowed: number[],
+    at: { checkpointBefore: number | undefined; poisonTo: Date | undefined },
+  ) => {
+    const records = sim.requests();
+    const faultAt = records.findIndex((rec) => rec.fault !== undefined);
+    const what = `once #${proc.id} (${kind})`;
+    const only = (...codes: number[]) => allowed.splice(0, allowed.length, ...codes);
+    const after = kind === "past-date" || kind === "poison" ? await checkpointNow().catch(() => undefined) : undefined;
+    switch (kind) {
+      case "oversized":
+        if (faultAt >= 0) {
+          only(75);
+          if (!r.logs.some((l) => JSON.stringify(l).includes("Malformed"))) {
+            problems.push(`${what}: no malformed-page failure logged for an oversized page`);
+          }
+        }
+        break;
+      case "retry-after-huge":
+        only(0);
+        if (faultAt >= 0 && !records.slice(faultAt + 1).some((rec) => rec.kind === "graph")) {
+          problems.push(`${what}: no Graph request after a 429 with a huge Retry-After (tenant silenced)`);
+        }
+        if (records.length > 500) {
+          problems.push(`${what}: ${records.length} requests after a huge Retry-After (busy loop?)`);
+        }
+        break;
+      case "past-date":
+        only(0);
+        if (after === undefined || after <= (at.checkpointBefore ?? 0)) {
+          problems.push(`${what}: the checkpoint did not move while Date headers said 2001`);
+        }
+        break;
+      case "poison":
+        only(0);
+        if (at.poisonTo && (after === undefined || after < at.poisonTo.getTime())) {
+          problems.push(`${what}: the checkpoint did not move past the poison events (stalled)`);
+        }
+        break;
+      case "bi-squatter":
+        only(0);
+        if (!r.logs.some((l) => l.msg === "cycle complete" && l.stream === "interactiveUser")) {
+          problems.push(`${what}: interactiveUser was not polled while a BI login squatted`);
+        }
+        break;
+      default:
+        break;
+    }
+  };
 
   /** Runs one episode; true when its fault really happened. */
   const runEpisode = async (kind: Kind): Promise<boolean> => {
@@ -522,6 +651,39 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       case "pg-down-at-start":
         extra.DATABASE_WAIT = "1s";
         break;
+      case "oversized":
+        // Over the byte cap (MAX_PAGE_BYTES), or under it with far more items than $top (maxPageEvents).
+        faults = [
+          {
+            match: { from: k },
+            kind: "oversized",
+            bytes: chance(0.5) ? 60_000_000 : rand(3_000, 200_000),
+            times: 1,
+          },
+        ];
+        break;
+      case "retry-after-huge":
+        faults = [
+          {
+            match: { from: k },
+            kind: "status",
+            status: 429,
+            retryAfter: (["3600", "2200000", "Fri, 01 Jan 2100 00:00:00 GMT"] as const)[rand(0, 2)] ?? "3600",
+            times: 1,
+          },
+        ];
+        break;
+      case "past-date":
+        faults = [
+          chance(0.5)
+            ? { match: { token: true }, kind: "date", date: PAST_DATE }
+            : { match: { from: rand(2, 5) }, kind: "date", date: PAST_DATE, times: rand(1, 4) },
+        ];
+        break;
+      case "pg-blackhole":
+        extra.LEASE_TTL = `${LEASE_TTL_S}s`;
+        extra.LEASE_HEARTBEAT = "1s";
+        break;
       default:
         break;
     }
@@ -538,6 +700,25 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       } else {
         proxy.setMode("refuse");
       }
+    }
+    const checkpointBefore = kind === "past-date" ? await checkpointNow().catch(() => undefined) : undefined;
+    let poisonTo: Date | undefined;
+    if (kind === "poison") {
+      poisonTo = await publishPoison(`poison-${options.seed}-${episodes}`);
+      own = true;
+    }
+    let squat: { login: Awaited<ReturnType<typeof createReaderLogin>>; squatter: Squatter } | undefined;
+    if (kind === "bi-squatter") {
+      // A BI login (signin_reader) holds every lock it can get and poses as replicas; nothing of it may stop a stream.
+      const login = await createReaderLogin(adminUrl, dbUrl);
+      const squatter = await startLockSquatter(
+        login.url,
+        STREAM_NAMES.map((stream) => ({ tenantId: sim.tenantId, stream })),
+        { partitionLock: chance(0.5) },
+      );
+      squat = { login, squatter };
+      own = squatter.attempts.some((a) => a.allowed);
+      count("bi-squatter", own ? 1 : 0);
     }
     let killedAt: "before" | "after" | undefined;
     const proc = start(command, kind, baseEnv(extra));
@@ -643,10 +824,23 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       case "pg-blackhole": {
         await waitFor(() => proc.exited || sim.requests().length > rand(1, 4), 8000);
         if (!proc.exited) {
+          // Held longer than LEASE_TTL: the daemon must notice (heartbeats), `once` fail with 75, and a SIGTERM
+          // during it end `run` with 0 without waiting for PostgreSQL.
           proxy.setMode("blackhole");
           count("pg-blackhole");
           own = true;
-          await sleep(rand(1000, 4000));
+          await sleep(1000);
+          if (command === "once" && !proc.exited) {
+            allowed.splice(0, allowed.length, 75);
+          }
+          await sleep(rand(LEASE_TTL_S * 1000, LEASE_TTL_S * 1000 + 2500));
+          if (command === "run" && chance(0.5) && signal(proc, "SIGTERM")) {
+            count("kill: SIGTERM while PostgreSQL is blackholed");
+            const r = await finish(proc, 30_000);
+            if (r.code === 0) {
+              blackholeSigtermMs.push(Date.now() - (proc.signalAt ?? Date.now()));
+            }
+          }
           proxy.setMode("pass");
         }
         break;
@@ -677,15 +871,30 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         await sleep(rand(1000, 3000));
         await setDiskFull(false);
         break;
+      case "past-date":
+        if (command === "run") {
+          // Windows keep moving while the Date headers lie.
+          const moved = await waitFor(
+            () => proc.exited || (sampled() ?? 0) > (checkpointBefore ?? 0) + 1000,
+            25_000,
+            200,
+          );
+          if (!moved || proc.exited) {
+            problems.push(`run #${proc.id} (past-date): the checkpoint did not move while Date headers said 2001`);
+          }
+        } else {
+          await waitFor(() => proc.exited, ONCE_WATCHDOG_MS);
+        }
+        break;
       default:
-        // Graph faults: let the daemon meet them.
+        // Graph faults (and poison events, a BI squatter): let the daemon meet them.
         await waitFor(() => proc.exited, command === "once" ? ONCE_WATCHDOG_MS : rand(1500, 4000));
         break;
     }
     healAt = Date.now();
     if (command === "run" && !proc.exited && !proc.signalSent) {
       // The daemon must recover by itself once the fault is gone: a cycle that starts after healing completes.
-      if (chance(0.5)) {
+      if (MUST_RECOVER.has(kind) || chance(0.5)) {
         sim.setFaults([]);
         const recovered = await proc.running
           .waitForLog((l) => l.msg === "cycle complete" && Date.parse(String(l.time)) > healAt, 25_000)
@@ -700,7 +909,14 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       signal(proc, chance(0.6) ? "SIGKILL" : "SIGTERM");
     }
     const r = await finish(proc, proc.signalSent ? 30_000 : ONCE_WATCHDOG_MS);
+    if (command === "once" && !proc.signalSent) {
+      await checkOnce(kind, proc, r, allowed, { checkpointBefore, poisonTo });
+    }
     judge(proc, r, command === "run" ? [] : allowed);
+    if (squat) {
+      await squat.squatter.close();
+      await squat.login.drop().catch((error: unknown) => problems.push(`dropping the BI login: ${String(error)}`));
+    }
     const graphFaults = faultsFired();
     if (GRAPH_KINDS.has(kind)) {
       own = graphFaults > 0;
@@ -718,6 +934,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   let episodes = 0;
   const episode = async (kind: Kind) => {
     episodes++;
+    episodeRng = mulberry32((options.seed ^ Math.imul(episodes, 0x9e3779b1)) >>> 0);
     const t0 = Date.now();
     const before = procs.length;
     if (await runEpisode(kind)) {
@@ -763,6 +980,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     clearInterval(publisher);
     // Graph's clock must end at its furthest point, so that every event it ever showed is visible to the checker.
     sim.setClockOffset(maxOffsetMs);
+    // The stall check needs a final cycle whose window can pass the last published events: wait until Graph's
+    // clock is SETTLE past them.
+    const publishedUpTo = lastPublishedAt.getTime();
+    await waitFor(() => sim.now().getTime() >= publishedUpTo + (SETTLE_S + 1) * 1000, (SETTLE_S + 5) * 1000, 200);
     let finalAt: Date | undefined;
     for (let attempt = 1; attempt <= 8 && !finalAt; attempt++) {
       const at = sim.now();
@@ -801,6 +1022,51 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         [sim.tenantId],
       )
     ).rows;
+    // Poison events: each "stored" one stored once (like any event), each "rejected" one in rejected_events.
+    const rejectedPoison = new Set(poisonPublished.filter((p) => p.expect === "rejected").map((p) => String(p.id)));
+    let poisonRejected = 0;
+    for (const p of poisonPublished) {
+      if (p.expect === "rejected") {
+        const found = await direct.query<{ reason: string }>(
+          "select reason from rejected_events where raw_text like '%' || $1 || '%'",
+          [p.marker],
+        );
+        const reasons = found.rows.map((row) => row.reason);
+        if (reasons.length === 0) {
+          problems.push(`poison ${p.kind} (${p.marker}) is not in rejected_events`);
+        } else if (p.reason && !reasons.some((reason) => p.reason?.test(reason))) {
+          problems.push(`poison ${p.kind} rejected with reason ${reasons.join("; ")}, expected ${String(p.reason)}`);
+        } else {
+          poisonRejected++;
+        }
+      } else {
+        const n = rows.filter((row) => row.id === p.id).length;
+        if (n !== 1) {
+          problems.push(`poison ${p.kind} (${p.id}) stored ${n} times, expected once`);
+        }
+      }
+    }
+    // Stalled streams: the final `once` succeeded after Graph's clock passed the last published events by SETTLE,
+    // so a stream that still moves has its checkpoint past them, and its last outcome is a success.
+    const configured = [{ tenantId: sim.tenantId, stream: "interactiveUser" }];
+    const status = finalAt ? await runCli(["status", "--json"], baseEnv()) : undefined;
+    let statusRows: Array<{ tenantId?: string; stream?: string; lastOutcome?: string | null }> = [];
+    try {
+      statusRows = status ? (JSON.parse(status.stdout) as typeof statusRows) : [];
+    } catch {
+      problems.push(`status --json printed no JSON (exit ${status?.code}): ${status?.stdout.slice(0, 300)}`);
+    }
+    let stalled = 0;
+    for (const c of configured) {
+      const row = statusRows.find((x) => x.tenantId === c.tenantId && x.stream === c.stream);
+      const behind = !finalAt || !checkpoint || checkpoint.getTime() <= publishedUpTo;
+      if (behind || row?.lastOutcome !== "success") {
+        stalled++;
+        problems.push(
+          `stream ${c.stream} stalled: checkpoint ${checkpoint?.toISOString() ?? "none"}, last events published at ${new Date(publishedUpTo).toISOString()}, status last outcome ${row?.lastOutcome ?? "(not listed)"}`,
+        );
+      }
+    }
     const storedById = new Map<string, Record<string, unknown>>();
     let duplicates = 0;
     for (const row of rows) {
@@ -818,10 +1084,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       const hi = sevenDigits(checkpoint.toISOString());
       for (const e of sim.visibleEvents(sim.tenantId, finalAt)) {
         const at = sevenDigits(String(e.createdDateTime));
-        if (!isInteractive(e) || at < lo || at > hi) {
+        const id = String(e.id);
+        if (!isInteractive(e) || at < lo || at > hi || e.id === undefined || rejectedPoison.has(id)) {
           continue;
         }
-        const id = String(e.id);
         expectedIds.push(id);
         const raw = storedById.get(id);
         if (raw && !isDeepStrictEqual(raw, asRead(e))) {
@@ -874,7 +1140,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     if (lost > 0) {
       problems.push(`lost ${lost} events, e.g. ${lostIds.slice(0, 5).join(", ")}`);
     }
-    const line = `faults: seed ${options.seed}, injected ${injected}, expected ${expectedIds.length}, stored ${storedById.size}, lost ${lost}, duplicates ${duplicates}, checkpoint regressions ${regressions}, secrets in logs ${secretHits}`;
+    const line = `faults: seed ${options.seed}, injected ${injected}, expected ${expectedIds.length}, stored ${storedById.size}, lost ${lost}, duplicates ${duplicates}, checkpoint regressions ${regressions}, secrets in logs ${secretHits}, poison rejected ${poisonRejected}, stalled ${stalled}`;
     return {
       seed: options.seed,
       injected,
@@ -897,10 +1163,20 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       regressions,
       checkpointSamples: samples.length,
       secretHits,
+      poisonPublished: poisonPublished.length,
+      poisonRejected,
+      stalled,
+      blackholeSigtermMs,
       problems,
       lostIds,
       line,
-      ok: problems.length === 0 && lost === 0 && duplicates === 0 && regressions === 0 && secretHits === 0,
+      ok:
+        problems.length === 0 &&
+        lost === 0 &&
+        duplicates === 0 &&
+        regressions === 0 &&
+        secretHits === 0 &&
+        stalled === 0,
       workDir,
     };
   } finally {
