@@ -159,8 +159,8 @@ export async function readWindow(
           )
         : graph.getPage(pageUrl, fetchSignal, options.priority).then((page): FetchedPage => {
             if (page.value.length > maxPageEvents(deps.pageSize)) {
-              // Graph never sends more than $top (and never more than 1,000); a page that does is refused whole,
-              // like any malformed page.
+              // More than $top and more than Graph's largest page: not a page Graph sends (a hostile or broken peer);
+              // refused whole, like any malformed page.
               throw new MalformedPageError(
                 `Graph returned a page of ${page.value.length} events for $top=${deps.pageSize} (request-id ${page.requestId ?? "?"}); nothing from it is stored`,
               );
