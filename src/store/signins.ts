@@ -52,16 +52,7 @@ on conflict (tenant_id, raw_hash) do update
   set last_seen_at = excluded.last_seen_at, times_seen = r.times_seen + 1, reason = excluded.reason`;
 
 /** Stores parsed events, or a page's events straight from its JSON text (PageEvents). */
-export function upsertSignIns(
-  client: PoolClient,
-  tenantId: string,
-  stream: string,
-  events: readonly ValidEvent[] | PageEvents,
-  seenAt: Date,
-  apiVersion?: string,
-): Promise<UpsertResult> {
-  return upsert(UPSERT_SIGN_INS, client, tenantId, stream, events, seenAt, apiVersion);
-}
+export const upsertSignIns: Upsert = (...args) => upsert(UPSERT_SIGN_INS, ...args);
 
 /** Insert-only (INSERT_NEW_SIGN_INS): stored rows are left as they are, counted unchanged. */
 export const insertNewSignIns: Upsert = (...args) => upsert(INSERT_NEW_SIGN_INS, ...args);
@@ -263,16 +254,7 @@ on conflict (tenant_id, id) do update
 returning s.revision = 1 as inserted, s.activity_date_time as created_date_time`;
 
 /** Directory audit events, same contract as upsertSignIns. */
-export function upsertDirectoryAudits(
-  client: PoolClient,
-  tenantId: string,
-  stream: string,
-  events: readonly ValidEvent[] | PageEvents,
-  seenAt: Date,
-  apiVersion?: string,
-): Promise<UpsertResult> {
-  return upsert(UPSERT_DIRECTORY_AUDITS, client, tenantId, stream, events, seenAt, apiVersion);
-}
+export const upsertDirectoryAudits: Upsert = (...args) => upsert(UPSERT_DIRECTORY_AUDITS, ...args);
 
 /** Insert-only directory audits (`import` by default), same contract as insertNewSignIns. */
 export const INSERT_NEW_DIRECTORY_AUDITS = `${INSERT_DIRECTORY_AUDITS}
