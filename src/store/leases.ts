@@ -347,10 +347,14 @@ export class StreamLeases {
         this.#log.warn({ err }, "could not unregister this replica; its leases expire after LEASE_TTL");
       });
     }
-    // pool.end() waits for its connections to close, which a vanished server may never confirm.
+    // pool.end() waits for its connections to close, which a vanished server may never confirm. The timer is
+    // not unref'd: if nothing else keeps the event loop alive, an unref'd one would let the process exit with
+    // close() still pending (and its caller's shutdown unfinished).
+    let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.#pool.end().catch(() => undefined),
-      new Promise((resolve) => setTimeout(resolve, this.#options.heartbeatMs).unref()),
+      new Promise((resolve) => (timer = setTimeout(resolve, this.#options.heartbeatMs))),
     ]);
+    clearTimeout(timer);
   }
 }
