@@ -13,10 +13,11 @@ const seed = process.env.FAULTS_SEED ? Number(process.env.FAULTS_SEED) : 2026112
 
 test(
   `short fault campaign (seed ${seed}): nothing lost, duplicated or leaked; every fault kind injected`,
-  // A hang guard, not a speed check: 110 s of faults, then the final run and the checker; a loaded machine is slower.
-  { timeout: 360_000 },
+  // A hang guard, not a speed check: every kind once and retries (~110 s on a quiet machine, several times that on
+  // a loaded one), then the final run and the checker.
+  { timeout: 540_000 },
   async (t) => {
-    const result = await runCampaign({ seed, durationMs: 110_000, everyKind: true, log: (line) => t.diagnostic(line) });
+    const result = await runCampaign({ seed, durationMs: 0, everyKind: true, log: (line) => t.diagnostic(line) });
     t.diagnostic(result.line);
     t.diagnostic(`fired per kind: ${JSON.stringify(result.fired)}; exits: ${JSON.stringify(result.exits)}`);
     assert.deepEqual(result.problems, [], result.problems.join("\n"));

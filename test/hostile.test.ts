@@ -71,7 +71,9 @@ async function cycles(db: TestDatabase): Promise<Array<{ outcome: string; error:
 /** A failing cycle stored nothing beyond the first page and left the checkpoint alone; then a clean one completes. */
 async function failsThenRecovers(db: TestDatabase, env: Record<string, string>, rules: FaultRule[], code: string) {
   start(rules);
-  env = { INITIAL_LOOKBACK: "3h", ...env }; // one window: the checkpoint stays unset until it is read whole
+  // One window: the checkpoint stays unset until it is read whole. A generous HTTP_TIMEOUT: on a loaded machine a
+  // slow stream must not time out (and be retried clean) before the check under test refuses it.
+  env = { INITIAL_LOOKBACK: "3h", HTTP_TIMEOUT: "60s", ...env };
   const h = ingestHarness(sim, db, env);
   await assert.rejects(h.run(), (e: unknown) => {
     assert.ok(e instanceof MalformedPageError, String(e));

@@ -100,6 +100,8 @@ export interface Simulator {
   setMode(mode: SimulatorOptions["mode"]): void;
   /** Shifts the simulator clock (adds to clockOffsetMs). */
   setClockOffset(ms: number): void;
+  /** Back to the mode, fault rules and clock offset it was started with (test scaffolds call it between tests). */
+  reset(): void;
   requests(): RequestRecord[];
   resetRequests(): void;
   /** Every access token the token endpoint issued (secret canaries for log checks). */
@@ -176,6 +178,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     setClockOffset: (ms) => {
       offsetMs = ms;
+    },
+    reset: () => {
+      mode = opts.mode ?? "normal";
+      offsetMs = opts.clockOffsetMs ?? 0;
+      sim.setFaults(opts.faults ?? []);
     },
     requests: () => [...log],
     resetRequests: () => {

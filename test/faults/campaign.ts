@@ -27,7 +27,7 @@ import { type PoisonEvent, poisonEvents } from "./poison.ts";
 
 export interface CampaignOptions {
   seed: number;
-  /** Wall time of the nemesis phase (the final recovery and the check come on top). */
+  /** Wall time of the random nemesis phase (the final recovery and the check come on top); not with everyKind. */
   durationMs: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
@@ -35,7 +35,10 @@ export interface CampaignOptions {
   keep?: boolean;
   /** One progress line per episode. */
   verbose?: boolean;
-  /** Instead of random episodes: every kind once (retried up to twice when its fault did not happen). */
+  /**
+   * Instead of random episodes for durationMs: every kind once, however long that takes, then retried up to twice
+   * when its fault did not happen (durationMs is not used).
+   */
   everyKind?: boolean;
 }
 
@@ -801,7 +804,9 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         break;
       }
       case "pg-restart": {
-        await waitFor(() => proc.exited || sim.requests().length > rand(1, 4), 8000);
+        // Drawn once, before polling: a draw per poll would make the faults depend on timing, not on the seed.
+        const threshold = rand(1, 4);
+        await waitFor(() => proc.exited || sim.requests().length > threshold, 8000);
         if (!proc.exited) {
           await restartCluster();
           count("pg-restart");
@@ -810,7 +815,9 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         break;
       }
       case "pg-reset": {
-        await waitFor(() => proc.exited || sim.requests().length > rand(1, 5), 8000);
+        // Drawn once, before polling: a draw per poll would make the faults depend on timing, not on the seed.
+        const threshold = rand(1, 5);
+        await waitFor(() => proc.exited || sim.requests().length > threshold, 8000);
         if (!proc.exited) {
           own = proxy.resetAll() > 0;
           count("pg-reset", own ? 1 : 0);
@@ -827,7 +834,9 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         break;
       }
       case "pg-blackhole": {
-        await waitFor(() => proc.exited || sim.requests().length > rand(1, 4), 8000);
+        // Drawn once, before polling: a draw per poll would make the faults depend on timing, not on the seed.
+        const threshold = rand(1, 4);
+        await waitFor(() => proc.exited || sim.requests().length > threshold, 8000);
         if (!proc.exited) {
           // Held longer than LEASE_TTL: the daemon must notice (heartbeats), `once` fail with 75, and a SIGTERM
           // during it end `run` with 0 without waiting for PostgreSQL.
@@ -960,9 +969,11 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     if (options.everyKind) {
       // Each kind once (in a seeded order), then again for any whose fault did not happen (the daemon was faster).
       const order = [...ALL_KINDS].sort(() => rng() - 0.5);
+      // Bounded by rounds, not by the clock: on a loaded machine episodes are slower, and every kind must still
+      // be tried (and retried) rather than cut off by a wall-time budget.
       for (let round = 0; round < 3; round++) {
         for (const kind of order) {
-          if (!fired[kind] && Date.now() - started < options.durationMs) {
+          if (!fired[kind]) {
             await episode(kind);
           }
         }

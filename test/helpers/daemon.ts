@@ -88,13 +88,18 @@ export function startCli(args: string[], env: Record<string, string>): Running {
   });
   let stdout = "";
   let stderr = "";
+  /** The last, unfinished line of stdout: a chunk may end in the middle of a line. */
+  let partial = "";
   const waiters: Array<{
     predicate: (l: Record<string, unknown>) => boolean;
     resolve: (l: Record<string, unknown>) => void;
   }> = [];
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
     stdout += chunk;
-    for (const line of parseLines(chunk)) {
+    const text = partial + chunk;
+    const end = text.lastIndexOf("\n") + 1;
+    partial = text.slice(end);
+    for (const line of parseLines(text.slice(0, end))) {
       for (const w of [...waiters]) {
         if (w.predicate(line)) {
           waiters.splice(waiters.indexOf(w), 1);
@@ -104,11 +109,9 @@ export function startCli(args: string[], env: Record<string, string>): Running {
     }
   });
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  // 'close' comes after 'exit' and after both pipes have been read to their end.
   const finished = new Promise<Finished>((resolve) => {
-    child.on("exit", (code, signal) => {
-      // Let the pipes drain before reporting.
-      setImmediate(() => resolve({ code, signal, stdout, stderr, logs: parseLines(stdout) }));
-    });
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, logs: parseLines(stdout) }));
   });
   return {
     child,

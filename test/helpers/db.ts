@@ -1,7 +1,7 @@
 // A fresh, migrated database per test file (or per test), dropped afterwards, on the run's PostgreSQL.
 
 import { randomBytes } from "node:crypto";
-import { after, before } from "node:test";
+import { after, afterEach, before } from "node:test";
 
 import pg from "pg";
 import { pino } from "pino";
@@ -140,10 +140,10 @@ export async function createTestDatabase(options: { migrate?: boolean } = {}): P
 }
 
 /**
- * The scaffold most test files share: one simulator for the file (handed to `use` once started) and fresh
- * databases on demand, all closed and dropped after the file's tests.
+ * The scaffold most test files share: one simulator for the file (handed to `use` once started; reset to how it
+ * started after each test) and fresh databases on demand, all closed and dropped after the file's tests.
  */
-export function simulatorSuite<S extends { close(): Promise<void> }>(
+export function simulatorSuite<S extends { close(): Promise<void>; reset?(): void }>(
   start: () => Promise<S>,
   use: (sim: S) => void,
   options: { migrate?: boolean } = {},
@@ -154,6 +154,8 @@ export function simulatorSuite<S extends { close(): Promise<void> }>(
     sim = await start();
     use(sim);
   });
+  // What a test set on the simulator (a mode, faults, a clock offset) ends with it, even when an assertion failed.
+  afterEach(() => sim?.reset?.());
   after(async () => {
     await sim?.close();
     await Promise.all(databases.map((d) => d.drop()));
