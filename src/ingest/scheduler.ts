@@ -24,7 +24,9 @@ export function startSchedule(expression: string, cycle: () => Promise<void>, lo
       running = undefined;
     });
   };
-  const task = cron.schedule(expression, tick, { timezone: "UTC", name: "signin-ingest", noOverlap: true });
+  // No `noOverlap`: node-cron can only see overlap through a promise the callback returns, and `tick` returns at
+  // once (the guard above is what keeps cycles from overlapping).
+  const task = cron.schedule(expression, tick, { timezone: "UTC", name: "signin-ingest" });
   tick(); // one cycle at once, then one per tick
   let stopping: Promise<void> | undefined;
   return {
