@@ -154,6 +154,15 @@ function readableFile(text: string): Parsed {
   }
 }
 
+/** A readable file with something in it (a secret). */
+function secretFile(text: string): Parsed {
+  try {
+    return readFileSync(text, "utf8").trim() === "" ? bad("is an empty file") : ok(text);
+  } catch (error) {
+    return bad(`is not a readable file (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+}
+
 function boolean(text: string): Parsed {
   const lower = text.toLowerCase();
   return ["true", "1", "yes"].includes(lower)
@@ -482,8 +491,9 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     env: "AZURE_CLIENT_SECRET_FILE",
     key: "clientSecretFile",
     optional: true,
-    description: "File holding the client secret (Docker/Kubernetes secrets); read at every token renewal.",
-    parse: readableFile,
+    description:
+      "File holding the client secret (Docker/Kubernetes secrets), trimmed; read at every token renewal, so a rotated secret is picked up. Set it or `AZURE_CLIENT_SECRET`, not both.",
+    parse: secretFile,
   },
   {
     env: "AZURE_CLIENT_CERTIFICATE_PATH",
