@@ -993,7 +993,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
 /**
  * The configuration of a command, by what it needs of the tenants: `required` (Graph credentials must be valid),
  * `none` (database settings only), or `optional` (import, export, status: the tenants when they are configured,
- * else the database settings alone and AZURE_TENANT_ID, if valid, as the one tenant id).
+ * else the database settings alone and AZURE_TENANT_ID, if set, as the one tenant id).
  */
 export function loadCommandConfig(
   env: Env,
@@ -1011,8 +1011,8 @@ export function loadCommandConfig(
       throw error;
     }
     const config = loadConfig(env, { require: "database" });
-    const id = env.AZURE_TENANT_ID?.trim() ?? "";
-    return { config, tenantIds: GUID.test(id) || DOMAIN.test(id) ? [id.toLowerCase()] : [] };
+    const id = env.AZURE_TENANT_ID?.trim().toLowerCase() ?? "";
+    return { config, tenantIds: id === "" ? [] : [id] };
   }
 }
 
