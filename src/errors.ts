@@ -24,7 +24,7 @@ export const CONFIG_FIX = "fix the named setting: see README.md (Configuration) 
 /**
  * One or more configuration values are missing or invalid; `problems` names each variable and its fix. Also what a
  * setting that parses but does not work turns into (a DATA_DIR that is a file, a METRICS_PORT in use, a wrong
- * password in DATABASE_URL): see configErrorFor.
+ * password in DATABASE_URL): see databaseSettingProblem, listenProblem and src/commands/database.ts.
  */
 export class ConfigError extends Error {
   override name = "ConfigError";
