@@ -296,9 +296,11 @@ test("progress of `once` on stderr when PROGRESS=on (as on a terminal); none whe
   const final = on.stderr.split("\r\x1b[2K").at(-1) ?? "";
   assert.match(
     final,
-    /^once · streams 1\/1 done · [\d,]+ events \([\d,]+ new\) · [\d,]+ pages · [\d,]+ ev\/s · done in /,
+    /^once · streams 1\/1 done · \d+ windows? · [\d,]+ events \([\d,]+ new\) · [\d,]+ pages · [\d,]+ ev\/s · done in /,
   );
   assert.ok(final.includes(`(${Number(cycle?.inserted).toLocaleString("en-US")} new)`), final);
+  assert.ok(final.includes(` · ${Number(cycle?.windows)} window`), final);
+  assert.ok(!on.stderr.includes('"level"'), "no JSON on the progress line's stream");
   assert.ok(final.endsWith("\n"));
   const off = await runCli(["once"], daemonEnv(sim, db.url, { PROGRESS: "off" }));
   assert.equal(off.code, 0);
@@ -320,8 +322,14 @@ test("`backfill` splits windows at MAX_PAGES_PER_WINDOW like the daemon", async 
     "--concurrency",
     "1",
   ];
-  const capped = await runCli(args, daemonEnv(sim, db.url, { PAGE_SIZE: "5", MAX_PAGES_PER_WINDOW: "2" }));
+  const capped = await runCli(
+    args,
+    daemonEnv(sim, db.url, { PAGE_SIZE: "5", MAX_PAGES_PER_WINDOW: "2", PROGRESS: "on" }),
+  );
   assert.equal(capped.code, 0, capped.stderr);
   const done = capped.logs.find((l) => l.msg === "backfill complete");
   assert.ok(Number(done?.splits) > 0, `split at 2 pages: ${JSON.stringify(done)}`);
+  // PROGRESS=on: the progress line on stderr instead of `backfill progress` log lines.
+  assert.match(capped.stderr.split("\r\x1b[2K").at(-1) ?? "", /^slices (\d+)\/\1 · 100\.0% of .* · done in /);
+  assert.ok(!capped.logs.some((l) => l.msg === "backfill progress"));
 });

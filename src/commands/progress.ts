@@ -9,6 +9,8 @@ import type { ProgressTerminal } from "./types.ts";
 export interface CycleProgress {
   streamsDone: number;
   streams: number;
+  /** Tail windows read completely (each commits the checkpoint). */
+  windows: number;
   events: number;
   inserted: number;
   pages: number;
@@ -20,11 +22,12 @@ export interface CycleProgress {
   budget: { perTenant: number; windowMs: number };
 }
 
-/** `once · streams 1/4 done · 5,666 events (5,600 new) · 57 pages · 45 ev/s · 1m05s · waiting for Graph's budget …` */
+/** `once · streams 1/4 done · 3 windows · 5,666 events (5,600 new) · 57 pages · 45 ev/s · 1m05s · waiting for Graph's budget …` */
 export function formatCycleProgress(p: CycleProgress, final = false): string {
   const rate = p.elapsedMs > 0 ? Math.round((p.events * SECOND) / p.elapsedMs) : 0;
   const parts = [
     `once · streams ${p.streamsDone}/${p.streams} done`,
+    `${p.windows.toLocaleString("en-US")} window${p.windows === 1 ? "" : "s"}`,
     `${p.events.toLocaleString("en-US")} events (${p.inserted.toLocaleString("en-US")} new)`,
     `${p.pages.toLocaleString("en-US")} pages`,
     `${rate.toLocaleString("en-US")} ev/s`,
@@ -73,6 +76,7 @@ export function showCycleProgress(options: {
   const read = async (): Promise<CycleProgress> => ({
     streamsDone: await total(metrics.cycles),
     streams: options.streams,
+    windows: await total(metrics.windows),
     events: await total(metrics.events, (l) => l.result !== "rejected"),
     inserted: await total(metrics.events, (l) => l.result === "inserted"),
     pages: await total(metrics.pages),

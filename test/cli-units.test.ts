@@ -1,11 +1,12 @@
-// Decisions by type: what an error means (detail, fix, temporary) and `check`'s exit code come from the error's
-// class and fields, never from its message text.
+// The CLI's pure parts. Decisions by type: what an error means (detail, fix, temporary) and `check`'s exit code
+// come from the error's class and fields, never from its message text. Times, and the progress line.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { checkExitCode, type TenantCheck } from "../src/check.ts";
 import { parseTime } from "../src/commands/args.ts";
+import { formatCycleProgress } from "../src/commands/progress.ts";
 import {
   AccessError,
   ConfigError,
@@ -76,4 +77,27 @@ test("parseTime: ISO times and ages only; `1` is not 2001-01-01", () => {
   assert.equal(parseTime("30d", now)?.toISOString(), "2026-10-29T12:00:00.000Z");
   assert.equal(parseTime("2026-11-01", now)?.toISOString(), "2026-11-01T00:00:00.000Z");
   assert.equal(parseTime("2026-11-01T10:00:00+02:00", now)?.toISOString(), "2026-11-01T08:00:00.000Z");
+});
+
+test("the progress line of `once`: counts, rate, and the wait for the throttle budget while it lasts", () => {
+  const p = {
+    streamsDone: 1,
+    streams: 4,
+    windows: 3,
+    events: 5666,
+    inserted: 5600,
+    pages: 57,
+    elapsedMs: 125_000,
+    waiting: 1,
+    waitedMs: 90_000,
+    budget: { perTenant: 5, windowMs: 10_000 },
+  };
+  assert.equal(
+    formatCycleProgress(p),
+    "once · streams 1/4 done · 3 windows · 5,666 events (5,600 new) · 57 pages · 45 ev/s · 2m5s · waiting for Graph's throttle budget (5 requests per 10s per tenant)",
+  );
+  assert.equal(
+    formatCycleProgress({ ...p, streamsDone: 4, waiting: 0 }, true),
+    "once · streams 4/4 done · 3 windows · 5,666 events (5,600 new) · 57 pages · 45 ev/s · done in 2m5s · 1m30s spent waiting for the throttle budget",
+  );
 });
