@@ -19,6 +19,7 @@ import pg from "pg";
 
 import { isTemporaryDatabaseError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { sleep } from "../time.ts";
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -283,7 +284,8 @@ export async function waitForDatabase(
       const reason = error instanceof Error ? error.message : String(error);
       const code = (error as { code?: unknown }).code;
       options.log.warn({ reason, code, attempt, retryInMs: delay }, "database not reachable yet");
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      // SIGTERM while waiting ends the wait at once (the abort's reason is thrown).
+      await sleep(delay, options.signal);
       delay = Math.min(delay * 2, 10_000);
     }
   }
