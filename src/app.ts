@@ -115,6 +115,8 @@ export interface Ingester {
   graph: GraphClient;
   tokens: TokenProvider & { renewals: number };
   graphFor(tenantId: string): GraphClient;
+  /** What a reader of `tenantId` needs (the one wiring: page size, MAX_PAGES_PER_WINDOW, metrics), for backfill. */
+  readerDepsFor(tenantId: string): ReaderDeps;
   /** One cycle of the first target (single tenant, first stream). */
   runOnce: (signal: AbortSignal) => Promise<CycleResult>;
   runTarget: (target: Target, signal: AbortSignal) => Promise<CycleResult>;
@@ -197,19 +199,20 @@ export function createIngester(
     }
     return client;
   };
-  const readerFor = (target: Target): ReaderDeps => {
-    const graph = clientFor(target.tenant.tenantId).graph;
+  const readerDepsFor = (tenantId: string): ReaderDeps => {
+    const graph = clientFor(tenantId).graph;
     return {
       db,
       graph,
       clock,
-      tenantId: target.tenant.tenantId,
+      tenantId,
       graphEndpoint: graph.endpoint,
       pageSize: config.pageSize,
       maxPagesPerWindow: config.maxPagesPerWindow,
       ...(metrics ? { metrics } : {}),
     };
   };
+  const readerFor = (target: Target): ReaderDeps => readerDepsFor(target.tenant.tenantId);
   const sweeping = new Map<string, Promise<void>>();
   /** Starts the due sweep tier of a target, if any (see ingest/sweeps.ts). */
   const sweep = async (target: Target, checkpoint: Date | undefined, signal: AbortSignal): Promise<void> => {
@@ -282,6 +285,7 @@ export function createIngester(
     graph: first?.graph as GraphClient,
     tokens: first?.tokens as TokenProvider & { renewals: number },
     graphFor: (tenantId) => clientFor(tenantId).graph,
+    readerDepsFor,
     runTarget,
     runOnce: async (signal) => {
       const target = targets[0];

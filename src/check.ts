@@ -3,7 +3,7 @@
 
 import type { Ingester } from "./app.ts";
 import type { Config, TenantConfig } from "./config.ts";
-import { AccessError, CredentialError, GraphProtocolError } from "./errors.ts";
+import { diagnose, EXIT, type ExitCode } from "./errors.ts";
 import { signInsUrl } from "./graph/signins.ts";
 import type { StreamSpec } from "./ingest/reader.ts";
 import { streamSpec } from "./ingest/streams.ts";
@@ -16,6 +16,8 @@ export interface CheckItem {
   detail: string;
   /** What to do when it failed. */
   fix?: string;
+  /** A failure that may pass when `check` runs again later (network, Graph unavailable, throttling). */
+  temporary?: boolean;
 }
 
 export interface TenantCheck {
@@ -29,24 +31,19 @@ export const SAVE_CHECK = `
 insert into tenant_checks (tenant_id, checked_at, ok, results) values ($1, $2, $3, $4)
 on conflict (tenant_id) do update set checked_at = excluded.checked_at, ok = excluded.ok, results = excluded.results`;
 
-function describe(error: unknown): { detail: string; fix: string } {
-  if (error instanceof AccessError) {
-    return { detail: error.message.split(". Fix: ")[0] ?? error.message, fix: error.fix };
+/** A failed item for `error`: what happened, the fix and whether it is temporary, from the error's type. */
+function failedItem(name: string, error: unknown): CheckItem {
+  const { detail, fix, temporary } = diagnose(error);
+  return { name, ok: false, detail, fix, temporary };
+}
+
+/** 0 when every item passed; 78 when one failed for a reason retrying will not fix; 75 when all failures are temporary. */
+export function checkExitCode(checks: readonly TenantCheck[]): ExitCode {
+  const failed = checks.flatMap((c) => c.items.filter((i) => !i.ok));
+  if (failed.length === 0) {
+    return EXIT.ok;
   }
-  if (error instanceof CredentialError) {
-    const [detail, fix] = error.message.split(". Fix: ");
-    return { detail: detail ?? error.message, fix: fix ?? "check AZURE_TENANT_ID, AZURE_CLIENT_ID and the credential" };
-  }
-  if (error instanceof GraphProtocolError && error.status === 400) {
-    return {
-      detail: error.message,
-      fix: "Graph refused the query: beta streams may be unavailable in this cloud, or the date is beyond the tenant's retention",
-    };
-  }
-  return {
-    detail: (error as Error).message,
-    fix: "a temporary problem (network, Graph or throttling): run check again",
-  };
+  return failed.some((i) => i.temporary !== true) ? EXIT.config : EXIT.temporary;
 }
 
 async function probe(
@@ -92,7 +89,7 @@ export async function runChecks(
         detail: `access token for ${tenant.graphEndpoint} obtained (${tenant.auth.kind})`,
       });
     } catch (error) {
-      items.push({ name: "token", ok: false, ...describe(error) });
+      items.push(failedItem("token", error));
     }
     if (tokenOk) {
       for (const name of tenant.streams) {
@@ -105,7 +102,7 @@ export async function runChecks(
             detail: `${stream.version}/auditLogs/${stream.resource} answered (${page.value.length} event in the last hour)`,
           });
         } catch (error) {
-          items.push({ name: `stream ${name}`, ok: false, ...describe(error) });
+          items.push(failedItem(`stream ${name}`, error));
         }
       }
       const first = streamSpec(tenant.streams[0] ?? "interactiveUser", tenant.interactiveApiVersion);
@@ -118,13 +115,16 @@ export async function runChecks(
           detail: `Graph serves events from ${formatDuration(config.retentionMs)} ago (GRAPH_RETENTION)`,
         });
       } catch (error) {
-        const { detail } = describe(error);
-        items.push({
-          name: "retention",
-          ok: false,
-          detail,
-          fix: `Graph does not serve ${formatDuration(config.retentionMs)} back: set GRAPH_RETENTION to the tenant's retention (7d on Entra ID Free, 30d on P1/P2)`,
-        });
+        const item = failedItem("retention", error);
+        // A temporary failure (a 503, throttling) says nothing about the retention: only a refusal does.
+        items.push(
+          item.temporary
+            ? item
+            : {
+                ...item,
+                fix: `Graph does not serve ${formatDuration(config.retentionMs)} back: set GRAPH_RETENTION to the tenant's retention (7d on Entra ID Free, 30d on P1/P2)`,
+              },
+        );
       }
     }
     const check: TenantCheck = { tenantId: tenant.tenantId, name: tenant.name, ok: items.every((i) => i.ok), items };

@@ -2,7 +2,8 @@
 // parsed and checked together, and every problem is reported in one message. The README's table is generated from
 // CONFIG_SCHEMA (`node src/cli.ts config-doc`), and a test fails when they drift.
 
-import { accessSync, constants, readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, statfsSync, statSync } from "node:fs";
+import path from "node:path";
 import { createRequire } from "node:module";
 
 import cron from "node-cron";
@@ -80,7 +81,11 @@ export interface Config {
   metricsHost: string;
   readyCycleMultiple: number;
   logLevel: LogLevel;
+  progress: ProgressMode;
 }
+
+/** Progress lines of `once`, `backfill` and `import` on stderr: on a terminal (auto), always, or never. */
+export type ProgressMode = "auto" | "on" | "off";
 
 type Env = Record<string, string | undefined>;
 type Parsed = { ok: true; value: unknown } | { ok: false; problem: string };
@@ -95,6 +100,8 @@ interface Setting {
   defaultFrom?: (env: Env) => string | undefined;
   optional?: boolean;
   secret?: boolean;
+  /** `${env}_FILE` may name a file holding the value instead (Docker/Kubernetes secrets): read once, trimmed. */
+  fileVariant?: boolean;
   description: string;
   parse(text: string): Parsed;
 }
@@ -144,6 +151,15 @@ function readableFile(text: string): Parsed {
     return ok(text);
   } catch {
     return bad("is not a readable file");
+  }
+}
+
+/** A readable file with something in it (a secret). */
+function secretFile(text: string): Parsed {
+  try {
+    return readFileSync(text, "utf8").trim() === "" ? bad("is an empty file") : ok(text);
+  } catch (error) {
+    return bad(`is not a readable file (${(error as NodeJS.ErrnoException).code ?? "error"})`);
   }
 }
 
@@ -202,22 +218,158 @@ function httpsUrl(text: string): Parsed {
   return ok(url.origin);
 }
 
+function databaseUrl(text: string): Parsed {
+  if (!/^postgres(ql)?:\/\//.test(text)) {
+    return bad("does not start with postgres:// or postgresql://");
+  }
+  try {
+    // What node-postgres does with it (pg-connection-string parses it as a WHATWG URL).
+    new URL(text);
+  } catch {
+    return bad(
+      "is not a valid URL: percent-encode special characters in the user and password (@ → %40, # → %23, / → %2F)",
+    );
+  }
+  return ok(text);
+}
+
+const CRON_FIELDS = [
+  { name: "second", min: 0, max: 59 },
+  { name: "minute", min: 0, max: 59 },
+  { name: "hour", min: 0, max: 23 },
+  { name: "day of month", min: 1, max: 31 },
+  { name: "month", min: 1, max: 12 },
+  { name: "day of week", min: 0, max: 7 },
+] as const;
+const CRON_NAMES = /^(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|sun|mon|tue|wed|thu|fri|sat)[a-z]*$/i;
+
+/**
+ * A cron expression node-cron runs, whose numbers and steps lie inside each field's range: node-cron accepts
+ * `*\/61 * * * *` (and runs it as hourly), so the ranges are checked here.
+ */
+function cronExpression(text: string): Parsed {
+  const usage = "is not a valid cron expression; write it like */5 * * * * (minute hour day month weekday, UTC)";
+  const fields = text.trim().split(/\s+/);
+  if (!cron.validate(text) || (fields.length !== 5 && fields.length !== 6)) {
+    return bad(usage);
+  }
+  const specs = fields.length === 6 ? CRON_FIELDS : CRON_FIELDS.slice(1);
+  for (const [i, field] of fields.entries()) {
+    const spec = specs[i] as (typeof CRON_FIELDS)[number];
+    for (const item of field.split(",")) {
+      const [range = "", step] = item.split("/");
+      const numbers =
+        range === "*" || CRON_NAMES.test(range) ? [] : range.split("-").filter((n) => !CRON_NAMES.test(n));
+      const outside = numbers.find((n) => !/^\d+$/.test(n) || Number(n) < spec.min || Number(n) > spec.max);
+      if (outside !== undefined) {
+        return bad(`has ${outside} in the ${spec.name} field, outside ${spec.min}-${spec.max}`);
+      }
+      const span = spec.max - spec.min + 1;
+      if (step !== undefined && (!/^\d+$/.test(step) || Number(step) < 1 || Number(step) > span)) {
+        return bad(`has the step /${step} in the ${spec.name} field; use 1..${span}`);
+      }
+    }
+  }
+  return ok(text);
+}
+
+// statfs magic numbers of pseudo file systems (Linux): nothing can be stored there, and Node's recursive mkdir loops
+// forever under /proc (a core at 100% that ignores SIGTERM).
+const PSEUDO_FILE_SYSTEMS = new Map([
+  [0x9fa0, "proc"],
+  [0x62656572, "sysfs"],
+  [0x1cd1, "devpts"],
+  [0x64626720, "debugfs"],
+  [0x27e0eb, "cgroup"],
+  [0x63677270, "cgroup2"],
+]);
+
+/** Why `dir` cannot hold the embedded PostgreSQL, or undefined. Looks only, never creates anything. */
+export function dataDirProblem(dir: string): string | undefined {
+  let at = path.resolve(dir);
+  for (;;) {
+    let stat;
+    try {
+      stat = statSync(at);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const parent = path.dirname(at);
+      if ((code === "ENOENT" || code === "ENOTDIR") && parent !== at) {
+        at = parent;
+        continue;
+      }
+      return `cannot be reached (${code ?? (error as Error).message} at ${at})`;
+    }
+    if (!stat.isDirectory()) {
+      return at === path.resolve(dir)
+        ? "is a file, not a directory: point DATA_DIR at a directory (it is created if missing)"
+        : `cannot be created: ${at} is a file, not a directory`;
+    }
+    try {
+      const type = PSEUDO_FILE_SYSTEMS.get(statfsSync(at).type);
+      if (type !== undefined) {
+        return `is on the ${type} pseudo file system (${at}), which cannot hold files: use a directory on a disk`;
+      }
+    } catch {
+      // statfs unsupported here: the access check below still applies
+    }
+    try {
+      accessSync(at, constants.W_OK | constants.X_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      return at === path.resolve(dir)
+        ? `is not writable by this user (${code ?? "denied"}): fix its permissions or point DATA_DIR elsewhere`
+        : `cannot be created: ${at} is not writable by this user (${code ?? "denied"})`;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The value of `${setting.env}_FILE`'s file (trimmed); undefined when the variant is unset; null after a problem
+ * (unreadable, empty, or both variables set).
+ */
+function readFileVariant(setting: Setting, env: Env, problems: string[], where: string): string | undefined | null {
+  const name = `${setting.env}_FILE`;
+  const file = env[name];
+  if (file === undefined || file === "") {
+    return undefined;
+  }
+  if (env[setting.env] !== undefined && env[setting.env] !== "") {
+    problems.push(`${where}${setting.env} and ${name} are both set: keep one`);
+    return null;
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8").trim();
+  } catch (error) {
+    problems.push(`${where}${name}: ${file} is not readable (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    return null;
+  }
+  if (text === "") {
+    problems.push(`${where}${name}: ${file} is empty`);
+    return null;
+  }
+  return text;
+}
+
 export const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "DATABASE_URL",
     key: "databaseUrl",
     optional: true,
     secret: true,
+    fileVariant: true,
     description:
       "PostgreSQL connection string (`postgres://user:pass@host:5432/db`; `PG*` variables and `sslmode` are honoured). Unset: an embedded PostgreSQL is started under `DATA_DIR`.",
-    parse: (text) =>
-      /^postgres(ql)?:\/\//.test(text) ? ok(text) : bad("does not start with postgres:// or postgresql://"),
+    parse: databaseUrl,
   },
   {
     env: "DATA_DIR",
     key: "dataDir",
     default: "./data",
-    description: "Where the embedded PostgreSQL keeps its files when `DATABASE_URL` is unset.",
+    description:
+      "Where the embedded PostgreSQL keeps its files when `DATABASE_URL` is unset: a writable directory (created if missing) on a real file system.",
     parse: ok,
   },
   {
@@ -339,8 +491,9 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     env: "AZURE_CLIENT_SECRET_FILE",
     key: "clientSecretFile",
     optional: true,
-    description: "File holding the client secret (Docker/Kubernetes secrets); read at every token renewal.",
-    parse: readableFile,
+    description:
+      "File holding the client secret (Docker/Kubernetes secrets), trimmed; read at every token renewal, so a rotated secret is picked up. Set it or `AZURE_CLIENT_SECRET`, not both.",
+    parse: secretFile,
   },
   {
     env: "AZURE_CLIENT_CERTIFICATE_PATH",
@@ -355,6 +508,7 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     key: "clientCertificatePassword",
     optional: true,
     secret: true,
+    fileVariant: true,
     description: "Password of an encrypted private key in `AZURE_CLIENT_CERTIFICATE_PATH`.",
     parse: ok,
   },
@@ -431,8 +585,7 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     key: "pollSchedule",
     default: "*/5 * * * *",
     description: "Cron expression (UTC) for cycles in `run`.",
-    parse: (text) =>
-      cron.validate(text) ? ok(text) : bad("is not a valid cron expression; write it like */5 * * * *"),
+    parse: cronExpression,
   },
   {
     env: "INITIAL_LOOKBACK",
@@ -599,6 +752,15 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
         ? ok(text)
         : bad("is not a level; use trace, debug, info, warn, error, fatal or silent"),
   },
+  {
+    env: "PROGRESS",
+    key: "progress",
+    default: "auto",
+    description:
+      "Progress of `once` and `backfill` as one line redrawn on stderr (events stored, windows done, rate, waits for the Graph throttle budget): `auto` when stderr is a terminal, `on`, or `off`.",
+    parse: (text) =>
+      ["auto", "on", "off"].includes(text.toLowerCase()) ? ok(text.toLowerCase()) : bad("is not auto, on or off"),
+  },
 ];
 
 export interface LoadOptions {
@@ -616,6 +778,7 @@ export const TENANT_KEYS: Record<string, string> = {
   clientSecretFile: "AZURE_CLIENT_SECRET_FILE",
   clientCertificatePath: "AZURE_CLIENT_CERTIFICATE_PATH",
   clientCertificatePassword: "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+  clientCertificatePasswordFile: "AZURE_CLIENT_CERTIFICATE_PASSWORD_FILE",
   federatedTokenFile: "AZURE_FEDERATED_TOKEN_FILE",
   managedIdentity: "AZURE_MANAGED_IDENTITY",
   authorityHost: "AZURE_AUTHORITY_HOST",
@@ -629,6 +792,7 @@ const CREDENTIAL_ENV = [
   "AZURE_CLIENT_SECRET_FILE",
   "AZURE_CLIENT_CERTIFICATE_PATH",
   "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+  "AZURE_CLIENT_CERTIFICATE_PASSWORD_FILE",
   "AZURE_FEDERATED_TOKEN_FILE",
   "AZURE_MANAGED_IDENTITY",
 ];
@@ -674,7 +838,9 @@ function resolveAuth(
     problems.push(`${where}several credentials are set (${given.map((g) => g.kind).join(", ")}): keep exactly one`);
   }
   const auth = given[0] as AuthConfig;
-  if (auth.kind !== "managed-identity" && values.clientId === undefined) {
+  // An AZURE_CLIENT_ID that is set but invalid was reported already (by parseSettings); say it once.
+  const clientIdIsBad = problems.some((p) => p.startsWith(`${where}AZURE_CLIENT_ID:`));
+  if (auth.kind !== "managed-identity" && values.clientId === undefined && !clientIdIsBad) {
     problems.push(`${where}AZURE_CLIENT_ID is not set: Application (client) ID of the app registration, a GUID.`);
   }
   return auth;
@@ -689,7 +855,15 @@ function parseSettings(
 ): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const setting of settings) {
-    const raw = env[setting.env];
+    let raw = env[setting.env];
+    if (setting.fileVariant) {
+      const fromFile = readFileVariant(setting, env, problems, where);
+      if (fromFile === null) {
+        values[setting.key] = undefined;
+        continue;
+      }
+      raw = fromFile ?? raw;
+    }
     const text = raw === undefined || raw === "" ? (setting.defaultFrom?.(env) ?? setting.default) : raw;
     if (text === undefined) {
       if (!setting.optional && required(setting)) {
@@ -798,6 +972,12 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     }
   }
   config.tenants = tenants;
+  if (config.databaseUrl === undefined && typeof config.dataDir === "string") {
+    const problem = dataDirProblem(config.dataDir);
+    if (problem !== undefined) {
+      problems.push(`DATA_DIR: ${JSON.stringify(config.dataDir)} ${problem}`);
+    }
+  }
   if (problems.length === 0 && config.overlapMs >= config.maxWindowMs) {
     problems.push("OVERLAP must be shorter than MAX_WINDOW, or a long gap could never advance");
   }
@@ -810,11 +990,43 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   return Object.freeze(config);
 }
 
+/**
+ * The configuration of a command, by what it needs of the tenants: `required` (Graph credentials must be valid),
+ * `none` (database settings only), or `optional` (import, export, status: the tenants when they are configured,
+ * else the database settings alone and AZURE_TENANT_ID, if set, as the one tenant id).
+ */
+export function loadCommandConfig(
+  env: Env,
+  tenants: "required" | "optional" | "none",
+): { config: Config; tenantIds: string[] } {
+  if (tenants !== "optional") {
+    const config = loadConfig(env, { require: tenants === "required" ? "all" : "database" });
+    return { config, tenantIds: config.tenants.map((t) => t.tenantId) };
+  }
+  try {
+    const config = loadConfig(env);
+    return { config, tenantIds: config.tenants.map((t) => t.tenantId) };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) {
+      throw error;
+    }
+    const config = loadConfig(env, { require: "database" });
+    const id = env.AZURE_TENANT_ID?.trim().toLowerCase() ?? "";
+    return { config, tenantIds: id === "" ? [] : [id] };
+  }
+}
+
 /** The configuration table for the README, generated from CONFIG_SCHEMA. */
 export function configTableMarkdown(): string {
-  const rows = CONFIG_SCHEMA.map((s) => {
+  const rows = CONFIG_SCHEMA.flatMap((s) => {
     const def = s.default !== undefined ? `\`${s.default}\`` : s.optional ? "(unset)" : "**required**";
-    return `| \`${s.env}\` | ${def} | ${s.description.replace(/\|/g, "\\|")} |`;
+    const row = `| \`${s.env}\` | ${def} | ${s.description.replace(/\|/g, "\\|")} |`;
+    return s.fileVariant
+      ? [
+          row,
+          `| \`${s.env}_FILE\` | (unset) | A file holding \`${s.env}\` (Docker/Kubernetes secrets), read once at start and trimmed; set one of the two, not both. |`,
+        ]
+      : [row];
   });
   return ["| Variable | Default | Meaning |", "| --- | --- | --- |", ...rows].join("\n");
 }

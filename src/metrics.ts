@@ -29,6 +29,12 @@ export class Metrics implements HttpObserver {
     labelNames: ["tenant_id", "stream"] as const,
     registers: [this.registry],
   });
+  readonly windows = new Counter({
+    name: "signin_ingest_windows_total",
+    help: "Tail windows read completely (each committed with its checkpoint)",
+    labelNames: ["tenant_id", "stream"] as const,
+    registers: [this.registry],
+  });
   readonly events = new Counter({
     name: "signin_ingest_events_total",
     help: "Events by result: inserted, updated (changed re-publish), unchanged, rejected",

@@ -192,3 +192,117 @@ test("a tenants file (YAML or JSON): defaults, per-tenant overrides, and every p
   assert.match(message, /tenants\[1\].*no credential is set/);
   assert.ok(!message.includes('"s"'), "secrets are not echoed");
 });
+
+test("_FILE variants: DATABASE_URL_FILE and AZURE_CLIENT_CERTIFICATE_PASSWORD_FILE are read and trimmed; both set or unreadable is a problem", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "config-file-variants-"));
+  const urlFile = path.join(dir, "url");
+  writeFileSync(urlFile, "postgres://u:p%40ss@db:5432/signin\n");
+  const passwordFile = path.join(dir, "password");
+  writeFileSync(passwordFile, "  pem-password \n");
+  const certificate = path.join(dir, "cert.pem");
+  writeFileSync(certificate, "x");
+  const config = loadConfig({
+    AZURE_TENANT_ID: valid.AZURE_TENANT_ID,
+    AZURE_CLIENT_ID: valid.AZURE_CLIENT_ID,
+    AZURE_CLIENT_CERTIFICATE_PATH: certificate,
+    AZURE_CLIENT_CERTIFICATE_PASSWORD_FILE: passwordFile,
+    DATABASE_URL_FILE: urlFile,
+  });
+  assert.equal(config.databaseUrl, "postgres://u:p%40ss@db:5432/signin");
+  assert.deepEqual(config.tenants[0]?.auth, { kind: "certificate", path: certificate, password: "pem-password" });
+
+  const problems = (env: Record<string, string>): string => {
+    try {
+      loadConfig({ ...valid, ...env });
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      return error.message;
+    }
+    return "";
+  };
+  assert.match(
+    problems({ DATABASE_URL: "postgres://a@b/c", DATABASE_URL_FILE: urlFile }),
+    /DATABASE_URL and DATABASE_URL_FILE are both set: keep one/,
+  );
+  assert.match(
+    problems({ DATABASE_URL_FILE: path.join(dir, "missing") }),
+    /DATABASE_URL_FILE: .*missing is not readable \(ENOENT\)/,
+  );
+  const empty = path.join(dir, "empty");
+  writeFileSync(empty, " \n");
+  assert.match(problems({ DATABASE_URL_FILE: empty }), /DATABASE_URL_FILE: .*empty is empty/);
+  const { AZURE_CLIENT_SECRET: _, ...withoutSecret } = valid;
+  assert.match(
+    problems({ ...withoutSecret, AZURE_CLIENT_SECRET_FILE: empty }).replace(/\n/g, " "),
+    /AZURE_CLIENT_SECRET_FILE: .* is an empty file/,
+  );
+  assert.match(
+    problems({ AZURE_CLIENT_SECRET_FILE: passwordFile }),
+    /several credentials are set \(secret, secret-file\)/,
+  );
+});
+
+test("POLL_SCHEDULE: every field within its range, steps included", () => {
+  const schedule = (text: string) => {
+    try {
+      return loadConfig({ ...valid, POLL_SCHEDULE: text }).pollSchedule;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+  for (const good of [
+    "*/5 * * * *",
+    "*/60 * * * *",
+    "0 */6 * * *",
+    "30 2 * * mon-fri",
+    "*/30 * * * * *",
+    "0 0 1,15 * *",
+  ]) {
+    assert.equal(schedule(good), good);
+  }
+  for (const [bad, says] of [
+    // node-cron accepts these (and runs them as something else): the field ranges refuse them.
+    ["*/61 * * * *", /step \/61 in the minute field; use 1..60/],
+    ["*/100 * * * *", /step \/100 in the minute field/],
+    ["0 */25 * * *", /step \/25 in the hour field; use 1..24/],
+    // node-cron refuses these itself.
+    ["60 * * * *", /not a valid cron expression/],
+    ["0 24 * * *", /not a valid cron expression/],
+    ["*/0 * * * *", /not a valid cron expression/],
+    ["* * *", /not a valid cron expression/],
+  ] as const) {
+    assert.match(schedule(bad), says, bad);
+  }
+});
+
+test("an invalid AZURE_CLIENT_ID is reported once, not also as missing", () => {
+  try {
+    loadConfig({ ...valid, AZURE_CLIENT_ID: "xyz" });
+    assert.fail("accepted");
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    assert.deepEqual(error.problems, [
+      'AZURE_CLIENT_ID: "xyz" is not a GUID; copy the Application (client) ID from the app registration',
+    ]);
+  }
+});
+
+test("DATA_DIR (for the embedded database) must be a writable directory on a real file system, or creatable", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "config-data-dir-"));
+  const file = path.join(dir, "file");
+  writeFileSync(file, "");
+  const dataDir = (value: string) => {
+    try {
+      return loadConfig({ ...valid, DATA_DIR: value }).dataDir;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+  assert.equal(dataDir(path.join(dir, "new", "deeper")), path.join(dir, "new", "deeper"));
+  assert.match(dataDir(file), /DATA_DIR: ".*file" is a file, not a directory/);
+  assert.match(dataDir(path.join(file, "sub")), /cannot be created: .*file is a file/);
+  assert.match(dataDir("/proc/x"), /proc pseudo file system/);
+  assert.match(dataDir("/sys/kernel/x"), /sysfs pseudo file system/);
+  // With DATABASE_URL the directory is not used, so not checked.
+  assert.equal(loadConfig({ ...valid, DATA_DIR: file, DATABASE_URL: "postgres://a@b/c" }).dataDir, file);
+});

@@ -73,18 +73,34 @@ export class GraphBudget {
     );
   }
 
+  /** Requests waiting for a slot now, and the time requests have waited for one in all (progress displays). */
+  waiting = 0;
+  waitedMs = 0;
+
   /** Waits for a slot in both windows, then records the request. */
   async take(tenantId: string, appId: string, signal: AbortSignal, priority: Priority = "tail"): Promise<void> {
-    for (;;) {
-      const delay = this.delayFor(tenantId, appId, priority);
-      if (delay === 0) {
-        const now = this.#now();
-        this.#window(this.#tenants, tenantId).starts.push(now);
-        this.#window(this.#apps, appId).starts.push(now);
-        this.granted++;
-        return;
+    let waited = false;
+    try {
+      for (;;) {
+        const delay = this.delayFor(tenantId, appId, priority);
+        if (delay === 0) {
+          const now = this.#now();
+          this.#window(this.#tenants, tenantId).starts.push(now);
+          this.#window(this.#apps, appId).starts.push(now);
+          this.granted++;
+          return;
+        }
+        if (!waited) {
+          waited = true;
+          this.waiting++;
+        }
+        await sleep(delay, signal);
+        this.waitedMs += delay;
       }
-      await sleep(delay, signal);
+    } finally {
+      if (waited) {
+        this.waiting--;
+      }
     }
   }
 

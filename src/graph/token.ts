@@ -237,9 +237,9 @@ function credentialError(status: number, body: TokenBody, tenantId: string, clie
   const fix = aadsts !== undefined ? CREDENTIAL_FIXES[aadsts] : undefined;
   return new CredentialError(
     `token request for tenant ${tenantId}, client ${clientId} was refused: ${code}` +
-      (description ? ` (${description})` : "") +
-      (fix ? `. Fix: ${fix}` : ""),
+      (description ? ` (${description})` : ""),
     aadsts !== undefined ? `AADSTS${aadsts}` : code,
+    fix ? { fix } : {},
   );
 }
 
@@ -277,9 +277,12 @@ export class ManagedIdentityTokenProvider implements TokenProvider {
       token = (await credential.getToken(this.#scope, { abortSignal: signal })) as typeof token;
     } catch (error) {
       throw new CredentialError(
-        `managed identity token request failed: ${redact((error as Error).message)}. Fix: assign a managed identity to this resource and grant its service principal AuditLog.Read.All`,
+        `managed identity token request failed: ${redact((error as Error).message)}`,
         "managed_identity",
-        { cause: error },
+        {
+          cause: error,
+          fix: "assign a managed identity to this resource and grant its service principal AuditLog.Read.All",
+        },
       );
     }
     if (!token) {

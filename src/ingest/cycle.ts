@@ -169,6 +169,7 @@ async function readAndStore(
     }
     await withTransaction(db, (client) => writeCheckpoint(client, tenantId, stream.name, last.to, deps.clock.now()));
     result.checkpoint = last.to;
+    deps.metrics?.windows.inc({ tenant_id: tenantId, stream: stream.name }, plan.windows.length);
     return;
   }
   for (const window of plan.windows) {
@@ -180,6 +181,7 @@ async function readAndStore(
       result,
     );
     result.checkpoint = window.to;
+    deps.metrics?.windows.inc({ tenant_id: tenantId, stream: stream.name });
   }
 }
 

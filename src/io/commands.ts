@@ -2,13 +2,13 @@
 // No `process` access: the CLI passes the pool, the logger, the configured tenants and the output stream.
 
 import type { Writable } from "node:stream";
-import { parseArgs } from "node:util";
+import type { ParseArgsOptionsConfig } from "node:util";
 
+import { type ParsedArgs, parseCommandArgs, parseTime, parseWholeNumber } from "../commands/args.ts";
 import { EXIT, type ExitCode } from "../errors.ts";
 import { isStreamName, STREAM_NAMES } from "../ingest/streams.ts";
 import type { Logger } from "../log.ts";
 import type { Pool } from "../store/db.ts";
-import { parseDuration } from "../time.ts";
 import { EXPORT_FORMATS, type ExportFormat, exportEvents, MAX_PAGE_SIZE } from "./export.ts";
 import { type FileSummary, importFiles } from "./import.ts";
 
@@ -68,11 +68,51 @@ Writes stored events to stdout, oldest first, with their time in [--from, --to):
   --page-size N     events per page, 1..${MAX_PAGE_SIZE} (default ${MAX_PAGE_SIZE})
 Both formats can be given back to 'import' (e.g. into another database).
 
-Exit codes: 0 ok, 64 usage.`;
+Exit codes: 0 ok (a range with no events prints a warning on stderr), 64 usage, 66 the tenant has no stored events
+at all (a mistyped --tenant).`;
+
+export const IMPORT_OPTIONS = {
+  tenant: { type: "string" },
+  "batch-size": { type: "string" },
+  update: { type: "boolean" },
+} satisfies ParseArgsOptionsConfig;
+
+export const EXPORT_OPTIONS = {
+  from: { type: "string" },
+  to: { type: "string" },
+  tenant: { type: "string" },
+  stream: { type: "string" },
+  format: { type: "string" },
+  "page-size": { type: "string" },
+} satisfies ParseArgsOptionsConfig;
+
+/** Any stored event of the tenant (sign-ins or audits): tells an empty range from a tenant never stored. */
+export const TENANT_HAS_EVENTS = `
+select exists (select 1 from sign_ins where tenant_id = $1) or exists (select 1 from directory_audits where tenant_id = $1) as any`;
 
 function usage(ctx: CommandContext, message: string, help: string): ExitCode {
   (ctx.err ?? ctx.out).write(`${message}\n\n${help}\n`);
   return EXIT.usage;
+}
+
+/** Parses argv (strict) and answers --help; the parsed values otherwise. */
+function parsed(
+  argv: string[],
+  ctx: CommandContext,
+  command: string,
+  options: ParseArgsOptionsConfig,
+  help: string,
+  allowPositionals: boolean,
+): ParsedArgs | ExitCode {
+  const result = parseCommandArgs(command, argv, options, allowPositionals);
+  if ("usageError" in result) {
+    return usage(ctx, result.usageError, help);
+  }
+  if (result.values.help === true) {
+    ctx.out.write(`${help}\n`);
+    return EXIT.ok;
+  }
+  return result;
 }
 
 /** The tenant a command works on: --tenant, or the only configured one. */
@@ -85,7 +125,8 @@ function chooseTenant(
     if (given.trim() === "") {
       return { problem: "--tenant needs a tenant id" };
     }
-    if (mustBeConfigured && !tenants.includes(given)) {
+    // Without configured tenants (no Graph credentials: import/export need only the database) --tenant is the tenant.
+    if (mustBeConfigured && tenants.length > 0 && !tenants.includes(given)) {
       return { problem: `--tenant ${given} is not a configured tenant (configured: ${tenants.join(", ") || "none"})` };
     }
     return given;
@@ -113,27 +154,14 @@ function formatCounts(s: FileSummary): string {
 }
 
 export async function importCommand(argv: string[], ctx: CommandContext): Promise<ExitCode> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        tenant: { type: "string" },
-        "batch-size": { type: "string" },
-        update: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    return usage(ctx, `import: ${(error as Error).message}`, IMPORT_HELP);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    ctx.out.write(`${IMPORT_HELP}\n`);
-    return EXIT.ok;
-  }
+  const args = parsed(argv, ctx, "import", IMPORT_OPTIONS, IMPORT_HELP, true);
+  return typeof args === "number" ? args : runImport(args, ctx);
+}
+
+/** `import` with its arguments parsed (the CLI's command table parses them). */
+export async function runImport(args: ParsedArgs, ctx: CommandContext): Promise<ExitCode> {
+  const values = args.values as { tenant?: string; "batch-size"?: string; update?: boolean };
+  const positionals = args.positionals;
   if (positionals.length === 0) {
     return usage(ctx, "import: name at least one file", IMPORT_HELP);
   }
@@ -141,8 +169,8 @@ export async function importCommand(argv: string[], ctx: CommandContext): Promis
   if (typeof tenant !== "string") {
     return usage(ctx, `import: ${tenant.problem}`, IMPORT_HELP);
   }
-  const batchSize = values["batch-size"] === undefined ? undefined : Number(values["batch-size"]);
-  if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)) {
+  const batchSize = values["batch-size"] === undefined ? undefined : parseWholeNumber(values["batch-size"], 1, 10_000);
+  if (values["batch-size"] !== undefined && batchSize === undefined) {
     return usage(ctx, "import: --batch-size must be an integer in 1..10000", IMPORT_HELP);
   }
   const summary = await importFiles(positionals, {
@@ -172,30 +200,13 @@ export async function importCommand(argv: string[], ctx: CommandContext): Promis
 }
 
 export async function exportCommand(argv: string[], ctx: CommandContext): Promise<ExitCode> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        from: { type: "string" },
-        to: { type: "string" },
-        tenant: { type: "string" },
-        stream: { type: "string" },
-        format: { type: "string" },
-        "page-size": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: false,
-      strict: true,
-    });
-  } catch (error) {
-    return usage(ctx, `export: ${(error as Error).message}`, EXPORT_HELP);
-  }
-  const { values } = parsed;
-  if (values.help) {
-    ctx.out.write(`${EXPORT_HELP}\n`);
-    return EXIT.ok;
-  }
+  const args = parsed(argv, ctx, "export", EXPORT_OPTIONS, EXPORT_HELP, false);
+  return typeof args === "number" ? args : runExport(args, ctx);
+}
+
+/** `export` with its arguments parsed. */
+export async function runExport(args: ParsedArgs, ctx: CommandContext): Promise<ExitCode> {
+  const values = args.values as Partial<Record<keyof typeof EXPORT_OPTIONS, string>>;
   const now = (ctx.now ?? (() => new Date()))();
   const from = parseTime(values.from, now);
   const to = values.to === undefined ? now : parseTime(values.to, now);
@@ -212,8 +223,9 @@ export async function exportCommand(argv: string[], ctx: CommandContext): Promis
   if (values.stream !== undefined && !isStreamName(values.stream)) {
     return usage(ctx, `export: --stream must be one of ${STREAM_NAMES.join(", ")}`, EXPORT_HELP);
   }
-  const pageSize = values["page-size"] === undefined ? MAX_PAGE_SIZE : Number(values["page-size"]);
-  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
+  const pageSize =
+    values["page-size"] === undefined ? MAX_PAGE_SIZE : parseWholeNumber(values["page-size"], 1, MAX_PAGE_SIZE);
+  if (pageSize === undefined) {
     return usage(ctx, `export: --page-size must be an integer in 1..${MAX_PAGE_SIZE}`, EXPORT_HELP);
   }
   const tenant = chooseTenant(values.tenant, ctx.tenants, false);
@@ -245,21 +257,18 @@ export async function exportCommand(argv: string[], ctx: CommandContext): Promis
     { tenant_id: tenant, stream: values.stream ?? "all sign-ins", from, to, format, ...result },
     "export complete",
   );
+  if (result.events === 0) {
+    const err = ctx.err ?? ctx.out;
+    const any = (await ctx.pool.query<{ any: boolean }>(TENANT_HAS_EVENTS, [tenant])).rows[0]?.any === true;
+    if (!any) {
+      err.write(`export: nothing matched: tenant ${tenant} has no stored events (is --tenant right?)\n`);
+      return EXIT.noInput;
+    }
+    err.write(
+      `export: nothing matched: no ${values.stream ?? "sign-in"} events of tenant ${tenant} from ${from.toISOString()} to ${to.toISOString()}\n`,
+    );
+  }
   return EXIT.ok;
 }
 
-/** An ISO-8601 time with a zone (or a date), or an age before `now` (`7d`, `12h`). */
-export function parseTime(text: string | undefined, now: Date): Date | undefined {
-  if (text === undefined) {
-    return undefined;
-  }
-  const age = parseDuration(text);
-  if (age !== undefined) {
-    return new Date(now.getTime() - age);
-  }
-  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(text.trim())) {
-    return undefined;
-  }
-  const ms = Date.parse(text.trim());
-  return Number.isFinite(ms) ? new Date(ms) : undefined;
-}
+export { parseTime };

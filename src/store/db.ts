@@ -17,7 +17,9 @@ import { createConnection, type Socket } from "node:net";
 
 import pg from "pg";
 
+import { isTemporaryDatabaseError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { sleep } from "../time.ts";
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
@@ -260,7 +262,11 @@ export async function withTransaction<T>(
   });
 }
 
-/** Waits until the database answers, retrying connection failures with capped backoff, up to `timeoutMs`. */
+/**
+ * Waits until the database answers, retrying connection failures with capped backoff, up to `timeoutMs`. Only a
+ * failure the server may get over (isTemporaryDatabaseError: refused, reset, starting up) is retried; a wrong
+ * password, a missing database or a bad URL is thrown at once. Each retry is one short line (no stack).
+ */
 export async function waitForDatabase(
   pool: Pool,
   options: { timeoutMs: number; log: Logger; signal?: AbortSignal },
@@ -272,11 +278,14 @@ export async function waitForDatabase(
       await pool.query("select 1");
       return;
     } catch (error) {
-      if (Date.now() + delay > deadline || options.signal?.aborted) {
+      if (Date.now() + delay > deadline || options.signal?.aborted || !isTemporaryDatabaseError(error)) {
         throw error;
       }
-      options.log.warn({ err: error, attempt, retryInMs: delay }, "database not reachable yet");
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      const reason = error instanceof Error ? error.message : String(error);
+      const code = (error as { code?: unknown }).code;
+      options.log.warn({ reason, code, attempt, retryInMs: delay }, "database not reachable yet");
+      // SIGTERM while waiting ends the wait at once (the abort's reason is thrown).
+      await sleep(delay, options.signal);
       delay = Math.min(delay * 2, 10_000);
     }
   }
