@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import cron from "node-cron";
 
 import { ConfigError } from "./errors.ts";
+import type { LogLevel } from "./log.ts";
 import {
   INTERACTIVE_API_VERSIONS,
   type InteractiveApiVersion,
@@ -39,8 +40,6 @@ export interface TenantConfig {
   /** Graph API of the interactive stream (INTERACTIVE_API_VERSION); absent means beta. */
   interactiveApiVersion?: InteractiveApiVersion;
 }
-
-export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
 export interface Config {
   databaseUrl: string | undefined;

@@ -5,7 +5,6 @@
 
 import { pino, type DestinationStream, type Logger } from "pino";
 
-import type { LogLevel } from "./config.ts";
 import { redact } from "./redact.ts";
 
 export type { Logger };
@@ -30,6 +29,8 @@ export const REDACT_PATHS = [
 ];
 
 /** The root logger, writing JSON lines to `destination` (a stream, or a file descriptor: 1 stdout, 2 stderr). */
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
+
 export function createLogger(level: LogLevel, destination: DestinationStream | 1 | 2 = 1): Logger {
   return pino(
     {

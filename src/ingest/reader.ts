@@ -23,16 +23,10 @@ import {
 } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
 import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
-import { STREAMS } from "./streams.ts";
+import { type StreamSpec, STREAMS } from "./streams.ts";
 import type { Window } from "./window.ts";
 
-export interface StreamSpec {
-  /** Stored in the rows' `stream` column and used as the checkpoint and lock key. */
-  name: string;
-  version: "v1.0" | "beta";
-  resource: "signIns" | "directoryAudits";
-  extraFilter?: string;
-}
+export type { StreamSpec } from "./streams.ts";
 
 /** The interactive stream as read by default (Graph beta; src/ingest/streams.ts). */
 export const INTERACTIVE_STREAM: StreamSpec = STREAMS.interactiveUser;

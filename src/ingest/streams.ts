@@ -1,7 +1,14 @@
 // The streams one tenant can be read as. Each has its own checkpoint, lock and coverage; all share the tenant's
 // Graph budget. Sign-in streams land in sign_ins (with their event type), directory audits in directory_audits.
 
-import type { StreamSpec } from "./reader.ts";
+/** What a stream reads: the query a reader sends for it. */
+export interface StreamSpec {
+  /** Stored in the rows' `stream` column and used as the checkpoint and lock key. */
+  name: string;
+  version: "v1.0" | "beta";
+  resource: "signIns" | "directoryAudits";
+  extraFilter?: string;
+}
 
 export const STREAM_NAMES = [
   "interactiveUser",

@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { validateRules } from "./faults.ts";
 import { readBody } from "./http.ts";
-import type { Simulator, SimulatorMode } from "./server.ts";
+import type { Simulator, SimulatorMode } from "./types.ts";
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
 const MODES = new Set(["normal", "no-licence", "no-permission"]);
