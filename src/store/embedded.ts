@@ -165,21 +165,18 @@ async function trusted(dir: string): Promise<boolean> {
 
 /**
  * The installation as `account` can run it: the original when reachable, otherwise a copy in a root-owned folder
- * under the temporary directory, made once per package version (about 60 MB).
+ * under the temporary directory, made once per PostgreSQL build (about 60 MB).
  */
 async function reachableInstallation(source: string, account: Account): Promise<string> {
   const bin = path.join(source, "bin");
   if ((await firstUnreachable(account, bin, false)) === undefined) {
     return source;
   }
-  let version = "unknown";
-  try {
-    version = (JSON.parse(await readFile(path.join(source, "..", "package.json"), "utf8")) as { version: string })
-      .version;
-  } catch {
-    // an installation given by path: key the copy by its location only
-  }
-  const key = `${version}-${createHash("sha256").update(source).digest("hex").slice(0, 12)}`;
+  // Keyed by the server binary's content: one copy per PostgreSQL build, wherever the clone is.
+  const key = createHash("sha256")
+    .update(await readFile(path.join(bin, "postgres")))
+    .digest("hex")
+    .slice(0, 16);
   const cache = path.join(tmpdir(), `signin-ingest-postgres-${key}`);
   if (!(await trusted(cache))) {
     const fresh = await mkdtemp(path.join(tmpdir(), "signin-ingest-postgres-"));
@@ -187,10 +184,15 @@ async function reachableInstallation(source: string, account: Account): Promise<
     await writeFile(path.join(fresh, ".complete"), `${source}\n`);
     await chmod(fresh, 0o755);
     try {
-      await rm(cache, { recursive: true, force: true }).catch(() => undefined);
+      // Never replaces a folder that is there: another process may be running from it.
       await rename(fresh, cache);
     } catch {
-      // someone else's folder holds the name: use ours where it is
+      if (await trusted(cache)) {
+        // another process made the same copy at the same moment
+        await rm(fresh, { recursive: true, force: true });
+        return cache;
+      }
+      // a folder we cannot trust holds the name: run from our copy where it is
       return fresh;
     }
   }
