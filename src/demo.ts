@@ -91,7 +91,8 @@ function quote(value: string): string {
   return /^[\w./:@%+=-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`;
 }
 
-async function main(): Promise<void> {
+/** Runs the demo until a signal (the entry point of `npm run demo`, via bin/demo.mjs). */
+export async function runDemo(): Promise<void> {
   dotenv.config({ quiet: true });
   const dataDir = process.env.DATA_DIR ?? path.join(ROOT, "data");
   const demoDir = path.join(dataDir, "demo");
@@ -282,5 +283,5 @@ Stop with Ctrl-C; the data survives a restart of the demo.`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  void main();
+  void runDemo();
 }
