@@ -270,14 +270,27 @@ async function showQueries(
   // The commands reach this demo's database: while it runs (they share its server) and after (they start it).
   const relative = path.relative(process.cwd(), where.demoDir);
   const dir = relative && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : where.demoDir;
-  const env =
-    where.port === undefined
-      ? `DATABASE_URL=${quote(where.databaseUrl)}`
-      : `DATA_DIR=${quote(dir)} EMBEDDED_PG_PORT=${String(where.port)}`;
+  const hostAddress = process.env.DEMO_HOST_ADDRESS;
+  let url = where.databaseUrl;
+  if (hostAddress) {
+    // In a container (docker compose --profile demo): the address the host reaches, with the password in use.
+    const parsed = new URL(where.databaseUrl);
+    parsed.host = hostAddress;
+    if (!parsed.password && process.env.PGPASSWORD) {
+      parsed.password = encodeURIComponent(process.env.PGPASSWORD);
+    }
+    url = parsed.toString();
+  }
+  const status =
+    where.port !== undefined
+      ? `DATA_DIR=${quote(dir)} EMBEDDED_PG_PORT=${String(where.port)} node src/cli.ts status`
+      : hostAddress
+        ? `docker compose --profile demo run --rm demo node src/cli.ts status   (or, from a clone: DATABASE_URL=${quote(url)} node src/cli.ts status)`
+        : `DATABASE_URL=${quote(url)} node src/cli.ts status`;
   say(`
-Connect with:   psql "${where.databaseUrl}"
+Connect with:   psql "${url}"
 Try:            select * from sign_ins order by created_date_time desc limit 5;
-Status:         ${env} node src/cli.ts status
+Status:         ${status}
 The daemon keeps polling the simulator (DEMO_SCHEDULE, default every 30 seconds; new sign-ins keep arriving).
 Stop with Ctrl-C; the data survives a restart of the demo.`);
 }
