@@ -108,8 +108,14 @@ export async function runDemo(): Promise<void> {
   // takes effect once it has started (so it is stopped too). A second signal exits at once.
   const shutdown: { stop?: (reason: string) => Promise<void> } = {};
   let signals = 0;
+  let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
+    // One Ctrl-C can arrive twice (from the terminal, and forwarded by `npm run`): a repeat within a second is the same.
+    if (signals > 0 && Date.now() - firstSignalAt < 1000) {
+      return;
+    }
     signals++;
+    firstSignalAt ||= Date.now();
     if (signals > 1) {
       say(`\n${signal} again: exiting without waiting (the next demo stops what is left)`);
       process.exit(130);
