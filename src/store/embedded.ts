@@ -163,6 +163,8 @@ async function trusted(dir: string): Promise<boolean> {
   }
 }
 
+const reachable = new Map<string, Promise<string>>();
+
 /**
  * The installation as `account` can run it: the original when reachable, otherwise a copy in a root-owned folder
  * under the temporary directory, made once per PostgreSQL build (about 60 MB).
@@ -256,7 +258,15 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
           `(e.g. DATA_DIR=/var/lib/signin-ingest), run as a non-root user, or set DATABASE_URL`,
       ]);
     }
-    installation = await reachableInstallation(installation, account);
+    // Once per process (a restart, as the fault campaign does, finds the same answer).
+    let relocated = reachable.get(installation);
+    if (!relocated) {
+      const source = installation;
+      relocated = reachableInstallation(source, account);
+      reachable.set(source, relocated);
+      relocated.catch(() => reachable.delete(source));
+    }
+    installation = await relocated;
     const unreachable = await firstUnreachable(account, path.join(installation, "bin"), false);
     if (unreachable !== undefined) {
       throw new ConfigError([
