@@ -50,7 +50,13 @@ export async function openDatabase(config: Config, log: Logger, signal?: AbortSi
       port: config.embeddedPgPort,
       onLog: (line) => log.trace({ postgres: line.trim() }, "embedded postgres"),
     });
-    log.info({ dataDir: config.dataDir, port: embedded.port }, "embedded PostgreSQL running (DATABASE_URL is unset)");
+    log.info(
+      { dataDir: config.dataDir, port: embedded.port, origin: embedded.origin },
+      "embedded PostgreSQL running (DATABASE_URL is unset)",
+    );
+    if (embedded.notice) {
+      log.warn({ dataDir: config.dataDir }, embedded.notice);
+    }
     url = embedded.url;
     stopEmbedded = embedded.stop;
   }

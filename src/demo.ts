@@ -9,11 +9,13 @@ import { fileURLToPath } from "node:url";
 import dotenv from "dotenv";
 import pg from "pg";
 
+import { ConfigError, EXIT } from "./errors.ts";
 import { startSimulator } from "./simulator/server.ts";
-import { startEmbeddedPostgres } from "./store/embedded.ts";
+import { DEMO_PG_PORT, type EmbeddedDatabase, startEmbeddedPostgres } from "./store/embedded.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = path.join(ROOT, "src", "cli.ts");
+const LIFELINE = path.join(ROOT, "src", "demo-lifeline.ts");
 
 export const DEMO_QUERIES: ReadonlyArray<{ title: string; sql: string }> = [
   {
@@ -70,10 +72,63 @@ export function formatTable(rows: ReadonlyArray<Record<string, unknown>>): strin
   return [line(columns), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");
 }
 
-async function main(): Promise<void> {
+/** How long the daemon gets to drain after SIGTERM (its own SHUTDOWN_GRACE is 30 s) before it is killed. */
+const DAEMON_GRACE_MS = 35_000;
+
+/** Waits for `promise` at most `ms`: true when it settled in time. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Shell-quotes a value for the commands the demo prints. */
+function quote(value: string): string {
+  return /^[\w./:@%+=-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`;
+}
+
+/** Runs the demo until a signal (the entry point of `npm run demo`, via bin/demo.mjs). */
+export async function runDemo(): Promise<void> {
   dotenv.config({ quiet: true });
   const dataDir = process.env.DATA_DIR ?? path.join(ROOT, "data");
-  const say = (text: string) => process.stdout.write(text + "\n");
+  const demoDir = path.join(dataDir, "demo");
+  // A closed terminal (SIGHUP) makes writes fail with EIO; shutting down must not fail on that.
+  process.stdout.on("error", () => undefined);
+  const say = (text: string) => {
+    if (process.stdout.writable) {
+      process.stdout.write(text + "\n");
+    }
+  };
+
+  // SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed) stop everything; a signal while PostgreSQL starts
+  // takes effect once it has started (so it is stopped too). A second signal exits at once.
+  const shutdown: { stop?: (reason: string) => Promise<void> } = {};
+  let signals = 0;
+  let firstSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // One Ctrl-C can arrive twice (from the terminal, and forwarded by `npm run`): a repeat within a second is the same.
+    if (signals > 0 && Date.now() - firstSignalAt < 1000) {
+      return;
+    }
+    signals++;
+    firstSignalAt ||= Date.now();
+    if (signals > 1) {
+      say(`\n${signal} again: exiting without waiting (the next demo stops what is left)`);
+      process.exit(130);
+    }
+    if (shutdown.stop) {
+      void shutdown.stop(signal);
+    } else {
+      say(`\n${signal}: stopping as soon as PostgreSQL has started …`);
+    }
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(signal, onSignal);
+  }
 
   say("signin-ingest demo: starting the Graph simulator and PostgreSQL …");
   const sim = await startSimulator({
@@ -85,19 +140,40 @@ async function main(): Promise<void> {
     republishRate: 0.02,
     quietWeekends: true,
   });
-  const embedded = process.env.DATABASE_URL
-    ? undefined
-    : await startEmbeddedPostgres({
-        dir: path.join(dataDir, "demo"),
-        port: Number(process.env.EMBEDDED_PG_PORT ?? 54330),
+  let embedded: EmbeddedDatabase | undefined;
+  if (!process.env.DATABASE_URL) {
+    try {
+      embedded = await startEmbeddedPostgres({
+        dir: demoDir,
+        port: Number(process.env.EMBEDDED_PG_PORT ?? DEMO_PG_PORT),
       });
+    } catch (error) {
+      process.stderr.write(
+        `signin-ingest demo: ${error instanceof ConfigError ? error.problems.join("; ") : String(error)}\n`,
+      );
+      await sim.close();
+      process.exit(error instanceof ConfigError ? EXIT.config : EXIT.internal);
+    }
+    if (embedded.origin === "adopted") {
+      say(
+        `(reusing the PostgreSQL a previous demo left running on port ${String(embedded.port)}; stopped with this one)`,
+      );
+    }
+  }
+  if (signals > 0) {
+    await sim.close();
+    await embedded?.stop();
+    say("stopped.");
+    process.exit(0);
+  }
   const databaseUrl = process.env.DATABASE_URL ?? embedded?.url ?? "";
 
-  const daemon = spawn(process.execPath, [CLI, "run"], {
+  const daemon = spawn(process.execPath, ["--import", LIFELINE, CLI, "run"], {
     cwd: ROOT,
-    // Its own process group: Ctrl-C reaches only the demo, which then stops the daemon with one SIGTERM.
+    // Its own process group: Ctrl-C reaches only the demo, which then stops the daemon with one SIGTERM. Its stdin is
+    // a pipe from us: the lifeline module stops it when the demo is gone, even after a SIGKILL.
     detached: true,
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["pipe", "pipe", "inherit"],
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
@@ -114,6 +190,8 @@ async function main(): Promise<void> {
       LOG_LEVEL: "info",
     },
   });
+  daemon.on("error", (error) => say(`the daemon could not be started: ${error.message}`));
+  const daemonExited = new Promise<void>((resolve) => daemon.once("exit", () => resolve()));
 
   let printed = false;
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
@@ -139,7 +217,7 @@ async function main(): Promise<void> {
         );
         if (!printed) {
           printed = true;
-          void showQueries(pool, databaseUrl, say);
+          void showQueries(pool, say, { databaseUrl, demoDir, ...(embedded ? { port: embedded.port } : {}) });
         }
       } else if (typeof entry.level === "string" && ["warn", "error", "fatal"].includes(entry.level)) {
         say(`[daemon] ${entry.level}: ${String(entry.msg)}${entry.err ? ` (${JSON.stringify(entry.err)})` : ""}`);
@@ -147,37 +225,46 @@ async function main(): Promise<void> {
     }
   });
 
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) {
-      return;
-    }
-    stopping = true;
-    say("\nstopping the daemon, the simulator and PostgreSQL …");
-    daemon.kill("SIGTERM");
-    await new Promise((resolve) => daemon.once("exit", resolve));
-    await pool.end().catch(() => undefined);
-    await sim.close();
-    await embedded?.stop();
-    say("stopped; the data stays in " + (embedded ? path.join(dataDir, "demo") : "DATABASE_URL") + ".");
-    process.exit(0);
-  };
-  process.on("SIGINT", () => void stop());
-  process.on("SIGTERM", () => void stop());
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string) =>
+    (stopping ??= (async () => {
+      say(`\n${reason}: stopping the daemon, the simulator and PostgreSQL …`);
+      if (daemon.exitCode === null && daemon.signalCode === null) {
+        daemon.kill("SIGTERM");
+        if (!(await within(daemonExited, DAEMON_GRACE_MS))) {
+          say("the daemon did not stop in time: killing it");
+          daemon.kill("SIGKILL");
+          await within(daemonExited, 5000);
+        }
+      }
+      await within(
+        pool.end().catch(() => undefined),
+        5000,
+      );
+      await sim.close();
+      await embedded?.stop();
+      say("stopped; the data stays in " + (embedded ? demoDir : "DATABASE_URL") + ".");
+      process.exit(daemon.exitCode === 0 || reason !== "the daemon exited" ? 0 : EXIT.internal);
+    })());
+  shutdown.stop = stop;
   process.on("exit", () => {
-    if (daemon.exitCode === null) {
+    if (daemon.exitCode === null && daemon.signalCode === null) {
       daemon.kill("SIGKILL");
     }
   });
-  daemon.on("exit", (code) => {
+  daemon.on("exit", (code, signal) => {
     if (!stopping) {
-      say(`the daemon exited unexpectedly with code ${String(code)}`);
-      void stop();
+      say(`the daemon exited unexpectedly (${signal ?? `code ${String(code)}`})`);
+      void stop("the daemon exited");
     }
   });
 }
 
-async function showQueries(pool: pg.Pool, databaseUrl: string, say: (text: string) => void): Promise<void> {
+async function showQueries(
+  pool: pg.Pool,
+  say: (text: string) => void,
+  where: { databaseUrl: string; demoDir: string; port?: number },
+): Promise<void> {
   try {
     for (const query of DEMO_QUERIES) {
       const result = await pool.query(query.sql);
@@ -186,13 +273,34 @@ async function showQueries(pool: pg.Pool, databaseUrl: string, say: (text: strin
   } catch (error) {
     say(`example queries failed: ${(error as Error).message}`);
   }
+  // The commands reach this demo's database: while it runs (they share its server) and after (they start it).
+  const relative = path.relative(process.cwd(), where.demoDir);
+  const dir = relative && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : where.demoDir;
+  const hostAddress = process.env.DEMO_HOST_ADDRESS;
+  let url = where.databaseUrl;
+  if (hostAddress) {
+    // In a container (docker compose --profile demo): the address the host reaches, with the password in use.
+    const parsed = new URL(where.databaseUrl);
+    parsed.host = hostAddress;
+    if (!parsed.password && process.env.PGPASSWORD) {
+      parsed.password = encodeURIComponent(process.env.PGPASSWORD);
+    }
+    url = parsed.toString();
+  }
+  const status =
+    where.port !== undefined
+      ? `DATA_DIR=${quote(dir)} EMBEDDED_PG_PORT=${String(where.port)} node src/cli.ts status`
+      : hostAddress
+        ? `docker compose --profile demo run --rm demo node src/cli.ts status   (or, from a clone: DATABASE_URL=${quote(url)} node src/cli.ts status)`
+        : `DATABASE_URL=${quote(url)} node src/cli.ts status`;
   say(`
-Connect with:   psql "${databaseUrl}"
+Connect with:   psql "${url}"
 Try:            select * from sign_ins order by created_date_time desc limit 5;
-The daemon keeps polling the simulator every 30 seconds (new sign-ins keep arriving).
+Status:         ${status}
+The daemon keeps polling the simulator (DEMO_SCHEDULE, default every 30 seconds; new sign-ins keep arriving).
 Stop with Ctrl-C; the data survives a restart of the demo.`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  void main();
+  void runDemo();
 }
