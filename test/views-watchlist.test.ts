@@ -480,3 +480,71 @@ test("the candidate tables give 0022's rows: simulator load, out-of-order arriva
   await assertCandidatesMatch(T);
   assert.ok(!(await ids("select id from v_success_after_failures where tenant_id = $1", [T])).includes("bf-ok"));
 });
+
+test("signin_password_spray's one-pass window count agrees with a count per attempt (repeats, ties, edges)", async () => {
+  const T = "t-sweep";
+  // A deterministic mix: 3 IPs, 12 users, failures on whole and half minutes (ties at window edges), repeats.
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const base = at(DAY);
+  const events: Raw[] = [];
+  for (let i = 0; i < 400; i++) {
+    events.push(
+      signIn(`sw${i}`, new Date(base.getTime() + Math.floor(rnd() * 360) * 30_000), {
+        userPrincipalName: `u${Math.floor(rnd() * 12)}@x.example`,
+        ipAddress: `192.0.2.${Math.floor(rnd() * 3)}`,
+        status: { errorCode: rnd() < 0.8 ? 50126 : 50053 },
+      }),
+    );
+  }
+  await store(T, events);
+  const from = new Date(base.getTime() + 30 * MIN);
+  const to = new Date(base.getTime() + 150 * MIN);
+  for (const [minUsers, windowMin] of [
+    [5, 20],
+    [8, 20],
+    [4, 5],
+  ] as const) {
+    const w = windowMin * MIN;
+    // Per attempt in [from, to): distinct users of its IP in [t, t + w); qualifying starts merge when <= w apart.
+    const expected: string[] = [];
+    for (const ip of [...new Set(events.map((e) => String(e.ipAddress)))]) {
+      const list = events.filter((e) => e.ipAddress === ip).sort((a, b) => ms(a) - ms(b));
+      const starts = list
+        .filter((f) => ms(f) >= from.getTime() && ms(f) < to.getTime())
+        .filter(
+          (f) =>
+            new Set(list.filter((g) => ms(g) >= ms(f) && ms(g) < ms(f) + w).map((g) => g.userPrincipalName)).size >=
+            minUsers,
+        )
+        .map(ms);
+      let burst: number[] = [];
+      const flush = () => {
+        if (burst.length > 0) {
+          const b0 = burst[0] ?? 0;
+          const b1 = (burst[burst.length - 1] ?? 0) + w;
+          const users = new Set(list.filter((g) => ms(g) >= b0 && ms(g) < b1).map((g) => g.userPrincipalName));
+          expected.push(`${ip} ${new Date(b0).toISOString()} ${new Date(b1).toISOString()} ${users.size}`);
+        }
+        burst = [];
+      };
+      for (const t of starts) {
+        if (burst.length > 0 && t > (burst[burst.length - 1] ?? 0) + w) {
+          flush();
+        }
+        burst.push(t);
+      }
+      flush();
+    }
+    const { rows } = await ctx.db.pool.query(
+      `select ip_address, burst_start, burst_end, failed_users::int from signin_password_spray($1, $2, $3, $4)
+       where tenant_id = $5`,
+      [from, to, minUsers, `${windowMin} minutes`, T],
+    );
+    const got = rows.map(
+      (r) => `${r.ip_address} ${r.burst_start.toISOString()} ${r.burst_end.toISOString()} ${r.failed_users}`,
+    );
+    assert.ok(expected.length > 0, `bursts at ${minUsers} users / ${windowMin} min`);
+    assert.deepEqual(got.sort(), expected.sort(), `${minUsers} users / ${windowMin} min`);
+  }
+});
