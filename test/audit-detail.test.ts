@@ -304,3 +304,30 @@ test("the migration back-fills the child tables of audits stored before it", asy
     await old.drop();
   }
 });
+
+test("the audit views run in parallel plans (their error-catching JSON helpers stay in the leader)", async () => {
+  const client = await db.pool.connect();
+  try {
+    await client.query(`set parallel_setup_cost = 0; set parallel_tuple_cost = 0; set min_parallel_table_scan_size = 0;
+      set max_parallel_workers_per_gather = 2`);
+    for (const view of [
+      "v_role_assignments",
+      "v_consent_grants",
+      "v_app_credential_changes",
+      "v_ca_policy_changes",
+      "v_security_info_changes",
+      "v_guest_invitations",
+      "v_privileged_users",
+    ]) {
+      const { rows } = await client.query(`select count(*)::int as n from ${view}`);
+      assert.ok(rows[0].n >= 0, view);
+    }
+    const props = await client.query(
+      "select count(*)::int as n from directory_audit_modified_properties where signin_try_jsonb(new_value) is not null",
+    );
+    assert.ok(props.rows[0].n > 0);
+  } finally {
+    await client.query("reset all");
+    client.release();
+  }
+});
