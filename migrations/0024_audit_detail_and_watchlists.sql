@@ -177,6 +177,8 @@ $$;
 -- removals are not tracked, so a past administrator stays listed). One row per (tenant, lower-case UPN);
 -- `spellings` are the UPN as written there and as sign-ins spell it (user_countries), which the views below match
 -- exactly, so that sign_ins' user index serves them.
+create index user_countries_lower_user_idx on user_countries (tenant_id, lower(user_principal_name));
+
 create view v_privileged_users as
 select g.tenant_id, g.user_principal_name, g.sources, g.roles, g.note,
   array(select distinct x collate "C" from unnest(g.spellings || array(
@@ -242,8 +244,9 @@ $$;
 -- row per failure, with the latest such success.
 create index sign_ins_failure_time_idx on sign_ins (created_date_time, tenant_id)
   include (user_principal_name, app_display_name, ip_address) where is_failure;
+-- Successes by user and time, covering #12's probe (app, IP) and #17's (ASN).
 create index sign_ins_success_user_time_idx on sign_ins (tenant_id, user_principal_name, created_date_time)
-  include (app_display_name, ip_address) where outcome = 'success';
+  include (app_display_name, ip_address, autonomous_system_number) where outcome = 'success';
 
 create view v_success_then_failure_other_ip as
 select f.tenant_id, f.id, f.created_date_time, f.user_principal_name, f.app_display_name, f.ip_address,
@@ -277,7 +280,9 @@ select s.tenant_id, s.id, s.created_date_time, s.user_principal_name, s.app_disp
     case when s.authentication_requirement = 'singleFactorAuthentication' then 'single_factor' end], null) as reasons,
   p.sources as privileged_sources
 from v_privileged_users p
-join sign_ins s on s.tenant_id = p.tenant_id and s.user_principal_name = any (p.spellings)
+-- One probe of sign_ins_user_idx per spelling (a join on `= any (p.spellings)` re-evaluated the list per sign-in).
+cross join lateral unnest(p.spellings) as u(spelling)
+join sign_ins s on s.tenant_id = p.tenant_id and s.user_principal_name = u.spelling
 where s.outcome = 'success'
   and (coalesce(s.conditional_access_status, '') <> 'success' or s.authentication_requirement = 'singleFactorAuthentication');
 
@@ -294,7 +299,9 @@ select s.tenant_id, s.id, s.created_date_time, s.user_principal_name, s.autonomo
   signin_known_network(s.tenant_id, s.ip) as from_known_network,
   p.sources as privileged_sources
 from v_privileged_users p
-join sign_ins s on s.tenant_id = p.tenant_id and s.user_principal_name = any (p.spellings)
+-- One probe of sign_ins_user_idx per spelling (a join on `= any (p.spellings)` re-evaluated the list per sign-in).
+cross join lateral unnest(p.spellings) as u(spelling)
+join sign_ins s on s.tenant_id = p.tenant_id and s.user_principal_name = u.spelling
 where s.outcome = 'success' and s.autonomous_system_number is not null
   and not exists (
     select 1 from sign_ins b
@@ -346,7 +353,9 @@ select s.tenant_id, s.id, s.created_date_time, s.user_principal_name, s.app_disp
   s.location_country_or_region as country_or_region, s.location_city as city, s.status_error_code as error_code,
   s.outcome, s.conditional_access_status, s.sign_in_event_type, s.user_agent, p.note
 from v_privileged_users p
-join sign_ins s on s.tenant_id = p.tenant_id and s.user_principal_name = any (p.spellings)
+-- One probe of sign_ins_user_idx per spelling (a join on `= any (p.spellings)` re-evaluated the list per sign-in).
+cross join lateral unnest(p.spellings) as u(spelling)
+join sign_ins s on s.tenant_id = p.tenant_id and s.user_principal_name = u.spelling
 where 'break_glass' = any (p.sources);
 
 -- ---------------------------------------------------------------------------------------------------------------
