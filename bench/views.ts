@@ -4,7 +4,9 @@
 //
 //   node bench/views.ts [--events 1000000] [--users 5000] [--per-user-per-day 1.75] [--runs 3] [--keep]
 //                       [--concurrency 1] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
-//                       [--reuse signin_bench_…]
+//                       [--reuse signin_bench_…] [--only <regex>]
+//
+// --only times just the views whose name matches (and skips the write-path and jsonb measurements).
 //
 // --concurrency N loads with N pages in flight on N connections (as backfill slices and several streams do).
 //
@@ -39,6 +41,7 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "1" },
     keep: { type: "boolean", default: false },
     reuse: { type: "string" },
+    only: { type: "string" },
     "database-url": {
       type: "string",
       default:
@@ -129,7 +132,7 @@ async function main(): Promise<void> {
     const load = args.reuse ? await existingEvents(pool) : await loadEvents(pool);
     const audits = await ensureAudits(pool);
     await ensureWatchlist(pool);
-    const triggers = await measureTriggerCost(pool);
+    const triggers = args.only ? null : await measureTriggerCost(pool);
     const t0 = performance.now();
     await pool.query("vacuum analyze");
     const vacuumMs = performance.now() - t0;
@@ -140,7 +143,7 @@ async function main(): Promise<void> {
       )
     ).rows[0];
     const views = await timeViews(pool);
-    const unnest = await timeJsonbAlternative(pool);
+    const unnest = args.only ? null : await timeJsonbAlternative(pool);
     printTable(views);
     const summary = {
       bench: "views",
@@ -407,7 +410,8 @@ function seqScans(plan: unknown, out: string[] = []): string[] {
 
 async function timeViews(pool: pg.Pool): Promise<ViewTiming[]> {
   const out: ViewTiming[] = [];
-  for (const [view, column] of VIEWS) {
+  const only = args.only ? new RegExp(args.only) : null;
+  for (const [view, column] of VIEWS.filter(([v]) => !only || only.test(v))) {
     for (const window of column ? ["24 hours", "30 days"] : ["all"]) {
       const from = `now() - interval '${window}'`;
       const sql =
