@@ -328,9 +328,7 @@ const CANDIDATE_TRIGGER: string = "sign_ins_attempt_candidates_insert";
  * rollup triggers, and without any child-row or rollup trigger (alternating, each rolled back): the differences are
  * what candidates, rollups and child rows cost a page of 1000.
  */
-async function measureTriggerCost(
-  pool: pg.Pool,
-): Promise<{
+async function measureTriggerCost(pool: pg.Pool): Promise<{
   withMs: number;
   withoutCandidatesMs: number;
   withoutRollupsMs: number;

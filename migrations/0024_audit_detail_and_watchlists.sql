@@ -6,7 +6,8 @@
 --      detections that needed it or had no view yet (#3, #12, #16, #17, #18, #23 for privileged accounts, #26).
 --   3. Speed: v_new_country_attempts and v_success_after_failures read tables of candidates kept by statement
 --      triggers (the views visited every sign-in of the range and probed an index for each); the spray function
---      first narrows to IPs with enough failed users (docs/performance-views.md).
+--      counts window users in one sweep per IP, for IPs with enough failed users (docs/performance-views.md).
+--   4. 0023's error-catching JSON helpers become parallel restricted (they failed parallel plans).
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- 1. Directory-audit detail
