@@ -409,13 +409,20 @@ create index sign_in_new_country_attempts_user_idx on sign_in_new_country_attemp
 -- A sign-in's key, as the trigger passes sets of them between its statements.
 create type signin_row_key as (tenant_id text, id text, created_date_time timestamptz);
 
+-- The keyed functions and the trigger below probe sign_ins per row (lateral subqueries kept apart by `offset 0`,
+-- `limit 1` instead of not exists): on a month without statistics yet (the first pages of an import or a backfill)
+-- the planner otherwise hash-joined every success of the tenant with the statement's rows, which took 10 s for the
+-- first page of 1,000 and minutes later on.
+
 -- Of the given sign-ins, the successes preceded within 20 minutes by at least 5 bad-credential or lockout failures
 -- of the same user (v_success_after_failures' condition).
 create function signin_success_after_failures_of(keys signin_row_key[]) returns setof sign_in_success_after_failures
 language sql stable as $$
   select s.tenant_id, s.id, s.created_date_time, s.user_principal_name
   from unnest(keys) as k
-  join sign_ins s on s.tenant_id = k.tenant_id and s.id = k.id and s.created_date_time = k.created_date_time
+  cross join lateral (select * from sign_ins s
+                      where s.tenant_id = k.tenant_id and s.id = k.id and s.created_date_time = k.created_date_time
+                      offset 0) s
   where s.outcome = 'success' and s.user_principal_name <> ''
     and (select count(*) from sign_ins g
          where g.tenant_id = s.tenant_id and g.user_principal_name = s.user_principal_name
@@ -430,15 +437,17 @@ create function signin_new_country_attempts_of(keys signin_row_key[]) returns se
 language sql stable as $$
   select s.tenant_id, s.id, s.created_date_time, s.user_principal_name, s.location_country_or_region
   from unnest(keys) as k
-  join sign_ins s on s.tenant_id = k.tenant_id and s.id = k.id and s.created_date_time = k.created_date_time
+  cross join lateral (select * from sign_ins s
+                      where s.tenant_id = k.tenant_id and s.id = k.id and s.created_date_time = k.created_date_time
+                      offset 0) s
   where signin_password_verified(s.status_error_code) and s.user_principal_name <> ''
     and s.location_country_or_region <> ''
-    and not exists (
-      select 1 from sign_ins b
-      where b.tenant_id = s.tenant_id and b.user_principal_name = s.user_principal_name
-        and b.location_country_or_region = s.location_country_or_region and b.outcome = 'success'
-        and b.created_date_time >= s.created_date_time - interval '14 days'
-        and b.created_date_time < s.created_date_time)
+    and (select 1 from sign_ins b
+         where b.tenant_id = s.tenant_id and b.user_principal_name = s.user_principal_name
+           and b.location_country_or_region = s.location_country_or_region and b.outcome = 'success'
+           and b.created_date_time >= s.created_date_time - interval '14 days'
+           and b.created_date_time < s.created_date_time
+         limit 1) is null
 $$;
 
 create function signin_write_attempt_candidates() returns trigger
@@ -479,12 +488,13 @@ begin
     select c::signin_row_key as k from unnest(changed) as c
     union all
     select row(s.tenant_id, s.id, s.created_date_time)::signin_row_key
-    from sign_ins g
-    join unnest(changed) as c on g.tenant_id = c.tenant_id and g.id = c.id and g.created_date_time = c.created_date_time
-    join sign_ins s on s.tenant_id = g.tenant_id and s.user_principal_name = g.user_principal_name
-      and s.outcome = 'success' and s.created_date_time > g.created_date_time
-      and s.created_date_time <= g.created_date_time + interval '20 minutes'
-    where g.outcome in ('bad_credentials', 'locked')
+    from new_rows g
+    cross join lateral (select s.tenant_id, s.id, s.created_date_time from sign_ins s
+                        where s.tenant_id = g.tenant_id and s.user_principal_name = g.user_principal_name
+                          and s.outcome = 'success' and s.created_date_time > g.created_date_time
+                          and s.created_date_time <= g.created_date_time + interval '20 minutes'
+                        offset 0) s
+    where g.outcome in ('bad_credentials', 'locked') and g.user_principal_name <> ''
   ) x;
   if tg_op = 'UPDATE' then
     -- A re-published guess that is no longer one (it is in old_rows only) still counted for the successes after it.
@@ -494,9 +504,11 @@ begin
       union all
       select row(s.tenant_id, s.id, s.created_date_time)::signin_row_key
       from old_rows g
-      join sign_ins s on s.tenant_id = g.tenant_id and s.user_principal_name = g.user_principal_name
-        and s.outcome = 'success' and s.created_date_time > g.created_date_time
-        and s.created_date_time <= g.created_date_time + interval '20 minutes'
+      cross join lateral (select s.tenant_id, s.id, s.created_date_time from sign_ins s
+                          where s.tenant_id = g.tenant_id and s.user_principal_name = g.user_principal_name
+                            and s.outcome = 'success' and s.created_date_time > g.created_date_time
+                            and s.created_date_time <= g.created_date_time + interval '20 minutes'
+                          offset 0) s
       where g.outcome in ('bad_credentials', 'locked') and g.user_principal_name <> ''
     ) x;
     delete from sign_in_success_after_failures t using unnest(recheck) as r
@@ -528,12 +540,15 @@ begin
       union all
       select row(a.tenant_id, a.id, a.created_date_time)::signin_row_key
       from old_rows o
-      join unnest(gone_successes) as g on o.tenant_id = g.tenant_id and o.id = g.id
-        and o.created_date_time = g.created_date_time
-      join sign_ins a on a.tenant_id = o.tenant_id and a.user_principal_name = o.user_principal_name
-        and a.location_country_or_region = o.location_country_or_region
-        and a.created_date_time > o.created_date_time and a.created_date_time <= o.created_date_time + interval '14 days'
-      where signin_password_verified(a.status_error_code)
+      cross join lateral (select a.tenant_id, a.id, a.created_date_time, a.status_error_code from sign_ins a
+                          where a.tenant_id = o.tenant_id and a.user_principal_name = o.user_principal_name
+                            and a.location_country_or_region = o.location_country_or_region
+                            and a.created_date_time > o.created_date_time
+                            and a.created_date_time <= o.created_date_time + interval '14 days'
+                          offset 0) a
+      where (o.tenant_id, o.id, o.created_date_time) in (select g.tenant_id, g.id, g.created_date_time
+                                                         from unnest(gone_successes) as g)
+        and signin_password_verified(a.status_error_code)
     ) x;
     delete from sign_in_new_country_attempts t using unnest(recheck) as r
     where t.tenant_id = r.tenant_id and t.id = r.id and t.created_date_time = r.created_date_time;
