@@ -4,12 +4,15 @@
 //
 //   node bench/views.ts [--events 1000000] [--users 5000] [--per-user-per-day 1.75] [--runs 3] [--keep]
 //                       [--concurrency 1] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
-//                       [--reuse signin_bench_…]
+//                       [--reuse signin_bench_…] [--only <regex>] [--no-write-path]
+//
+// --only times just the views whose name matches; --no-write-path skips the trigger-cost and jsonb measurements.
 //
 // --concurrency N loads with N pages in flight on N connections (as backfill slices and several streams do).
 //
 // --reuse names a database a previous run kept (--keep): it is migrated to the latest schema (e.g. to time new
-// rollups on the same data) and measured without loading anything; it is always kept.
+// rollups on the same data) and measured without loading sign-ins; it is always kept. Directory audits (for the
+// sign-ins' hours) and the watchlist entries are added when the database has none.
 //
 // Events are generated backwards from the current hour at the density of --users (5,000 users ≈ 10 M sign-ins a
 // year), so the 24 h and 30 d windows hold as many rows as they would in a full year; a smaller --events only
@@ -22,11 +25,12 @@ import pg from "pg";
 import { pino } from "pino";
 
 import type { ValidEvent } from "../src/ingest/events.ts";
+import { generateAuditHour } from "../src/simulator/audits.ts";
 import { type GenConfig, generateHour, HOUR_MS } from "../src/simulator/generate.ts";
 import { withTransaction } from "../src/store/db.ts";
 import { migrate } from "../src/store/migrate.ts";
 import { ensurePartitions } from "../src/store/partitions.ts";
-import { upsertSignIns } from "../src/store/signins.ts";
+import { upsertDirectoryAudits, upsertSignIns } from "../src/store/signins.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -37,6 +41,8 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "1" },
     keep: { type: "boolean", default: false },
     reuse: { type: "string" },
+    only: { type: "string" },
+    "no-write-path": { type: "boolean", default: false },
     "database-url": {
       type: "string",
       default:
@@ -74,6 +80,23 @@ export const VIEWS: ReadonlyArray<readonly [string, string | null]> = [
   ["v_success_after_failures", "created_date_time"],
   ["signin_password_spray($from, now())", "$from"],
   ["signin_distributed_spray($from, now())", "$from"],
+  // Migration 0023 (directory-audit views; the bench stores the simulator's audits for the same hours).
+  ["v_role_assignments", "activity_date_time"],
+  ["v_consent_grants", "activity_date_time"],
+  ["v_app_credential_changes", "activity_date_time"],
+  ["v_ca_policy_changes", "activity_date_time"],
+  ["v_security_info_changes", "activity_date_time"],
+  ["v_guest_invitations", "activity_date_time"],
+  // Migration 0024 (watchlist and the detections that need it; the bench watches 20 users, 1 break-glass account
+  // and a network).
+  ["v_privileged_users", null],
+  ["v_distributed_password_cracking", "day"],
+  ["v_success_then_failure_other_ip", "created_date_time"],
+  ["v_privileged_sign_ins_without_ca", "created_date_time"],
+  ["v_privileged_new_asn", "created_date_time"],
+  ["v_service_principal_new_country", "created_date_time"],
+  ["v_privileged_security_info_changes", "activity_date_time"],
+  ["v_break_glass_sign_ins", "created_date_time"],
 ];
 
 function withDatabase(url: string, name: string): string {
@@ -108,7 +131,9 @@ async function main(): Promise<void> {
         : `database ${name} on PostgreSQL ${server}; loading ${TARGET} events (${args.users} users)`,
     );
     const load = args.reuse ? await existingEvents(pool) : await loadEvents(pool);
-    const triggers = await measureTriggerCost(pool);
+    const audits = await ensureAudits(pool);
+    await ensureWatchlist(pool);
+    const triggers = args["no-write-path"] ? null : await measureTriggerCost(pool);
     const t0 = performance.now();
     await pool.query("vacuum analyze");
     const vacuumMs = performance.now() - t0;
@@ -119,7 +144,7 @@ async function main(): Promise<void> {
       )
     ).rows[0];
     const views = await timeViews(pool);
-    const unnest = await timeJsonbAlternative(pool);
+    const unnest = args["no-write-path"] ? null : await timeJsonbAlternative(pool);
     printTable(views);
     const summary = {
       bench: "views",
@@ -133,6 +158,7 @@ async function main(): Promise<void> {
       loadSeconds: round(load.ms / 1000),
       eventsPerSecond: Math.round(load.events / (load.ms / 1000)),
       pageMsMedian: round(median(load.pageMs)),
+      directoryAudits: audits,
       triggerCost: triggers,
       vacuumAnalyzeSeconds: round(vacuumMs / 1000),
       views,
@@ -211,6 +237,70 @@ async function loadEvents(pool: pg.Pool): Promise<{ events: number; days: number
   return { events, days: (endHour - hour) / 24, ms: performance.now() - t0, pageMs };
 }
 
+/**
+ * The simulator's directory audits for every hour the sign-ins cover (seeded like the load), in pages of 1000,
+ * unless the database already holds audits. Returns how many the database holds.
+ */
+async function ensureAudits(pool: pg.Pool): Promise<number> {
+  const count = async () =>
+    Number((await pool.query<{ n: string }>("select count(*)::text as n from directory_audits")).rows[0]?.n);
+  if ((await count()) > 0) {
+    return count();
+  }
+  const { rows } = await pool.query<{ first: Date | null; last: Date | null }>(
+    "select min(created_date_time) as first, max(created_date_time) as last from sign_ins",
+  );
+  const first = rows[0]?.first;
+  const last = rows[0]?.last;
+  if (!first || !last) {
+    return 0;
+  }
+  const cfg: GenConfig = {
+    seed: 2026,
+    users: Number(args.users),
+    signInsPerUserPerDay: 1,
+    arrivalLatency: false,
+    republishRate: 0,
+  };
+  let page: ValidEvent[] = [];
+  const flush = async () => {
+    if (page.length > 0) {
+      const events = page;
+      page = [];
+      await withTransaction(pool, (c) =>
+        upsertDirectoryAudits(c, TENANT, "directoryAudits", events, new Date(), "v1.0"),
+      );
+    }
+  };
+  for (let hour = Math.floor(first.getTime() / HOUR_MS); hour <= Math.floor(last.getTime() / HOUR_MS); hour++) {
+    for (const e of generateAuditHour(cfg, TENANT, hour)) {
+      page.push({ id: String(e.obj.id), createdDateTime: String(e.obj.activityDateTime), raw: e.obj });
+      if (page.length >= PAGE) {
+        await flush();
+      }
+    }
+  }
+  await flush();
+  return count();
+}
+
+/** 20 privileged users and a break-glass account (the busiest users), and a known network, unless any are set. */
+async function ensureWatchlist(pool: pg.Pool): Promise<void> {
+  await pool.query(
+    `insert into watchlist (tenant_id, kind, value, note)
+     select $1, case when n = 1 then 'break_glass' else 'privileged' end, user_principal_name, 'bench'
+     from (select user_principal_name, row_number() over (order by count(*) desc, user_principal_name) as n
+           from sign_ins where tenant_id = $1 and user_principal_name <> '' and created_date_time >= now() - interval '1 day'
+           group by user_principal_name) u
+     where n <= 21 and not exists (select 1 from watchlist where tenant_id = $1)`,
+    [TENANT],
+  );
+  await pool.query(
+    `insert into watchlist (tenant_id, kind, value, note) values ($1, 'ip', '10.0.0.0/8', 'bench') on conflict do nothing`,
+    [TENANT],
+  );
+}
+
 /** What a reused database holds (its load was timed by the run that created it). */
 async function existingEvents(pool: pg.Pool): Promise<{ events: number; days: number; ms: number; pageMs: number[] }> {
   const { rows } = await pool.query<{ n: string; days: number }>(
@@ -220,16 +310,31 @@ async function existingEvents(pool: pg.Pool): Promise<{ events: number; days: nu
   return { events: Number(rows[0]?.n), days: Number(rows[0]?.days), ms: NaN, pageMs: [] };
 }
 
-/** The insert triggers that keep rollups (0014, 0015) and the impossible-travel candidates (0015). */
-const ROLLUP_TRIGGERS = ["sign_ins_rollups_insert", "sign_ins_rollups_mfa_insert", "sign_ins_travel_insert"];
+/**
+ * The insert triggers that keep rollups (0014, 0015), the impossible-travel candidates (0015) and the
+ * success-after-failures and new-country candidates (0024).
+ */
+const ROLLUP_TRIGGERS = [
+  "sign_ins_rollups_insert",
+  "sign_ins_rollups_mfa_insert",
+  "sign_ins_travel_insert",
+  "sign_ins_attempt_candidates_insert",
+];
+/** The trigger of migration 0024's candidate tables, also measured alone. */
+const CANDIDATE_TRIGGER: string = "sign_ins_attempt_candidates_insert";
 
 /**
- * Upserts the same fresh pages with every trigger enabled, without the rollup triggers, and without any child-row or
- * rollup trigger (alternating, each rolled back): the differences are what rollups and child rows cost a page of 1000.
+ * Upserts the same fresh pages with every trigger enabled, without the candidate trigger (0024) alone, without the
+ * rollup triggers, and without any child-row or rollup trigger (alternating, each rolled back): the differences are
+ * what candidates, rollups and child rows cost a page of 1000.
  */
-async function measureTriggerCost(
-  pool: pg.Pool,
-): Promise<{ withMs: number; withoutRollupsMs: number; withoutMs: number; pages: number }> {
+async function measureTriggerCost(pool: pg.Pool): Promise<{
+  withMs: number;
+  withoutCandidatesMs: number;
+  withoutRollupsMs: number;
+  withoutMs: number;
+  pages: number;
+}> {
   const cfg: GenConfig = {
     seed: 99,
     users: Number(args.users),
@@ -252,11 +357,13 @@ async function measureTriggerCost(
     pages.push(events.slice(i, i + PAGE));
   }
   const on: number[] = [];
+  const noCandidates: number[] = [];
   const noRollups: number[] = [];
   const off: number[] = [];
   for (let round = 0; round < 3; round++) {
     for (const [disabled, times] of [
       [[], on],
+      [[CANDIDATE_TRIGGER], noCandidates],
       [ROLLUP_TRIGGERS, noRollups],
       [[...ROLLUP_TRIGGERS, "sign_ins_children_insert"], off],
     ] as const) {
@@ -279,6 +386,7 @@ async function measureTriggerCost(
   }
   return {
     withMs: round(median(on)),
+    withoutCandidatesMs: round(median(noCandidates)),
     withoutRollupsMs: round(median(noRollups)),
     withoutMs: round(median(off)),
     pages: pages.length,
@@ -313,7 +421,8 @@ function seqScans(plan: unknown, out: string[] = []): string[] {
 
 async function timeViews(pool: pg.Pool): Promise<ViewTiming[]> {
   const out: ViewTiming[] = [];
-  for (const [view, column] of VIEWS) {
+  const only = args.only ? new RegExp(args.only) : null;
+  for (const [view, column] of VIEWS.filter(([v]) => !only || only.test(v))) {
     for (const window of column ? ["24 hours", "30 days"] : ["all"]) {
       const from = `now() - interval '${window}'`;
       const sql =

@@ -15,13 +15,16 @@ export const PARTITIONED_TABLES = [
 /**
  * Rollups of sign_ins (migrations/0014_rollups.sql, 0015_fast_views.sql), not partitioned: with each dropped sign_ins
  * month, their rows for that month (bucket column in [from, to)) are deleted in the same transaction, so they keep
- * matching sign_ins. A travel candidate goes with its earlier sign-in (the later one is never in an older month).
+ * matching sign_ins. A travel candidate goes with its earlier sign-in (the later one is never in an older month); the
+ * success-after-failures and new-country candidates (migrations/0024) go with their own sign-in.
  */
 export const ROLLUP_TABLES = [
   { table: "sign_in_rollup_hourly", bucket: "hour" },
   { table: "sign_in_ca_rollup_daily", bucket: "day" },
   { table: "sign_in_mfa_rollup_daily", bucket: "day" },
   { table: "sign_in_travel_candidates", bucket: "previous_created_date_time" },
+  { table: "sign_in_success_after_failures", bucket: "created_date_time" },
+  { table: "sign_in_new_country_attempts", bucket: "created_date_time" },
 ] as const;
 
 export interface DroppedPartition {
