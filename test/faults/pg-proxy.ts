@@ -249,6 +249,12 @@ export class PgProxy {
           break;
         }
         const len = buf.readInt32BE(offset);
+        if (len < 8) {
+          // Not a startup packet (its length counts itself and a code): a length that would not advance the
+          // offset would spin this loop forever.
+          this.#kill(link);
+          return;
+        }
         if (buf.length - offset < len) {
           break;
         }
@@ -265,6 +271,11 @@ export class PgProxy {
       }
       const type = buf[offset] as number;
       const len = buf.readInt32BE(offset + 1);
+      if (len < 4) {
+        // A message length counts itself: anything less is garbage, and would not advance the offset.
+        this.#kill(link);
+        return;
+      }
       if (buf.length - offset < 1 + len) {
         break;
       }
