@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Entry point: commands, signals and exit codes. The only module that touches `process`.
 
+// (issue 14) First: bounded young generation and compile cache for every command (src/runtime.ts).
+import "./runtime.ts";
+
 import { parseArgs } from "node:util";
 
 import dotenv from "dotenv";

@@ -23,6 +23,7 @@ import {
 } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
 import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
+import { type PageBudget, pageBudget, type PageGrant } from "./page-budget.ts";
 import { STREAMS } from "./streams.ts";
 import type { Window } from "./window.ts";
 
@@ -63,6 +64,8 @@ export interface ReaderDeps {
   metrics?: Metrics;
   /** Test hook: called after each page is committed. */
   afterPageCommit?: (pageNumber: number) => void | Promise<void>;
+  /** Bytes of pages in flight, shared by every reader of the process (default: page-budget.ts's pageBudget). */
+  pageBudget?: PageBudget;
 }
 
 export interface ReadOptions {
@@ -108,6 +111,8 @@ interface FetchedPage {
   duplicates: number;
   /** The months (first instants) the stored events fall in: their partitions must exist before the page is written. */
   months: Date[];
+  /** Its share of the page budget, released once it is stored (or abandoned). */
+  grant: PageGrant;
 }
 
 /** Reads `window` of `stream` to its last page; adds to `counts`. Throws (nothing moves) on failure. */
@@ -143,6 +148,7 @@ export async function readWindow(
   });
   const timeField = stream.resource === "signIns" ? "createdDateTime" : "activityDateTime";
   const seen = new Set<string>();
+  const budget = deps.pageBudget ?? pageBudget;
   const fetchController = new AbortController();
   const fetchSignal = AbortSignal.any([options.signal, fetchController.signal]);
   // While one page is being stored, the next one is already being fetched: at most two pages are in memory, and
@@ -157,7 +163,10 @@ export async function readWindow(
               `window ${window.from.toISOString()}..${window.to.toISOString()} needs more than ${cap} pages`,
             ),
           )
-        : graph.getPage(pageUrl, fetchSignal, options.priority).then((page): FetchedPage => {
+        : fetchWithin(budget, deps.pageSize, fetchSignal, async (grant): Promise<FetchedPage> => {
+            const page = await graph.getPage(pageUrl, fetchSignal, options.priority);
+            grant.resize(page.bytes);
+            budget.observe(page.bytes, page.value.length);
             if (page.value.length > maxPageEvents(deps.pageSize)) {
               // More than $top and more than Graph's largest page: not a page Graph sends (a hostile or broken peer);
               // refused whole, like any malformed page.
@@ -175,6 +184,7 @@ export async function readWindow(
               events,
               rejected,
               duplicates,
+              grant,
             };
           });
     seen.add(pageUrl);
@@ -193,14 +203,39 @@ export async function readWindow(
         graph.assertGraphUrl(next);
       }
       pending = next === undefined ? undefined : fetchPage(next, pageNumber + 1);
-      await ensure(page.months);
-      await storePage(deps, stream, window, options, inWindow, page, next);
+      try {
+        await ensure(page.months);
+        await storePage(deps, stream, window, options, inWindow, page, next);
+      } finally {
+        page.grant.release();
+      }
     }
   } finally {
     fetchController.abort(new Error("window finished"));
+    // A page fetched ahead for a window that failed is never stored: its bytes go back to the budget.
+    pending?.then(
+      (p) => p.grant.release(),
+      () => undefined,
+    );
   }
   for (const key of Object.keys(inWindow) as Array<keyof Counts>) {
     counts[key] += inWindow[key];
+  }
+}
+
+/** Runs `fetch` once its page's expected bytes fit the budget; the grant goes back if it fails. */
+async function fetchWithin(
+  budget: PageBudget,
+  pageSize: number,
+  signal: AbortSignal,
+  fetch: (grant: PageGrant) => Promise<FetchedPage>,
+): Promise<FetchedPage> {
+  const grant = await budget.acquire(budget.expected(pageSize), signal);
+  try {
+    return await fetch(grant);
+  } catch (error) {
+    grant.release();
+    throw error;
   }
 }
 

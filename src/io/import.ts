@@ -104,12 +104,26 @@ export function signInStream(raw: Record<string, unknown>): string {
 interface Routed {
   table: "sign_ins" | "directory_audits";
   stream: string;
+  /** What the checks read (keyOf): the event's id and time, not the parsed event (it dies young). */
   value: unknown;
   /** The JSON text stored: the event's text as in the file (a mapped legacy event: its serialised mapping). */
   text: string;
 }
 
 type Pending = Routed | { rejected: RejectedEvent };
+
+/**
+ * What classifyEvents reads of an event (its id and time fields): held for the batch instead of the parsed event,
+ * whose thousands of objects per batch would otherwise live until the batch is stored (and be promoted to the old
+ * generation); the text is what is stored.
+ */
+function keyOf(value: unknown): unknown {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return value;
+  }
+  const { id, createdDateTime, activityDateTime } = value as Record<string, unknown>;
+  return { id, createdDateTime, activityDateTime };
+}
 
 /** Imports each file in turn; a file's problem is reported in its summary and the next file is still read. */
 export async function importFiles(files: readonly string[], deps: ImportDeps): Promise<ImportSummary> {
@@ -246,17 +260,22 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
         summary.skipped++;
         summary.skippedCategories[unwrapped.skipped] = (summary.skippedCategories[unwrapped.skipped] ?? 0) + 1;
       } else {
-        pending.push(unwrapped);
+        pending.push({ ...unwrapped, value: keyOf(unwrapped.value) });
       }
       return;
     }
     if (shape === "graphDirectoryAudit") {
-      pending.push({ table: "directory_audits", stream: "directoryAudits", value, text: item.text });
+      pending.push({ table: "directory_audits", stream: "directoryAudits", value: keyOf(value), text: item.text });
       return;
     }
     const event = shape === "azureAdGraph" ? fromAzureAdGraph(value as Record<string, unknown>) : value;
     const text = event === value ? item.text : JSON.stringify(event);
-    pending.push({ table: "sign_ins", stream: signInStream(event as Record<string, unknown>), value: event, text });
+    pending.push({
+      table: "sign_ins",
+      stream: signInStream(event as Record<string, unknown>),
+      value: keyOf(event),
+      text,
+    });
   };
 
   const flush = async (all: boolean): Promise<void> => {
