@@ -2,7 +2,7 @@
 // under EXPLAIN (ANALYZE, BUFFERS, WAL), in a fresh database: the statement itself (generated columns, heap, TOAST,
 // indexes) and each statement trigger (child rows, rollups, travel candidates), page after page.
 //
-//   node bench/write-path.ts [--pages 5] [--page-size 999] [--database-url postgres://…]
+//   node bench/write-path.ts [--pages 5] [--page-size 999] [--setup "SQL run first"] [--database-url postgres://…]
 
 import { parseArgs } from "node:util";
 
@@ -26,6 +26,7 @@ const { values } = parseArgs({
   options: {
     pages: { type: "string", default: "5" },
     "page-size": { type: "string", default: "999" },
+    setup: { type: "string" },
     "database-url": {
       type: "string",
       default:
@@ -49,6 +50,9 @@ try {
   const rows: Array<Record<string, string | number>> = [];
   await withClient(url, async (c) => {
     await ensureClientPartitions(c, new Date(now - 3 * DAY), new Date(now));
+    if (values.setup) {
+      await c.query(values.setup);
+    }
     for (let p = 0; p < pages; p++) {
       const page = JSON.stringify({ value: events.slice(p * pageSize, (p + 1) * pageSize) });
       const { rows: plan } = await c.query<{ "QUERY PLAN": Explained[] }>(

@@ -147,3 +147,30 @@ test("a page waiting for the budget gives up when its signal aborts, and the que
   learning.observe(2_000_000, 1000);
   assert.equal(learning.expected(3), 6000, "then the last page's bytes per event");
 });
+
+test("0026: raw is stored with lz4 where the server has it, in the partitions signin_ensure_partition creates", async () => {
+  const { rows } = await db.pool.query<{ lz4: boolean }>(
+    "select 'lz4' = any(enumvals) as lz4 from pg_settings where name = 'default_toast_compression'",
+  );
+  const expected = rows[0]?.lz4 ? "lz4" : "pglz";
+  const big = { blob: "x".repeat(3000) + Array.from({ length: 400 }, (_, i) => `${i}`).join(",") };
+  await upsertPages(
+    db.pool,
+    "t-lz4",
+    [
+      { id: "old-month", createdDateTime: "2026-05-04T10:00:00Z", ...big },
+      { id: "new-month", createdDateTime: "2031-02-04T10:00:00Z", ...big },
+    ],
+    new Date(),
+  );
+  const stored = await db.pool.query(
+    "select id, pg_column_compression(raw) as c from sign_ins where tenant_id = 't-lz4' order by id",
+  );
+  assert.deepEqual(
+    stored.rows.map((r) => [r.id, r.c]),
+    [
+      ["new-month", expected],
+      ["old-month", expected],
+    ],
+  );
+});
