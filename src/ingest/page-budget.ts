@@ -2,8 +2,8 @@
 // slice, stream and tenant: a page is fetched only when its expected size fits the budget, so memory stays bounded
 // whatever the catch-up width, TENANT_CONCURRENCY or page size (a page larger than the whole budget is fetched alone).
 
-/** The default budget: two or three real-sized pages of 999 events (~8 MB of JSON each) at once. */
-export const PAGE_BYTES_IN_FLIGHT = 24 * 1024 * 1024;
+/** The default budget: two real-sized pages of 999 events (~8 MB of JSON each) at once. */
+export const PAGE_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 
 /** Expected bytes of an event before any page was seen (real beta sign-ins are ~8 KB). */
 const FIRST_BYTES_PER_EVENT = 8 * 1024;
