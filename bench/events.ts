@@ -1,6 +1,6 @@
 // Benchmark events: interactive beta sign-ins from the simulator's generator (shaped and sized like real ones:
 // ~7.9 KB of JSON, 10 applied Conditional Access policies of which 3 notEnabled, authenticationDetails, device,
-// location …), cloned with fresh ids and times so any number can be made quickly. `small` strips them to the ~1.5 KB
+// location …), cloned with fresh ids and times so any number can be made quickly. `small` strips them to the ~2.9 KB
 // of a v1.0-like event (no CA policies, no authenticationDetails) for the small-event scenario.
 
 import { randomUUID } from "node:crypto";

@@ -5,7 +5,7 @@
 //       jsonb table (the limit), COPY into sign_ins, `node src/cli.ts once` catching up (Graph budget lifted) and
 //       `node src/cli.ts import` of the same events from a file; events/s, ratio to the bare COPY, bytes on disk per
 //       event, peak RSS of each `node src/cli.ts` process, and issue 14's targets (bench/realistic.ts)
-//   npm run bench -- --scenario small         the same with ~1.5 KB events (no CA policies, no authenticationDetails)
+//   npm run bench -- --scenario small         the same with ~2.9 KB events (no CA policies, no authenticationDetails)
 //   npm run bench -- --scenario tenants [--tenants 4]
 //       several tenants: `once` at TENANT_CONCURRENCY 1, 2 and 4, then two replicas on one database (bench/tenants.ts)
 //   npm run bench -- --scenario throttled [--time-scale 10]
