@@ -32,8 +32,16 @@ export function plainEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-/** `node src/cli.ts <args>` in `cwd` (an empty directory: no .env is read), with `env` added to a plain environment. */
-export async function runCli(args: string[], env: Record<string, string>, cwd: string): Promise<CliRun> {
+/**
+ * `node src/cli.ts <args>` in `cwd` (an empty directory: no .env is read), with `env` added to a plain environment.
+ * `until` (for `run`, which never exits by itself): polled every 500 ms; once true, node gets SIGTERM.
+ */
+export async function runCli(
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+  until?: () => Promise<boolean>,
+): Promise<CliRun> {
   const dir = await mkdtemp(path.join(tmpdir(), "bench-rss-"));
   const timeFile = path.join(dir, "time");
   const viaTime = existsSync(TIME);
@@ -56,10 +64,24 @@ export async function runCli(args: string[], env: Record<string, string>, cwd: s
           // exited meanwhile
         }
       }, 50);
-  const code = await new Promise<number | null>((resolve, reject) => {
+  let exited = false;
+  const exit = new Promise<number | null>((resolve, reject) => {
     proc.on("error", reject);
-    proc.on("exit", (c) => resolve(c));
+    proc.on("exit", (c) => {
+      exited = true;
+      resolve(c);
+    });
   });
+  while (until && !exited) {
+    await Promise.race([exit, new Promise((r) => setTimeout(r, 500))]);
+    if (!exited && (await until())) {
+      // The node process itself (under /usr/bin/time: its child), as a service manager would stop it.
+      const children = viaTime ? readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, "utf8").trim() : "";
+      process.kill(Number(children.split(/\s+/)[0] || proc.pid), "SIGTERM");
+      break;
+    }
+  }
+  const code = await exit;
   const ms = performance.now() - started;
   clearInterval(sampler);
   if (viaTime) {

@@ -121,6 +121,20 @@ export async function realisticScenario(dbs: Databases, o: RealisticOptions): Pr
       const daemon = await cliPath(dbs, ["once"], (url) => env(url, lookbackMs), list.length, baseline, work);
       rows.push({ path: `once (${label})`, ...daemon.row });
       bytes[`once ${label}`] = daemon.bytes;
+      const from = new Date(now - lookbackMs).toISOString();
+      const to = new Date(now - HOUR / 2).toISOString();
+      const backfill = await cliPath(
+        dbs,
+        ["backfill", "--from", from, "--to", to],
+        (url) => env(url, lookbackMs),
+        list.length,
+        baseline,
+        work,
+      );
+      rows.push({ path: `backfill (${label})`, ...backfill.row });
+      // `run` until its first cycle stored everything, then SIGTERM (exit 0).
+      const run = await cliPath(dbs, ["run"], (url) => env(url, lookbackMs), list.length, baseline, work, true);
+      rows.push({ path: `run (${label})`, ...run.row });
       const file = label === "N" ? files.n : files.n4;
       const imp = await cliPath(
         dbs,
@@ -196,13 +210,16 @@ async function cliPath(
   expected: number,
   baseline: SchemaBytes,
   cwd: string,
+  untilStored = false,
 ): Promise<{ row: Omit<Row, "path">; bytes: SchemaBytes; run: CliRun }> {
   const url = await dbs.fresh(args[0] ?? "cli");
-  const run = await runCli(args, env(url), cwd);
-  const stored = await withClient(url, async (c) => {
-    const { rows } = await c.query<{ n: number }>("select count(*)::int as n from sign_ins");
-    return rows[0]?.n ?? 0;
-  });
+  const count = () =>
+    withClient(url, async (c) => {
+      const { rows } = await c.query<{ n: number }>("select count(*)::int as n from sign_ins");
+      return rows[0]?.n ?? 0;
+    });
+  const run = await runCli(args, env(url), cwd, untilStored ? async () => (await count()) >= expected : undefined);
+  const stored = await count();
   if (run.code !== 0 || stored !== expected) {
     throw new Error(`${args.join(" ")} exited ${run.code} and stored ${stored} of ${expected} events: ${run.stderr}`);
   }

@@ -163,29 +163,34 @@ export async function readWindow(
               `window ${window.from.toISOString()}..${window.to.toISOString()} needs more than ${cap} pages`,
             ),
           )
-        : fetchWithin(budget, deps.pageSize, fetchSignal, async (grant): Promise<FetchedPage> => {
-            const page = await graph.getPage(pageUrl, fetchSignal, options.priority);
-            grant.resize(page.bytes);
-            budget.observe(page.bytes, page.value.length);
-            if (page.value.length > maxPageEvents(deps.pageSize)) {
-              // More than $top and more than Graph's largest page: not a page Graph sends (a hostile or broken peer);
-              // refused whole, like any malformed page.
-              throw new MalformedPageError(
-                `Graph returned a page of ${page.value.length} events for $top=${deps.pageSize} (request-id ${page.requestId ?? "?"}); nothing from it is stored`,
-              );
+        : graph.getPage(pageUrl, fetchSignal, options.priority).then(async (page): Promise<FetchedPage> => {
+            // Parsed and held only once its bytes fit the process's page budget (the fetch itself never waits: a
+            // tenant whose Graph hangs must not hold back the others).
+            const grant = await budget.acquire(page.bytes, fetchSignal);
+            try {
+              if (page.value.length > maxPageEvents(deps.pageSize)) {
+                // More than $top and more than Graph's largest page: not a page Graph sends (a hostile or broken
+                // peer); refused whole, like any malformed page.
+                throw new MalformedPageError(
+                  `Graph returned a page of ${page.value.length} events for $top=${deps.pageSize} (request-id ${page.requestId ?? "?"}); nothing from it is stored`,
+                );
+              }
+              const { events, rejected, duplicates, valid } = pageEvents(page.text, page.value, timeField);
+              return {
+                months: monthsOf(valid.map((e) => e.createdDateTime)),
+                nextLink: page.nextLink,
+                requestId: page.requestId,
+                bytes: page.bytes,
+                length: page.value.length,
+                events,
+                rejected,
+                duplicates,
+                grant,
+              };
+            } catch (error) {
+              grant.release();
+              throw error;
             }
-            const { events, rejected, duplicates, valid } = pageEvents(page.text, page.value, timeField);
-            return {
-              months: monthsOf(valid.map((e) => e.createdDateTime)),
-              nextLink: page.nextLink,
-              requestId: page.requestId,
-              bytes: page.bytes,
-              length: page.value.length,
-              events,
-              rejected,
-              duplicates,
-              grant,
-            };
           });
     seen.add(pageUrl);
     // Awaited in the loop below, possibly after the current page is stored: never an unhandled rejection meanwhile.
@@ -220,22 +225,6 @@ export async function readWindow(
   }
   for (const key of Object.keys(inWindow) as Array<keyof Counts>) {
     counts[key] += inWindow[key];
-  }
-}
-
-/** Runs `fetch` once its page's expected bytes fit the budget; the grant goes back if it fails. */
-async function fetchWithin(
-  budget: PageBudget,
-  pageSize: number,
-  signal: AbortSignal,
-  fetch: (grant: PageGrant) => Promise<FetchedPage>,
-): Promise<FetchedPage> {
-  const grant = await budget.acquire(budget.expected(pageSize), signal);
-  try {
-    return await fetch(grant);
-  } catch (error) {
-    grant.release();
-    throw error;
   }
 }
 
