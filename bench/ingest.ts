@@ -1,25 +1,26 @@
-// Throughput benchmark: how close the ingest path runs to PostgreSQL's COPY rate, and backfill to Graph's budget.
+// Ingest benchmarks (docs/benchmarks.md). Prints tables, then one JSON line per scenario; never asserts timings.
 //
-//   npm run bench [-- --events 25000] [--database-url postgres://…] [--keep]
-//       copy_eps    COPY of the N events into sign_ins (same table, indexes, generated columns and triggers)
-//       ingest_eps  the daemon's path in a child process: simulator (pre-rendered pages, no latency) → GraphClient
-//                   → readWindow (page upserts, one transaction each) → PostgreSQL; at N and at 4×N, with peak RSS
-//       naive_eps   one INSERT … ON CONFLICT statement per event (autocommit), on a sample
+//   npm run bench [-- --events 10000] [--database-url postgres://…] [--keep]
+//       realistic (default): real-sized beta sign-ins (~7.9 KB, 10 CA policies each) at N and 4N: COPY into a bare
+//       jsonb table (the limit), COPY into sign_ins, `node src/cli.ts once` catching up (Graph budget lifted) and
+//       `node src/cli.ts import` of the same events from a file; events/s, ratio to the bare COPY, bytes on disk per
+//       event, peak RSS of each `node src/cli.ts` process, and issue 14's targets (bench/realistic.ts)
+//   npm run bench -- --scenario small         the same with ~2.9 KB events (no CA policies, no authenticationDetails)
+//   npm run bench -- --scenario tenants [--tenants 4]
+//       several tenants: `once` at TENANT_CONCURRENCY 1, 2 and 4, then two replicas on one database (bench/tenants.ts)
 //   npm run bench -- --scenario throttled [--time-scale 10]
 //       the simulator enforces Graph's rule (5 requests / 10 s per app per tenant) and serves each page in 8 s
 //       (4× the budget interval), all time-scaled; budget_utilisation = achieved pages/s ÷ allowed pages/s for a
-//       sequential nextLink crawl and for backfill.
+//       sequential nextLink crawl and for backfill (in a child process running the reader directly).
 //
-// Each measurement gets a fresh database cloned from a migrated template on the same server. Prints a table, then
-// one JSON line. The measured processes run as the image runs the daemon: its NODE_OPTIONS and a filled compile
-// cache (BENCH_NODE_FLAGS and BENCH_COMPILE_CACHE=0 change that); BENCH_DEBUG=1 prints their memory before and at peak.
+// Each measurement gets a fresh database cloned from a migrated template on the same server. The throttled
+// scenario's child runs with the image's NODE_OPTIONS (PRODUCTION_NODE_FLAGS, kept equal to the Dockerfile's by
+// test/docker.test.ts) and a filled compile cache; the other scenarios start `node src/cli.ts` plainly.
 
 import { spawn } from "node:child_process";
-import { randomBytes, randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
-import pg from "pg";
 import { pino } from "pino";
 
 import { createIngester } from "../src/app.ts";
@@ -27,12 +28,14 @@ import { loadConfig } from "../src/config.ts";
 import { GraphBudget } from "../src/graph/budget.ts";
 import { runBackfill } from "../src/ingest/backfill.ts";
 import { emptyCounts, INTERACTIVE_STREAM, readWindow } from "../src/ingest/reader.ts";
-import { getToken, graphGet } from "../src/simulator/client.ts";
-import { type Simulator, startSimulator } from "../src/simulator/server.ts";
+import { startSimulator } from "../src/simulator/server.ts";
 import { createPool } from "../src/store/db.ts";
-import { migrate } from "../src/store/migrate.ts";
-import { ensurePartitions } from "../src/store/partitions.ts";
 import { HOUR, systemClock } from "../src/time.ts";
+import { Databases } from "./databases.ts";
+import { type BenchEvent, cloneEvents, templateEvents } from "./events.ts";
+import { realisticScenario } from "./realistic.ts";
+import { round, table } from "./report.ts";
+import { tenantsScenario } from "./tenants.ts";
 
 /** V8 heap settings of the production image (Dockerfile `NODE_OPTIONS`): a small young generation keeps RSS flat. */
 const PRODUCTION_NODE_FLAGS = "--max-semi-space-size=4";
@@ -46,7 +49,6 @@ const PRODUCTION_NODE_FLAGS = "--max-semi-space-size=4";
 const COMPILE_CACHE = fileURLToPath(new URL("../node_modules/.cache/bench-compile-cache", import.meta.url));
 
 const SELF = fileURLToPath(import.meta.url);
-const TENANT_ROWS = "bench-copy";
 
 interface ChildTask {
   databaseUrl: string;
@@ -173,86 +175,10 @@ async function runChild(task: ChildTask): Promise<ChildResult> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Databases: a migrated template, cloned per measurement.
+// Events for the throttled scenario: cloned realistic sign-ins, served by a simulator that generates nothing else.
 
-class Databases {
-  readonly #base: string;
-  readonly #names: string[] = [];
-  readonly #template = `bench_tpl_${randomBytes(4).toString("hex")}`;
-  readonly #keep: boolean;
-
-  constructor(base: string, keep: boolean) {
-    this.#base = base;
-    this.#keep = keep;
-  }
-
-  url(name: string): string {
-    const u = new URL(this.#base);
-    u.pathname = `/${name}`;
-    return u.toString();
-  }
-
-  async #admin<T>(work: (c: pg.Client) => Promise<T>): Promise<T> {
-    const c = new pg.Client({ connectionString: this.#base });
-    await c.connect();
-    try {
-      return await work(c);
-    } finally {
-      await c.end();
-    }
-  }
-
-  async init(): Promise<void> {
-    await this.#admin((c) => c.query(`create database ${this.#template}`));
-    this.#names.push(this.#template);
-    await migrate(this.url(this.#template), pino({ level: "silent" }));
-  }
-
-  /** A fresh migrated database; returns its URL. */
-  async fresh(label: string): Promise<string> {
-    const name = `bench_${label}_${randomBytes(4).toString("hex")}`;
-    await this.#admin((c) => c.query(`create database ${name} template ${this.#template}`));
-    this.#names.push(name);
-    return this.url(name);
-  }
-
-  async dropAll(): Promise<void> {
-    if (this.#keep) {
-      return;
-    }
-    await this.#admin(async (c) => {
-      for (const name of this.#names.reverse()) {
-        await c.query(`drop database if exists ${name} with (force)`);
-      }
-    });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Events: realistic interactive sign-ins from the simulator's generator, cloned with fresh ids and times so that
-// any N can be made quickly; served by a simulator that generates nothing else.
-
-async function makeEvents(count: number, spacingMs: number, endMs: number): Promise<Array<Record<string, unknown>>> {
-  const source = await startSimulator({
-    seed: 5,
-    users: 300,
-    signInsPerUserPerDay: 24,
-    historyDays: 1,
-  });
-  const base = source
-    .visibleEvents()
-    .filter((e) => !Array.isArray(e.signInEventTypes) || e.signInEventTypes[0] === "interactiveUser")
-    .slice(0, 3000);
-  await source.close();
-  const events: Array<Record<string, unknown>> = [];
-  // Oldest first: the simulator keeps each hour sorted, and appending in order keeps that cheap.
-  for (let i = count - 1; i >= 0; i--) {
-    const template = base[i % base.length] as Record<string, unknown>;
-    const at = new Date(endMs - i * spacingMs).toISOString().replace("Z", "0000Z");
-    const id = randomUUID();
-    events.push({ ...template, id, originalRequestId: id, correlationId: randomUUID(), createdDateTime: at });
-  }
-  return events;
+async function makeEvents(count: number, spacingMs: number, endMs: number): Promise<BenchEvent[]> {
+  return cloneEvents(await templateEvents(false), count, { spacingMs, endMs, newest: count, gapMs: 0 });
 }
 
 function windowOf(events: Array<Record<string, unknown>>, newest: number): { from: string; to: string } {
@@ -261,243 +187,6 @@ function windowOf(events: Array<Record<string, unknown>>, newest: number): { fro
   const floor = (t: unknown) => new Date(Math.floor(Date.parse(String(t)) / 1000) * 1000).toISOString();
   const ceil = (t: unknown) => new Date(Math.ceil(Date.parse(String(t)) / 1000) * 1000).toISOString();
   return { from: floor(first.createdDateTime), to: ceil(last.createdDateTime) };
-}
-
-/** Crawls a window once (rendering and caching every page in the simulator); returns the events' JSON texts. */
-async function warmUp(sim: Simulator, from: string, to: string, pageSize: number, keep: number): Promise<string[]> {
-  const token = await getToken(sim);
-  const filter = encodeURIComponent(`createdDateTime ge ${from} and createdDateTime le ${to}`);
-  let next: string | undefined = `/v1.0/auditLogs/signIns?$filter=${filter}&$top=${pageSize}`;
-  const texts: string[] = [];
-  while (next) {
-    const r = await graphGet(sim, next, token);
-    if (r.status !== 200) {
-      throw new Error(`warm-up crawl got ${r.status}: ${r.text.slice(0, 200)}`);
-    }
-    for (const item of r.json.value as unknown[]) {
-      if (texts.length < keep) {
-        texts.push(JSON.stringify(item));
-      }
-    }
-    next = r.json["@odata.nextLink"];
-  }
-  return texts;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// COPY FROM STDIN through node-postgres' submittable interface (no extra dependency).
-
-class CopyIn {
-  callback: ((err: Error | null) => void) | undefined;
-  readonly #text: string;
-  readonly #chunks: Buffer[];
-  #error: Error | undefined;
-  rowCount = 0;
-  readonly done: Promise<number>;
-  #settle!: (error: Error | undefined) => void;
-
-  constructor(text: string, chunks: Buffer[]) {
-    this.#text = text;
-    this.#chunks = chunks;
-    this.done = new Promise((resolve, reject) => {
-      this.#settle = (error) => (error ? reject(error) : resolve(this.rowCount));
-    });
-  }
-  submit(connection: { query(text: string): void }): void {
-    connection.query(this.#text);
-  }
-  handleCopyInResponse(connection: { sendCopyFromChunk(b: Buffer): void; endCopyFrom(): void }): void {
-    for (const chunk of this.#chunks) {
-      connection.sendCopyFromChunk(chunk);
-    }
-    connection.endCopyFrom();
-  }
-  handleCommandComplete(msg: { text?: string }): void {
-    this.rowCount = Number(/(\d+)$/.exec(msg.text ?? "")?.[1] ?? 0);
-  }
-  handleError(error: Error): void {
-    this.#error = error;
-  }
-  handleReadyForQuery(): void {
-    this.callback?.(this.#error ?? null);
-    this.#settle(this.#error);
-  }
-  handleRowDescription(): void {}
-  handleDataRow(): void {}
-  handleEmptyQuery(): void {}
-  handlePortalSuspended(): void {}
-  handleCopyData(): void {}
-}
-
-async function copyRows(url: string, texts: string[], from: string, to: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await withClientPartitions(client, from, to);
-    const started = performance.now();
-    const seenAt = new Date().toISOString();
-    const chunks: Buffer[] = [];
-    let buffer = "";
-    for (const text of texts) {
-      const { id, createdDateTime } = JSON.parse(text) as { id: string; createdDateTime: string };
-      // COPY text format: tab-separated, backslash is the escape character (JSON text has no raw tabs/newlines).
-      buffer += `${TENANT_ROWS}\t${id}\t${createdDateTime}\tinteractiveUser\t${text.replaceAll("\\", "\\\\")}\t${seenAt}\t${seenAt}\n`;
-      if (buffer.length > 1 << 20) {
-        chunks.push(Buffer.from(buffer));
-        buffer = "";
-      }
-    }
-    chunks.push(Buffer.from(buffer));
-    const copy = new CopyIn(
-      "copy sign_ins (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at) from stdin",
-      chunks,
-    );
-    void client.query(copy as unknown as pg.QueryConfig);
-    const rows = await copy.done;
-    if (rows !== texts.length) {
-      throw new Error(`COPY stored ${rows} rows, expected ${texts.length}`);
-    }
-    return performance.now() - started;
-  } finally {
-    await client.end();
-  }
-}
-
-async function withClientPartitions(client: pg.Client, from: string, to: string): Promise<void> {
-  const pool = {
-    connect: () => Promise.resolve(Object.assign(client, { release: () => undefined })),
-  } as unknown as pg.Pool;
-  await ensurePartitions(pool, new Date(from), new Date(to));
-}
-
-const NAIVE_UPSERT = `
-insert into sign_ins as s (tenant_id, id, created_date_time, stream, raw, first_seen_at, last_changed_at)
-values ($1, $2, $3, 'interactiveUser', $4, $5, $5)
-on conflict (tenant_id, id, created_date_time) do update
-  set raw = excluded.raw, last_changed_at = excluded.last_changed_at, revision = s.revision + 1
-  where s.raw is distinct from excluded.raw`;
-
-async function naiveRows(url: string, texts: string[], from: string, to: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await withClientPartitions(client, from, to);
-    const started = performance.now();
-    const seenAt = new Date();
-    for (const text of texts) {
-      const event = JSON.parse(text) as { id: string; createdDateTime: string };
-      await client.query(NAIVE_UPSERT, [TENANT_ROWS, event.id, event.createdDateTime, text, seenAt]);
-    }
-    return performance.now() - started;
-  } finally {
-    await client.end();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-
-function table(rows: Array<Record<string, string | number>>): string {
-  const columns = Object.keys(rows[0] ?? {});
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i] ?? 0)).join("  ");
-  return [
-    line(columns),
-    line(widths.map((w) => "-".repeat(w))),
-    ...rows.map((r) => line(columns.map((c) => String(r[c])))),
-  ].join("\n");
-}
-
-const round = (n: number, digits = 0) => Number(n.toFixed(digits));
-
-async function ingestScenario(dbs: Databases, n: number): Promise<void> {
-  const pageSize = 999;
-  const now = Date.now();
-  const events = await makeEvents(4 * n, 1000, now - HOUR);
-  const sim = await startSimulator({ generate: false, cacheEvents: 10 * n, seed: 9 });
-  try {
-    sim.addEvents(events, { visibleAt: new Date(now - HOUR) });
-    events.length = 0;
-    const small = windowOf(sim.visibleEvents().reverse(), n);
-    const large = windowOf(sim.visibleEvents().reverse(), 4 * n);
-    const texts = await warmUp(sim, large.from, large.to, pageSize, n);
-    // The N newest events are exactly the small window's (the crawl runs newest first).
-    const simRef = { url: sim.url, tenantId: sim.tenantId, clientId: sim.clientId, clientSecret: sim.clientSecret };
-
-    const copyMs = await copyRows(await dbs.fresh("copy"), texts, small.from, small.to);
-    const ingestN = await runChild({
-      databaseUrl: await dbs.fresh("ingest"),
-      sim: simRef,
-      mode: "window",
-      ...small,
-      pageSize,
-    });
-    const ingest4N = await runChild({
-      databaseUrl: await dbs.fresh("ingest4"),
-      sim: simRef,
-      mode: "window",
-      ...large,
-      pageSize,
-    });
-    const sample = texts.slice(0, Math.min(texts.length, 5000));
-    const naiveMs = await naiveRows(await dbs.fresh("naive"), sample, small.from, small.to);
-    if (ingestN.events !== n || ingest4N.events !== 4 * n) {
-      throw new Error(`the windows held ${ingestN.events} and ${ingest4N.events} events, not ${n} and ${4 * n}`);
-    }
-
-    const copyEps = (n * 1000) / copyMs;
-    const ingestEps = (ingestN.events * 1000) / ingestN.ms;
-    const ingest4Eps = (ingest4N.events * 1000) / ingest4N.ms;
-    const naiveEps = (sample.length * 1000) / naiveMs;
-    process.stdout.write(
-      table([
-        {
-          path: "COPY into sign_ins",
-          events: n,
-          seconds: round(copyMs / 1000, 2),
-          events_per_s: round(copyEps),
-          peak_rss_mb: "-",
-        },
-        {
-          path: "ingest (N)",
-          events: ingestN.events,
-          seconds: round(ingestN.ms / 1000, 2),
-          events_per_s: round(ingestEps),
-          peak_rss_mb: round(ingestN.maxRssMb),
-        },
-        {
-          path: "ingest (4N)",
-          events: ingest4N.events,
-          seconds: round(ingest4N.ms / 1000, 2),
-          events_per_s: round(ingest4Eps),
-          peak_rss_mb: round(ingest4N.maxRssMb),
-        },
-        {
-          path: "naive upsert per event",
-          events: sample.length,
-          seconds: round(naiveMs / 1000, 2),
-          events_per_s: round(naiveEps),
-          peak_rss_mb: "-",
-        },
-      ]) + "\n\n",
-    );
-    const summary = {
-      scenario: "ingest",
-      events: n,
-      page_size: pageSize,
-      copy_eps: round(copyEps),
-      ingest_eps: round(ingestEps),
-      ingest_eps_4n: round(ingest4Eps),
-      naive_eps: round(naiveEps),
-      ratio: round(ingestEps / copyEps, 3),
-      ingest_vs_naive: round(ingestEps / naiveEps, 1),
-      peak_rss_mb: round(ingestN.maxRssMb, 1),
-      peak_rss_mb_4n: round(ingest4N.maxRssMb, 1),
-      rss_growth: round(ingest4N.maxRssMb / ingestN.maxRssMb - 1, 3),
-    };
-    process.stdout.write(JSON.stringify(summary) + "\n");
-  } finally {
-    await sim.close();
-  }
 }
 
 async function throttledScenario(dbs: Databases, timeScale: number): Promise<void> {
@@ -586,13 +275,16 @@ async function throttledScenario(dbs: Databases, timeScale: number): Promise<voi
   }
 }
 
+const SCENARIOS = ["realistic", "small", "tenants", "throttled"];
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       child: { type: "string" },
       "warm-up": { type: "boolean", default: false },
-      scenario: { type: "string", default: "ingest" },
-      events: { type: "string", default: "25000" },
+      scenario: { type: "string", default: "realistic" },
+      events: { type: "string", default: "10000" },
+      tenants: { type: "string", default: "4" },
       "time-scale": { type: "string", default: "10" },
       keep: { type: "boolean", default: false },
       "database-url": {
@@ -610,14 +302,20 @@ async function main(): Promise<void> {
     process.stdout.write("{}\n"); // the modules are loaded (and their compile cache written at exit)
     return;
   }
+  const events = Number(values.events);
+  if (!SCENARIOS.includes(values.scenario) || !Number.isInteger(events) || events < 1000) {
+    throw new Error(`usage: --scenario ${SCENARIOS.join("|")} --events N (N ≥ 1000)`);
+  }
   const dbs = new Databases(values["database-url"], values.keep);
   await dbs.init();
-  await spawnSelf(["--warm-up"]); // fills the compile cache before anything is measured, as building the image does
   try {
     if (values.scenario === "throttled") {
+      await spawnSelf(["--warm-up"]); // fills the compile cache before anything is measured, as building the image does
       await throttledScenario(dbs, Number(values["time-scale"]));
+    } else if (values.scenario === "tenants") {
+      await tenantsScenario(dbs, { events, tenants: Number(values.tenants) });
     } else {
-      await ingestScenario(dbs, Number(values.events));
+      await realisticScenario(dbs, { events, small: values.scenario === "small" });
     }
   } finally {
     await dbs.dropAll();

@@ -2,6 +2,9 @@
 // Entry point: finds the command in the one table (src/commands/table.ts), parses its options strictly, loads what
 // it needs, runs it, and turns the outcome into an exit code. The only module that touches `process`.
 
+// (issue 14) First: bounded young generation and compile cache for every command (src/runtime.ts).
+import "./runtime.ts";
+
 import dotenv from "dotenv";
 
 import { applyMigrations } from "./app.ts";

@@ -33,9 +33,12 @@ const HOURLY_ROLLUP = `
 select hour, tenant_id, sign_in_event_type, country_or_region, state, city, latitude, longitude, sign_ins, failures,
   interrupts
 from sign_in_rollup_hourly`;
+// From raw: since 0025 sign_in_ca_policies has no row for a notEnabled policy, and the rollup still counts them.
 const CA_DIRECT = `
-select signin_day(created_date_time) as day, tenant_id, policy_id, result, policy_name, count(*) as sign_ins
-from sign_in_ca_policies group by 1, 2, 3, 4, 5`;
+select signin_day(s.created_date_time) as day, s.tenant_id, signin_text(p.v -> 'id') as policy_id,
+  signin_text(p.v -> 'result') as result, signin_text(p.v -> 'displayName') as policy_name, count(*) as sign_ins
+from sign_ins s cross join lateral jsonb_array_elements(signin_array(s.raw -> 'appliedConditionalAccessPolicies')) p(v)
+group by 1, 2, 3, 4, 5`;
 const CA_ROLLUP = `select day, tenant_id, policy_id, result, policy_name, sign_ins from sign_in_ca_rollup_daily`;
 
 const MFA_DIRECT = `

@@ -23,6 +23,7 @@ import {
 } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
 import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
+import { type PageBudget, pageBudget, type PageGrant } from "./page-budget.ts";
 import { type StreamSpec, STREAMS } from "./streams.ts";
 import type { Window } from "./window.ts";
 
@@ -57,6 +58,8 @@ export interface ReaderDeps {
   metrics?: Metrics;
   /** Test hook: called after each page is committed. */
   afterPageCommit?: (pageNumber: number) => void | Promise<void>;
+  /** Bytes of pages in flight, shared by every reader of the process (default: page-budget.ts's pageBudget). */
+  pageBudget?: PageBudget;
 }
 
 export interface ReadOptions {
@@ -102,6 +105,8 @@ interface FetchedPage {
   duplicates: number;
   /** The months (first instants) the stored events fall in: their partitions must exist before the page is written. */
   months: Date[];
+  /** Its share of the page budget, released once it is stored (or abandoned). */
+  grant: PageGrant;
 }
 
 /** Reads `window` of `stream` to its last page; adds to `counts`. Throws (nothing moves) on failure. */
@@ -137,6 +142,7 @@ export async function readWindow(
   });
   const timeField = stream.resource === "signIns" ? "createdDateTime" : "activityDateTime";
   const seen = new Set<string>();
+  const budget = deps.pageBudget ?? pageBudget;
   const fetchController = new AbortController();
   const fetchSignal = AbortSignal.any([options.signal, fetchController.signal]);
   // While one page is being stored, the next one is already being fetched: at most two pages are in memory, and
@@ -151,25 +157,34 @@ export async function readWindow(
               `window ${window.from.toISOString()}..${window.to.toISOString()} needs more than ${cap} pages`,
             ),
           )
-        : graph.getPage(pageUrl, fetchSignal, options.priority).then((page): FetchedPage => {
-            if (page.value.length > maxPageEvents(deps.pageSize)) {
-              // More than $top and more than Graph's largest page: not a page Graph sends (a hostile or broken peer);
-              // refused whole, like any malformed page.
-              throw new MalformedPageError(
-                `Graph returned a page of ${page.value.length} events for $top=${deps.pageSize} (request-id ${page.requestId ?? "?"}); nothing from it is stored`,
-              );
+        : graph.getPage(pageUrl, fetchSignal, options.priority).then(async (page): Promise<FetchedPage> => {
+            // Parsed and held only once its bytes fit the process's page budget (the fetch itself never waits: a
+            // tenant whose Graph hangs must not hold back the others).
+            const grant = await budget.acquire(page.bytes, fetchSignal);
+            try {
+              if (page.value.length > maxPageEvents(deps.pageSize)) {
+                // More than $top and more than Graph's largest page: not a page Graph sends (a hostile or broken
+                // peer); refused whole, like any malformed page.
+                throw new MalformedPageError(
+                  `Graph returned a page of ${page.value.length} events for $top=${deps.pageSize} (request-id ${page.requestId ?? "?"}); nothing from it is stored`,
+                );
+              }
+              const { events, rejected, duplicates, valid } = pageEvents(page.text, page.value, timeField);
+              return {
+                months: monthsOf(valid.map((e) => e.createdDateTime)),
+                nextLink: page.nextLink,
+                requestId: page.requestId,
+                bytes: page.bytes,
+                length: page.value.length,
+                events,
+                rejected,
+                duplicates,
+                grant,
+              };
+            } catch (error) {
+              grant.release();
+              throw error;
             }
-            const { events, rejected, duplicates, valid } = pageEvents(page.text, page.value, timeField);
-            return {
-              months: monthsOf(valid.map((e) => e.createdDateTime)),
-              nextLink: page.nextLink,
-              requestId: page.requestId,
-              bytes: page.bytes,
-              length: page.value.length,
-              events,
-              rejected,
-              duplicates,
-            };
           });
     seen.add(pageUrl);
     // Awaited in the loop below, possibly after the current page is stored: never an unhandled rejection meanwhile.
@@ -187,11 +202,20 @@ export async function readWindow(
         graph.assertGraphUrl(next);
       }
       pending = next === undefined ? undefined : fetchPage(next, pageNumber + 1);
-      await ensure(page.months);
-      await storePage(deps, stream, window, options, inWindow, page, next);
+      try {
+        await ensure(page.months);
+        await storePage(deps, stream, window, options, inWindow, page, next);
+      } finally {
+        page.grant.release();
+      }
     }
   } finally {
     fetchController.abort(new Error("window finished"));
+    // A page fetched ahead for a window that failed is never stored: its bytes go back to the budget.
+    pending?.then(
+      (p) => p.grant.release(),
+      () => undefined,
+    );
   }
   for (const key of Object.keys(inWindow) as Array<keyof Counts>) {
     counts[key] += inWindow[key];

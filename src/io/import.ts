@@ -31,6 +31,11 @@ import { JsonEventScanner, JsonStructureError, type ScannedItem } from "./scan.t
 import { type EventShape, fromAzureAdGraph, SHAPE_LABELS, shapeOf, SOURCE_KEY } from "./shapes.ts";
 
 export const DEFAULT_IMPORT_BATCH = 1000;
+/**
+ * A batch also ends once its events' JSON reaches this many characters (~500 real-sized sign-ins): memory per
+ * transaction stays bounded whatever the events' size (the batch's text, its copy for PostgreSQL, the parameter).
+ */
+export const IMPORT_BATCH_CHARS = 4 * 1024 * 1024;
 /** The `stream` recorded for events an import set aside in rejected_events. */
 export const IMPORT_REJECTED_STREAM = "import";
 
@@ -104,12 +109,26 @@ export function signInStream(raw: Record<string, unknown>): string {
 interface Routed {
   table: "sign_ins" | "directory_audits";
   stream: string;
+  /** What the checks read (keyOf): the event's id and time, not the parsed event (it dies young). */
   value: unknown;
   /** The JSON text stored: the event's text as in the file (a mapped legacy event: its serialised mapping). */
   text: string;
 }
 
 type Pending = Routed | { rejected: RejectedEvent };
+
+/**
+ * What classifyEvents reads of an event (its id and time fields): held for the batch instead of the parsed event,
+ * whose thousands of objects per batch would otherwise live until the batch is stored (and be promoted to the old
+ * generation); the text is what is stored.
+ */
+function keyOf(value: unknown): unknown {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return value;
+  }
+  const { id, createdDateTime, activityDateTime } = value as Record<string, unknown>;
+  return { id, createdDateTime, activityDateTime };
+}
 
 /** Imports each file in turn; a file's problem is reported in its summary and the next file is still read. */
 export async function importFiles(files: readonly string[], deps: ImportDeps): Promise<ImportSummary> {
@@ -204,6 +223,13 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
   const batchSize = deps.batchSize ?? DEFAULT_IMPORT_BATCH;
   const name = path.basename(file);
   let pending: Pending[] = [];
+  // Characters of the texts in `pending`.
+  let pendingChars = 0;
+  const charsOf = (p: Pending) => ("rejected" in p ? p.rejected.rawText.length : p.text.length);
+  const add = (p: Pending): void => {
+    pending.push(p);
+    pendingChars += charsOf(p);
+  };
   let recognised = false;
   const items: ScannedItem[] = [];
   const scanner = new JsonEventScanner((item) => items.push(item));
@@ -214,7 +240,7 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
     try {
       value = JSON.parse(item.text);
     } catch (error) {
-      pending.push({
+      add({
         rejected: { reason: `invalid JSON (${(error as Error).message})`, rawText: item.text },
       });
       return;
@@ -222,13 +248,13 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
     // What PostgreSQL would refuse (U+0000, an unpaired surrogate escape, a number outside numeric, deep nesting).
     const problem = jsonbProblem(item.text);
     if (problem !== undefined) {
-      pending.push({ rejected: { reason: problem, rawText: item.text } });
+      add({ rejected: { reason: problem, rawText: item.text } });
       return;
     }
     const shape = shapeOf(value);
     summary.shapes[shape] = (summary.shapes[shape] ?? 0) + 1;
     if (shape === "unknown") {
-      pending.push({
+      add({
         rejected: {
           reason:
             value === null || typeof value !== "object" || Array.isArray(value)
@@ -246,28 +272,40 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
         summary.skipped++;
         summary.skippedCategories[unwrapped.skipped] = (summary.skippedCategories[unwrapped.skipped] ?? 0) + 1;
       } else {
-        pending.push(unwrapped);
+        add({ ...unwrapped, value: keyOf(unwrapped.value) });
       }
       return;
     }
     if (shape === "graphDirectoryAudit") {
-      pending.push({ table: "directory_audits", stream: "directoryAudits", value, text: item.text });
+      add({ table: "directory_audits", stream: "directoryAudits", value: keyOf(value), text: item.text });
       return;
     }
     const event = shape === "azureAdGraph" ? fromAzureAdGraph(value as Record<string, unknown>) : value;
     const text = event === value ? item.text : JSON.stringify(event);
-    pending.push({ table: "sign_ins", stream: signInStream(event as Record<string, unknown>), value: event, text });
+    add({
+      table: "sign_ins",
+      stream: signInStream(event as Record<string, unknown>),
+      value: keyOf(event),
+      text,
+    });
   };
 
   const flush = async (all: boolean): Promise<void> => {
-    while (pending.length >= batchSize || (all && pending.length > 0)) {
+    while (pending.length >= batchSize || pendingChars >= IMPORT_BATCH_CHARS || (all && pending.length > 0)) {
       if (!recognised) {
         throw new ImportFileError(
           `not an event export: none of the first ${pending.length} items is a Graph signIn (createdDateTime), an Azure AD Graph signinEvent (signinDateTime) or a directoryAudit (activityDateTime); nothing stored`,
         );
       }
-      const batch = pending.slice(0, batchSize);
-      pending = pending.slice(batchSize);
+      let size = 0;
+      let chars = 0;
+      while (size < pending.length && size < batchSize && (size === 0 || chars < IMPORT_BATCH_CHARS)) {
+        chars += charsOf(pending[size] as Pending);
+        size++;
+      }
+      const batch = pending.slice(0, size);
+      pending = pending.slice(size);
+      pendingChars -= chars;
       deps.signal?.throwIfAborted();
       await storeBatch(batch, deps, name, months, summary);
     }
