@@ -33,6 +33,32 @@ export function plainEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 /**
+ * What a benchmarked daemon needs to catch up against the simulator: its credentials and endpoints, Graph's budget
+ * lifted (the limit under test is the database), no sweeps, quiet logs. `extra` adds the tenant(s) and the rest.
+ */
+export function catchUpEnv(
+  sim: { url: string; clientId: string; clientSecret: string },
+  databaseUrl: string,
+  lookbackMs: number,
+  extra: Record<string, string>,
+): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    AZURE_CLIENT_ID: sim.clientId,
+    AZURE_CLIENT_SECRET: sim.clientSecret,
+    AZURE_AUTHORITY_HOST: sim.url,
+    GRAPH_ENDPOINT: sim.url,
+    GRAPH_BUDGET_PER_TENANT: "100000",
+    GRAPH_BUDGET_PER_APP: "100000",
+    INITIAL_LOOKBACK: `${Math.ceil(lookbackMs / 1000)}s`,
+    SWEEPS: "off",
+    METRICS_PORT: "0",
+    LOG_LEVEL: "warn",
+    ...extra,
+  };
+}
+
+/**
  * `node src/cli.ts <args>` in `cwd` (an empty directory: no .env is read), with `env` added to a plain environment.
  * `until` (for `run`, which never exits by itself): polled every 500 ms; once true, node gets SIGTERM.
  */

@@ -23,7 +23,7 @@ import {
   withClient,
 } from "./databases.ts";
 import { type BenchEvent, cloneEvents, realFixtureShape, shapeOf, templateEvents } from "./events.ts";
-import { type CliRun, runCli } from "./processes.ts";
+import { catchUpEnv, type CliRun, runCli } from "./processes.ts";
 import { round, table } from "./report.ts";
 
 const TENANT = "00000000-0000-4000-8000-0000000000be";
@@ -83,20 +83,8 @@ export async function realisticScenario(dbs: Databases, o: RealisticOptions): Pr
     await writeFile(files.n, newest.map((e) => JSON.stringify(e)).join("\n") + "\n");
     await writeFile(files.n4, events.map((e) => JSON.stringify(e)).join("\n") + "\n");
     const baseline = await schemaBytes(dbs.templateUrl);
-    const env = (url: string, lookbackMs: number): Record<string, string> => ({
-      DATABASE_URL: url,
-      AZURE_TENANT_ID: TENANT,
-      AZURE_CLIENT_ID: sim.clientId,
-      AZURE_CLIENT_SECRET: sim.clientSecret,
-      AZURE_AUTHORITY_HOST: sim.url,
-      GRAPH_ENDPOINT: sim.url,
-      GRAPH_BUDGET_PER_TENANT: "100000",
-      GRAPH_BUDGET_PER_APP: "100000",
-      INITIAL_LOOKBACK: `${Math.ceil(lookbackMs / 1000)}s`,
-      SWEEPS: "off",
-      METRICS_PORT: "0",
-      LOG_LEVEL: "warn",
-    });
+    const env = (url: string, lookbackMs: number): Record<string, string> =>
+      catchUpEnv(sim, url, lookbackMs, { AZURE_TENANT_ID: TENANT });
     // The first run of a fresh checkout strips the TypeScript and fills Node's compile cache (module.enableCompileCache
     // in src/cli.ts); every later start, as a user's second, reads it. Not measured.
     await runCli(["migrate"], { DATABASE_URL: dbs.templateUrl, LOG_LEVEL: "warn" }, work);

@@ -10,7 +10,7 @@ import { startSimulator } from "../src/simulator/server.ts";
 import { DAY, HOUR } from "../src/time.ts";
 import { type Databases, withClient } from "./databases.ts";
 import { cloneEvents, templateEvents } from "./events.ts";
-import { runCli, runClis } from "./processes.ts";
+import { catchUpEnv, runCli, runClis } from "./processes.ts";
 import { round, table } from "./report.ts";
 
 export async function tenantsScenario(dbs: Databases, o: { events: number; tenants: number }): Promise<void> {
@@ -35,21 +35,11 @@ export async function tenantsScenario(dbs: Databases, o: { events: number; tenan
     }
     const tenantsFile = path.join(work, "tenants.json");
     await writeFile(tenantsFile, JSON.stringify({ tenants: tenants.map((tenantId) => ({ tenantId })) }));
-    const env = (url: string, concurrency: number): Record<string, string> => ({
-      DATABASE_URL: url,
-      TENANTS_FILE: tenantsFile,
-      AZURE_CLIENT_ID: sim.clientId,
-      AZURE_CLIENT_SECRET: sim.clientSecret,
-      AZURE_AUTHORITY_HOST: sim.url,
-      GRAPH_ENDPOINT: sim.url,
-      GRAPH_BUDGET_PER_TENANT: "100000",
-      GRAPH_BUDGET_PER_APP: "100000",
-      INITIAL_LOOKBACK: `${Math.ceil((2 * DAY + 2 * HOUR) / 1000)}s`,
-      SWEEPS: "off",
-      METRICS_PORT: "0",
-      LOG_LEVEL: "warn",
-      TENANT_CONCURRENCY: String(concurrency),
-    });
+    const env = (url: string, concurrency: number): Record<string, string> =>
+      catchUpEnv(sim, url, 2 * DAY + 2 * HOUR, {
+        TENANTS_FILE: tenantsFile,
+        TENANT_CONCURRENCY: String(concurrency),
+      });
     await runCli(["migrate"], { DATABASE_URL: dbs.templateUrl, LOG_LEVEL: "warn" }, work); // compile cache
     const stored = (url: string) =>
       withClient(
