@@ -59,6 +59,8 @@ export interface CycleResult extends Counts {
   runId: string;
   windows: Window[];
   checkpoint: Date | undefined;
+  /** The "now" the windows were planned from: the earlier of the host clock and Graph's believed Date header. */
+  plannedAt: Date | undefined;
   ms: number;
 }
 
@@ -71,7 +73,14 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
   const deadline = AbortSignal.timeout(deps.settings.cycleDeadlineMs);
   // Every query of the cycle (src/store/db.ts withQueryAbort) is cancelled when any of these aborts.
   const signal = AbortSignal.any(deps.lease ? [deps.signal, deadline, deps.lease] : [deps.signal, deadline]);
-  const result: CycleResult = { runId, windows: [], ...emptyCounts(), checkpoint: undefined, ms: 0 };
+  const result: CycleResult = {
+    runId,
+    windows: [],
+    ...emptyCounts(),
+    checkpoint: undefined,
+    plannedAt: undefined,
+    ms: 0,
+  };
   try {
     await withQueryAbort(signal, () => readAndStore(deps, stream, log, signal, result));
     result.ms = deps.clock.now().getTime() - startedAt.getTime();
@@ -87,6 +96,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleResult> {
         unchanged: result.unchanged,
         rejected: result.rejected,
         checkpoint: result.checkpoint,
+        planned_at: result.plannedAt,
         ms: result.ms,
       },
       "cycle complete",
@@ -130,6 +140,7 @@ async function readAndStore(
     log.warn({ skewMs: skew }, "host clock disagrees with Graph's Date header; using the earlier of the two");
   }
   const plan = planWindows(checkpoint, now, settings);
+  result.plannedAt = now;
   if (plan.lost) {
     log.warn(
       { lost_from: plan.lost.from, lost_to: plan.lost.to },

@@ -535,7 +535,6 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     return window.to;
   };
 
-  const sampled = () => samples.at(-1);
   /**
    * The new kinds' (issue 12) demands on a `once` that met them; narrows `allowed` (the exit codes judge accepts)
    * and records problems.
@@ -545,7 +544,12 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     proc: Proc,
     r: Finished,
     allowed: number[],
-    at: { checkpointBefore: number | undefined; poisonTo: Date | undefined },
+    at: {
+      checkpointBefore: number | undefined;
+      poisonTo: Date | undefined;
+      /** Host and Graph (simulator) clocks as the process started. */
+      clocksAtStart: { host: number; graph: number };
+    },
   ) => {
     const records = sim.requests();
     const faultAt = records.findIndex((rec) => rec.fault !== undefined);
@@ -570,12 +574,22 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
           problems.push(`${what}: ${records.length} requests after a huge Retry-After (busy loop?)`);
         }
         break;
-      case "past-date":
+      case "past-date": {
+        // The windows must be planned from the host's or Graph's real clock, never from the 2001 header. (Whether the
+        // checkpoint moves is no test of that: after a backward clock-skew step, or a cycle planned from the host
+        // clock ahead of Graph's, a correct run can end its window at or before the stored checkpoint.)
         only(0);
-        if (after === undefined || after <= (at.checkpointBefore ?? 0)) {
-          problems.push(`${what}: the checkpoint did not move while Date headers said 2001`);
+        const cycle = r.logs.find((l) => l.msg === "cycle complete" && l.stream === "interactiveUser");
+        const plannedAt = typeof cycle?.planned_at === "string" ? Date.parse(cycle.planned_at) : Number.NaN;
+        const earliest = Math.min(at.clocksAtStart.host, at.clocksAtStart.graph) - 1000;
+        const latest = Math.max(Date.now(), sim.now().getTime());
+        if (!(plannedAt >= earliest && plannedAt <= latest)) {
+          problems.push(
+            `${what}: windows planned from ${iso(plannedAt)} while Date headers said 2001 (host ${iso(at.clocksAtStart.host)}, Graph ${iso(at.clocksAtStart.graph)} at start; checkpoint ${iso(at.checkpointBefore)} → ${iso(after)})\n${cycleLines(r)}`,
+          );
         }
         break;
+      }
       case "poison":
         only(0);
         if (at.poisonTo && (after === undefined || after < at.poisonTo.getTime())) {
@@ -729,6 +743,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       count("bi-squatter", own ? 1 : 0);
     }
     let killedAt: "before" | "after" | undefined;
+    const clocksAtStart = { host: Date.now(), graph: sim.now().getTime() };
     const proc = start(command, kind, baseEnv(extra));
     if (kind === "pg-down-at-start") {
       const r = await finish(proc, 20_000);
@@ -887,14 +902,22 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         break;
       case "past-date":
         if (command === "run") {
-          // Windows keep moving while the Date headers lie.
-          const moved = await waitFor(
-            () => proc.exited || (sampled() ?? 0) > (checkpointBefore ?? 0) + 1000,
-            25_000,
-            200,
-          );
-          if (!moved || proc.exited) {
-            problems.push(`run #${proc.id} (past-date): the checkpoint did not move while Date headers said 2001`);
+          // Windows keep being planned from a real clock while the Date headers lie (see checkOnce).
+          const since = Date.now();
+          const cycle = await proc.running
+            .waitForLog(
+              (l) => l.msg === "cycle complete" && l.stream === "interactiveUser" && Date.parse(String(l.time)) > since,
+              25_000,
+            )
+            .catch(() => undefined);
+          const plannedAt = typeof cycle?.planned_at === "string" ? Date.parse(cycle.planned_at) : Number.NaN;
+          const earliest = Math.min(clocksAtStart.host, clocksAtStart.graph) - 1000;
+          if (!cycle) {
+            problems.push(`run #${proc.id} (past-date): no cycle completed within 25 s while Date headers said 2001`);
+          } else if (!(plannedAt >= earliest && plannedAt <= Math.max(Date.now(), sim.now().getTime()))) {
+            problems.push(
+              `run #${proc.id} (past-date): windows planned from ${iso(plannedAt)} while Date headers said 2001 (host ${iso(clocksAtStart.host)}, Graph ${iso(clocksAtStart.graph)} at start)`,
+            );
           }
         } else {
           await waitFor(() => proc.exited, ONCE_WATCHDOG_MS);
@@ -924,7 +947,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     }
     const r = await finish(proc, proc.signalSent ? 30_000 : ONCE_WATCHDOG_MS);
     if (command === "once" && !proc.signalSent) {
-      await checkOnce(kind, proc, r, allowed, { checkpointBefore, poisonTo });
+      await checkOnce(kind, proc, r, allowed, { checkpointBefore, poisonTo, clocksAtStart });
     }
     judge(proc, r, command === "run" ? [] : allowed);
     if (squat) {
@@ -1214,6 +1237,20 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
+}
+
+const iso = (ms: number | undefined) =>
+  ms === undefined || !Number.isFinite(ms) ? "none" : new Date(ms).toISOString();
+
+/** The log lines that say what a process planned and did (windows, checkpoints, cycles, warnings), for a problem. */
+function cycleLines(r: Finished): string {
+  return r.logs
+    .filter(
+      (l) => typeof l.level === "number" && (l.level >= 40 || /window|checkpoint|cycle|plan/i.test(String(l.msg))),
+    )
+    .slice(-25)
+    .map((l) => `    ${JSON.stringify(l).slice(0, 400)}`)
+    .join("\n");
 }
 
 function tail(r: Finished): string {
