@@ -1020,9 +1020,16 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     // Graph's clock must end at its furthest point, so that every event it ever showed is visible to the checker.
     sim.setClockOffset(maxOffsetMs);
     // The stall check needs a final cycle whose window can pass the last published events: wait until Graph's
-    // clock is SETTLE past them.
+    // clock and the host's (the daemon plans from the earlier of the two) are SETTLE past them. With Graph's clock
+    // ahead of the host's (forward clock-skew steps), the host's is the one to wait for: waiting for Graph's alone
+    // let the final cycle end its window up to the offset before the last events (a false "stalled", found by the
+    // full campaign, seed 7).
     const publishedUpTo = lastPublishedAt.getTime();
-    await waitFor(() => sim.now().getTime() >= publishedUpTo + (SETTLE_S + 1) * 1000, (SETTLE_S + 5) * 1000, 200);
+    await waitFor(
+      () => Math.min(Date.now(), sim.now().getTime()) >= publishedUpTo + (SETTLE_S + 1) * 1000,
+      (SETTLE_S + 5) * 1000 + Math.max(0, maxOffsetMs),
+      200,
+    );
     let finalAt: Date | undefined;
     for (let attempt = 1; attempt <= 8 && !finalAt; attempt++) {
       const at = sim.now();
