@@ -23,7 +23,14 @@ function write(text: string): void {
 }
 
 /**
- * Aborts `controller` on the first SIGTERM/SIGINT; a second signal exits immediately. Whatever still runs
+ * The signals that stop a command: SIGTERM (a service manager), SIGINT (Ctrl-C) and SIGHUP (its terminal closed, an
+ * SSH session dropped). Each stops it the same way: rolled back, leases released, the embedded PostgreSQL stopped when
+ * this command started it. Without a handler SIGHUP would kill the process on the spot, leaving all of that behind.
+ */
+const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+
+/**
+ * Aborts `controller` on the first stop signal; a second signal exits immediately. Whatever still runs
  * SHUTDOWN_GRACE after the first signal (a database that stopped answering) is abandoned: exit 75.
  */
 function installSignals(controller: AbortController, log: Logger, graceMs: number): void {
@@ -43,8 +50,18 @@ function installSignals(controller: AbortController, log: Logger, graceMs: numbe
       process.exit(130);
     }
   };
-  process.on("SIGTERM", handler);
-  process.on("SIGINT", handler);
+  for (const name of STOP_SIGNALS) {
+    process.on(name, handler);
+  }
+}
+
+/**
+ * A closed terminal makes every later write to it fail (EIO; a closed pipe: EPIPE). The output is lost either way;
+ * the error must not crash the shutdown that SIGHUP started (an unhandled 'error' event would end the process before
+ * it rolled back and stopped its PostgreSQL). Commands that care (`export | head`) still see the error themselves.
+ */
+function survive(stream: NodeJS.WriteStream): void {
+  stream.on("error", () => undefined);
 }
 
 /** Where progress lines go: stderr when it is a terminal (PROGRESS=auto) or always (on); nowhere when off. */
@@ -58,6 +75,8 @@ function configProblem(error: ConfigError): string {
 }
 
 async function main(argv: string[]): Promise<ExitCode> {
+  survive(process.stdout);
+  survive(process.stderr);
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     write(USAGE);
@@ -109,7 +128,7 @@ async function main(argv: string[]): Promise<ExitCode> {
     const database = await openCommandDatabase(config, log, signal, spec.needs.databaseWait);
     try {
       await applyMigrations(database, log);
-      // Every query of the command on the pool is cancelled by SIGTERM/SIGINT (src/store/db.ts withQueryAbort).
+      // Every query of the command on the pool is cancelled by a stop signal (src/store/db.ts withQueryAbort).
       return await withQueryAbort(signal, () =>
         spec.run({ ...bare, config, database, log, signal, tenants, progress: progressTerminal(config.progress) }),
       );

@@ -756,7 +756,7 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     key: "progress",
     default: "auto",
     description:
-      "Progress of `once` and `backfill` as one line redrawn on stderr (events stored, windows done, rate, waits for the Graph throttle budget): `auto` when stderr is a terminal, `on`, or `off`.",
+      "Progress of `once`, `backfill` and `import` as one line redrawn on stderr (events stored, windows or files done, rate, waits for the Graph throttle budget): `auto` when stderr is a terminal, `on`, or `off`.",
     parse: (text) =>
       ["auto", "on", "off"].includes(text.toLowerCase()) ? ok(text.toLowerCase()) : bad("is not auto, on or off"),
   },

@@ -41,6 +41,18 @@ export function createLogger(level: LogLevel, destination: DestinationStream | 1
       formatters: { level: (label) => ({ level: label }) },
       hooks: { streamWrite: redact },
     },
-    typeof destination === "number" ? pino.destination({ dest: destination, sync: true }) : destination,
+    typeof destination === "number"
+      ? survivesClosedOutput(pino.destination({ dest: destination, sync: true }))
+      : destination,
   );
+}
+
+/**
+ * A file-descriptor destination whose write errors are dropped: pino drops EPIPE itself, but a closed terminal answers
+ * EIO, which would be thrown at the next log call (the "shutting down" line after SIGHUP, say) and end the process
+ * before its shutdown ran. Lines written after that are lost; the work is not.
+ */
+function survivesClosedOutput(stream: ReturnType<typeof pino.destination>): DestinationStream {
+  stream.on("error", () => undefined);
+  return stream;
 }

@@ -3,13 +3,14 @@
 // commands say what happened. Real child processes of `node src/cli.ts`, a real PostgreSQL and the Graph simulator.
 
 import assert from "node:assert/strict";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
+import { unprivilegedAccount } from "./helpers/accounts.ts";
 import { daemonEnv, type Finished, runCli } from "./helpers/daemon.ts";
 import { simulatorSuite } from "./helpers/db.ts";
 import { freePort } from "./helpers/global-setup.ts";
@@ -105,16 +106,27 @@ test("DATA_DIR that is a file, below a file, on /proc or unwritable: 78 naming D
   assert.match(proc.stderr, /pseudo file system/);
 });
 
+// Root writes anywhere: run as root (CI), the CLI runs as an unprivileged account (nobody or postgres) instead.
+const runAs = process.getuid?.() === 0 ? await unprivilegedAccount() : undefined;
+after(async () => {
+  if (runAs && "cleanup" in runAs) {
+    await runAs.cleanup();
+  }
+});
+
 test(
-  "an unwritable DATA_DIR: 78 naming DATA_DIR",
-  { skip: process.getuid?.() === 0 && "root writes anywhere" },
+  `an unwritable DATA_DIR: 78 naming DATA_DIR${runAs && "name" in runAs ? ` (run as ${runAs.name}, as the tests run as root)` : ""}`,
+  { skip: runAs !== undefined && "none" in runAs && `run as root and ${runAs.none}` },
   async () => {
-    const dir = path.join(await scratchDir(), "read-only");
-    await import("node:fs/promises").then((fs) => fs.mkdir(dir));
-    await chmod(dir, 0o500);
-    const result = await runCli(["status"], { ...base(), DATA_DIR: path.join(dir, "data") });
+    const scratchFolder = await scratchDir();
+    await chmod(scratchFolder, 0o755); // the account must reach it, and not write what is inside
+    const dir = path.join(scratchFolder, "read-only");
+    await mkdir(dir);
+    await chmod(dir, 0o555);
+    const as = runAs && "uid" in runAs ? runAs : undefined;
+    const result = await runCli(["status"], { ...base(), DATA_DIR: path.join(dir, "data") }, as);
     assertConfigProblem(result, "DATA_DIR");
-    assert.match(result.stderr, /not writable/);
+    assert.match(result.stderr, /data\/?"? cannot be created: .*read-only is not writable by this user \(EACCES\)/);
   },
 );
 

@@ -18,8 +18,8 @@ import type { CommandContext, DatabaseCommand } from "./types.ts";
 export const RUN_HELP = `Usage: node src/cli.ts run
 
 Applies migrations, runs one cycle at once, then one per POLL_SCHEDULE tick (UTC cron), never two at a time.
-SIGTERM or SIGINT stops the schedule, aborts in-flight requests, rolls back an open transaction, closes the
-database and exits 0. A second signal exits at once with 130. A cycle that fails is logged and retried on the
+SIGTERM, SIGINT or SIGHUP (the terminal closed) stops the schedule, aborts in-flight requests, rolls back an open
+transaction, releases the leases, closes the database (and stops the embedded PostgreSQL it started) and exits 0. A second signal exits at once with 130. A cycle that fails is logged and retried on the
 next tick; the checkpoint only moves when a window is completely stored. Exit 78 at start when METRICS_PORT is
 in use.`;
 
@@ -45,7 +45,7 @@ async function once(ctx: CommandContext): Promise<ExitCode> {
     await progress?.stop();
     logOutcomes(outcomes, signal, log, "once");
     if (signal.aborted) {
-      // Stopped by SIGTERM/SIGINT: the aborted cycle rolled back and is not a failure (exit 0, as for `run`;
+      // Stopped by SIGTERM/SIGINT/SIGHUP: the aborted cycle rolled back and is not a failure (exit 0, as for `run`;
       // it used to be classified as an internal error, 70 — found by the fault campaign).
       log.info("stopped by signal");
       return EXIT.ok;
@@ -211,7 +211,7 @@ async function runScheduled(
 
 export const RUN_COMMAND: DatabaseCommand = {
   name: "run",
-  summary: "apply migrations, run a cycle now and then on every POLL_SCHEDULE tick, until SIGTERM/SIGINT",
+  summary: "apply migrations, run a cycle now and then on every POLL_SCHEDULE tick, until SIGTERM/SIGINT/SIGHUP",
   help: RUN_HELP,
   needs: { database: true, tenants: "required", network: true, databaseWait: "setting" },
   output: "logs",

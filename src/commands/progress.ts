@@ -56,6 +56,14 @@ async function total(
   return values.filter((v) => where(v.labels)).reduce((sum, v) => sum + v.value, 0);
 }
 
+/** Redraws the terminal's current line (cut to its width); `final` ends it. */
+export function redrawLine(terminal: ProgressTerminal, line: string, final: boolean): void {
+  const width = terminal.columns ?? 0;
+  terminal.write(
+    `\r\x1b[2K${width > 10 && line.length >= width ? line.slice(0, width - 1) : line}${final ? "\n" : ""}`,
+  );
+}
+
 export interface ProgressLine {
   /** Writes the final state and ends the line. */
   stop(): Promise<void>;
@@ -85,12 +93,7 @@ export function showCycleProgress(options: {
     waitedMs: budget.waitedMs,
     budget: { perTenant: budget.limits.perTenant, windowMs: budget.limits.windowMs },
   });
-  const draw = (line: string, final: boolean) => {
-    const width = terminal.columns ?? 0;
-    terminal.write(
-      `\r\x1b[2K${width > 10 && line.length >= width ? line.slice(0, width - 1) : line}${final ? "\n" : ""}`,
-    );
-  };
+  const draw = (line: string, final: boolean) => redrawLine(terminal, line, final);
   let drawing: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     drawing = drawing.then(async () => draw(formatCycleProgress(await read()), false));

@@ -9,6 +9,7 @@ import { EXPORT_HELP, EXPORT_OPTIONS, IMPORT_HELP, IMPORT_OPTIONS, runExport, ru
 import { formatStatus, readStatus } from "../status.ts";
 import { SECOND } from "../time.ts";
 import { BACKFILL_COMMAND } from "./backfill.ts";
+import { showImportProgress } from "./import-progress.ts";
 import { ONCE_COMMAND, RUN_COMMAND } from "./cycles.ts";
 import type { CommandContext, CommandSpec } from "./types.ts";
 
@@ -101,7 +102,16 @@ const IMPORT: CommandSpec = {
   output: "data",
   options: IMPORT_OPTIONS,
   positionals: true,
-  run: (ctx: CommandContext) => runImport(ctx.args, ioContext(ctx)),
+  run: async (ctx: CommandContext) => {
+    const line = ctx.progress
+      ? showImportProgress({ terminal: ctx.progress, now: () => performance.now() })
+      : undefined;
+    try {
+      return await runImport(ctx.args, { ...ioContext(ctx), ...(line ? { onProgress: (p) => line.update(p) } : {}) });
+    } finally {
+      line?.end();
+    }
+  },
 };
 
 const EXPORT: CommandSpec = {

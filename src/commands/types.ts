@@ -48,7 +48,7 @@ export interface CommandContext extends BareContext {
   config: Config;
   database: Database;
   log: Logger;
-  /** Aborted by SIGTERM/SIGINT. */
+  /** Aborted by SIGTERM, SIGINT or SIGHUP. */
   signal: AbortSignal;
   /** Configured tenant ids (none when `tenants: optional` and no credentials are set). */
   tenants: string[];

@@ -10,7 +10,7 @@ import { isStreamName, STREAM_NAMES } from "../ingest/streams.ts";
 import type { Logger } from "../log.ts";
 import type { Pool } from "../store/db.ts";
 import { EXPORT_FORMATS, type ExportFormat, exportEvents, MAX_PAGE_SIZE } from "./export.ts";
-import { type FileSummary, importFiles } from "./import.ts";
+import { type FileSummary, importFiles, type ImportProgress } from "./import.ts";
 
 export interface CommandContext {
   pool: Pool;
@@ -23,6 +23,8 @@ export interface CommandContext {
   err?: Writable;
   now?: () => Date;
   signal?: AbortSignal;
+  /** `import`: told when a file starts and after each stored batch (the progress line on a terminal). */
+  onProgress?: (progress: ImportProgress) => void;
 }
 
 export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] [--update] <file|directory>…
@@ -181,6 +183,7 @@ export async function runImport(args: ParsedArgs, ctx: CommandContext): Promise<
     ...(batchSize !== undefined ? { batchSize } : {}),
     ...(values.update === true ? { update: true } : {}),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
   });
   for (const f of summary.files) {
     const what = f.container ? `${f.shape}, ${f.container}` : f.shape;

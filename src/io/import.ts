@@ -52,6 +52,18 @@ export interface ImportDeps {
    * already stored (by the daemon or an earlier import) are left exactly as they are.
    */
   update?: boolean;
+  /** Called when a file starts, after each stored batch and at the end (the `import` command's progress line). */
+  onProgress?: (progress: ImportProgress) => void;
+}
+
+/** How far an import is: files, and the counts of every file so far (the current one's up to its last batch). */
+export interface ImportProgress extends ImportCounts {
+  /** Files finished, of `files` (directories expanded). */
+  filesDone: number;
+  files: number;
+  /** The file being read; the last one when finished. */
+  file: string;
+  finished: boolean;
 }
 
 export interface ImportCounts {
@@ -96,6 +108,14 @@ function emptyCounts(): ImportCounts {
   return { read: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, duplicates: 0, skipped: 0 };
 }
 
+/** Adds `from`'s counts to `into`'s (a FileSummary's other fields untouched). */
+function addCounts<T extends ImportCounts>(into: T, from: ImportCounts): T {
+  for (const key of Object.keys(emptyCounts()) as Array<keyof ImportCounts>) {
+    into[key] += from[key];
+  }
+  return into;
+}
+
 /** The stream a Graph signIn belongs to: its first signInEventTypes entry, else interactive (v1.0 shape). */
 export function signInStream(raw: Record<string, unknown>): string {
   const types = raw.signInEventTypes;
@@ -134,13 +154,25 @@ function keyOf(value: unknown): unknown {
 export async function importFiles(files: readonly string[], deps: ImportDeps): Promise<ImportSummary> {
   const summary: ImportSummary = { files: [], totals: emptyCounts(), failed: 0 };
   const months = new Set<number>();
-  for (const file of await expandDirectories(files, summary)) {
+  const list = await expandDirectories(files, summary);
+  // Directories without a file to read are reported in the summary, not counted as files.
+  const emptyDirectories = summary.files.length;
+  const report = (file: string, current: ImportCounts | undefined, finished: boolean) => {
+    const counts = addCounts({ ...summary.totals }, current ?? emptyCounts());
+    deps.onProgress?.({
+      ...counts,
+      filesDone: summary.files.length - emptyDirectories,
+      files: list.length,
+      file,
+      finished,
+    });
+  };
+  for (const file of list) {
     deps.signal?.throwIfAborted();
-    const result = await importFile(file, deps, months);
+    report(file, undefined, false);
+    const result = await importFile(file, deps, months, (current) => report(file, current, false));
     summary.files.push(result);
-    for (const key of Object.keys(summary.totals) as Array<keyof ImportCounts>) {
-      summary.totals[key] += result[key];
-    }
+    addCounts(summary.totals, result);
     if (result.error !== undefined) {
       summary.failed++;
       deps.log.error({ file, ...countsOf(result), error: result.error }, "file not (completely) imported");
@@ -154,6 +186,7 @@ export async function importFiles(files: readonly string[], deps: ImportDeps): P
       );
     }
   }
+  report(list.at(-1) ?? "", undefined, true);
   return summary;
 }
 
@@ -211,7 +244,12 @@ function countsOf(c: ImportCounts): ImportCounts {
   return { read, inserted, updated, unchanged, rejected, duplicates, skipped };
 }
 
-async function importFile(file: string, deps: ImportDeps, months: Set<number>): Promise<FileSummary> {
+async function importFile(
+  file: string,
+  deps: ImportDeps,
+  months: Set<number>,
+  onStored: (current: ImportCounts) => void,
+): Promise<FileSummary> {
   const summary: FileSummary = {
     file,
     shape: "empty",
@@ -308,6 +346,7 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
       pendingChars -= chars;
       deps.signal?.throwIfAborted();
       await storeBatch(batch, deps, name, months, summary);
+      onStored(summary);
     }
   };
 
@@ -524,7 +563,5 @@ async function storeBatch(
       "PostgreSQL refused a batch's data; storing it again with the refused events isolated",
     ),
   );
-  for (const key of Object.keys(batchCounts) as Array<keyof ImportCounts>) {
-    counts[key] += batchCounts[key];
-  }
+  addCounts(counts, batchCounts);
 }

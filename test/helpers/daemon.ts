@@ -80,11 +80,19 @@ export function clockEnv(): Record<string, string> {
   );
 }
 
-export function startCli(args: string[], env: Record<string, string>): Running {
-  const child = spawn(process.execPath, [CLI, ...args], {
+/** Another user to run the CLI as (test/helpers/accounts.ts): its uid and gid, and a Node binary it can run. */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  node: string;
+}
+
+export function startCli(args: string[], env: Record<string, string>, as?: RunAs): Running {
+  const child = spawn(as?.node ?? process.execPath, [CLI, ...args], {
     cwd: ROOT,
     env: { ...clockEnv(), ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    ...(as ? { uid: as.uid, gid: as.gid } : {}),
   });
   let stdout = "";
   let stderr = "";
@@ -139,6 +147,6 @@ export function startCli(args: string[], env: Record<string, string>): Running {
 }
 
 /** Runs the CLI to completion. */
-export function runCli(args: string[], env: Record<string, string>): Promise<Finished> {
-  return startCli(args, env).finished;
+export function runCli(args: string[], env: Record<string, string>, as?: RunAs): Promise<Finished> {
+  return startCli(args, env, as).finished;
 }
