@@ -92,6 +92,9 @@ Applies pending database migrations (needs only DATABASE_URL, or DATA_DIR for th
   run: () => Promise.resolve(EXIT.ok),
 };
 
+/** The longest backoff between two tries of a storage request (RETRY_BASE_DELAY doubles up to it, as for Graph). */
+const STORAGE_MAX_RETRY_DELAY_MS = 120 * SECOND;
+
 const IMPORT: CommandSpec = {
   name: "import",
   summary:
@@ -101,7 +104,19 @@ const IMPORT: CommandSpec = {
   output: "data",
   options: IMPORT_OPTIONS,
   positionals: true,
-  run: (ctx: CommandContext) => runImport(ctx.args, ioContext(ctx)),
+  run: (ctx: CommandContext) =>
+    runImport(ctx.args, {
+      ...ioContext(ctx),
+      blob: {
+        connectionString: ctx.config.storageConnectionString,
+        accountKey: ctx.config.storageAccountKey,
+        retry: {
+          maxTries: ctx.config.maxRetries + 1,
+          retryDelayInMs: ctx.config.retryBaseDelayMs,
+          maxRetryDelayInMs: STORAGE_MAX_RETRY_DELAY_MS,
+        },
+      },
+    }),
 };
 
 const EXPORT: CommandSpec = {

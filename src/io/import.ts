@@ -78,6 +78,8 @@ export interface FileSummary extends ImportCounts {
   container: string;
   /** Set when the file could not be (completely) imported; counts then cover what was stored before. */
   error?: string;
+  /** What its reader noticed (a blob still being appended to: import it again later for the rest). */
+  notes?: string[];
 }
 
 export interface ImportSummary {
@@ -130,13 +132,49 @@ function keyOf(value: unknown): unknown {
   return { id, createdDateTime, activityDateTime };
 }
 
+/**
+ * What `import` reads: a file, or a blob of a storage account (src/io/blob.ts). `open` streams its bytes once;
+ * `notes` says afterwards what the reader noticed (a blob still being appended to).
+ */
+export interface ImportSource {
+  /** Shown in the summary and the logs (never a secret); its last path segment names it in rejected events. */
+  name: string;
+  open(): AsyncIterable<Uint8Array>;
+  notes?(): string[];
+}
+
+export function newImportSummary(): ImportSummary {
+  return { files: [], totals: emptyCounts(), failed: 0 };
+}
+
 /** Imports each file in turn; a file's problem is reported in its summary and the next file is still read. */
-export async function importFiles(files: readonly string[], deps: ImportDeps): Promise<ImportSummary> {
-  const summary: ImportSummary = { files: [], totals: emptyCounts(), failed: 0 };
+export async function importFiles(
+  files: readonly string[],
+  deps: ImportDeps,
+  summary: ImportSummary = newImportSummary(),
+): Promise<ImportSummary> {
+  const found = await expandDirectories(files, summary);
+  return importSources(
+    found.map((file) => ({ name: file, open: () => createReadStream(file, { highWaterMark: 1 << 20 }) })),
+    deps,
+    summary,
+  );
+}
+
+/**
+ * Imports each source in turn into `summary` (also when a source's reader throws, e.g. a storage account gone away:
+ * the summary then holds what was stored before).
+ */
+export async function importSources(
+  sources: AsyncIterable<ImportSource> | Iterable<ImportSource>,
+  deps: ImportDeps,
+  summary: ImportSummary = newImportSummary(),
+): Promise<ImportSummary> {
   const months = new Set<number>();
-  for (const file of await expandDirectories(files, summary)) {
+  for await (const source of sources) {
     deps.signal?.throwIfAborted();
-    const result = await importFile(file, deps, months);
+    const file = source.name;
+    const result = await importFile(source, deps, months);
     summary.files.push(result);
     for (const key of Object.keys(summary.totals) as Array<keyof ImportCounts>) {
       summary.totals[key] += result[key];
@@ -152,6 +190,9 @@ export async function importFiles(files: readonly string[], deps: ImportDeps): P
         { file, skipped: result.skippedCategories },
         "Azure Monitor records of categories without sign-ins or directory audits skipped",
       );
+    }
+    for (const note of result.notes ?? []) {
+      deps.log.warn({ file, note }, "file imported as far as it was written");
     }
   }
   return summary;
@@ -211,9 +252,9 @@ function countsOf(c: ImportCounts): ImportCounts {
   return { read, inserted, updated, unchanged, rejected, duplicates, skipped };
 }
 
-async function importFile(file: string, deps: ImportDeps, months: Set<number>): Promise<FileSummary> {
+async function importFile(source: ImportSource, deps: ImportDeps, months: Set<number>): Promise<FileSummary> {
   const summary: FileSummary = {
-    file,
+    file: source.name,
     shape: "empty",
     shapes: {},
     skippedCategories: {},
@@ -221,7 +262,7 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
     ...emptyCounts(),
   };
   const batchSize = deps.batchSize ?? DEFAULT_IMPORT_BATCH;
-  const name = path.basename(file);
+  const name = path.basename(source.name);
   let pending: Pending[] = [];
   // Characters of the texts in `pending`.
   let pendingChars = 0;
@@ -312,9 +353,8 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
   };
 
   try {
-    const stream = createReadStream(file, { highWaterMark: 1 << 20 });
     let decoder: TextDecoder | undefined;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for await (const chunk of source.open()) {
       decoder ??= new TextDecoder(detectEncoding(chunk), { fatal: true });
       scanner.push(decodeChunk(decoder, chunk, true));
       for (const item of items.splice(0)) {
@@ -341,10 +381,14 @@ async function importFile(file: string, deps: ImportDeps, months: Set<number>): 
   }
   summary.container = describeContainer(scanner.seen);
   summary.shape = describeShape(summary.shapes);
+  const notes = source.notes?.() ?? [];
+  if (notes.length > 0) {
+    summary.notes = notes;
+  }
   return summary;
 }
 
-function decodeChunk(decoder: TextDecoder, chunk: Buffer | undefined, more: boolean): string {
+function decodeChunk(decoder: TextDecoder, chunk: Uint8Array | undefined, more: boolean): string {
   try {
     return decoder.decode(chunk, { stream: more });
   } catch (error) {
