@@ -185,6 +185,20 @@ describe("import from a storage account (Azurite)", () => {
     const sig = new URLSearchParams(listSas).get("sig") ?? "";
     assert.ok(sig.length > 10 && !sasRun.text.includes(sig) && !readOnly.errors.includes(sig));
 
+    const noCredential = await runImport(bySas, [url], settings({ connectionString: undefined }));
+    assert.equal(noCredential.code, EXIT.config);
+    assert.match(
+      noCredential.errors,
+      /Entra ID credentials are sent over https only; .* set AZURE_STORAGE_ACCOUNT_KEY/,
+    );
+    const noConnectionString = await runImport(
+      bySas,
+      ["--from-blob", "x-y"],
+      settings({ connectionString: undefined }),
+    );
+    assert.equal(noConnectionString.code, EXIT.config);
+    assert.match(noConnectionString.errors, /AZURE_STORAGE_CONNECTION_STRING is not set/);
+
     const ranged = await fresh();
     const hours = await runImport(ranged, ["--from-blob", "insights-logs-*", "--since", "2026-01-02T01:00:00Z"]);
     assert.equal(hours.code, EXIT.ok, hours.errors);
@@ -255,6 +269,34 @@ describe("import from a storage account (Azurite)", () => {
       summary.files[1]?.notes?.[0] ?? "",
       /its hour \(2026-11-28T12:00Z\) is not over.*after 2026-11-28T13:15/,
     );
+    await container.delete();
+  });
+
+  it("a blob deleted between listing and reading is reported as failed, the others are imported", async () => {
+    const container = service.getContainerClient("gone-signinlogs");
+    await container.createIfNotExists();
+    const text = (
+      await readFile((await treeFiles()).find((f) => f.container === "insights-logs-signinlogs")!.file)
+    ).toString();
+    for (const hour of ["h=00", "h=01"]) {
+      await container
+        .getBlockBlobClient(`${RESOURCE}/y=2026/m=01/d=02/${hour}/m=00/PT1H.json`)
+        .upload(text, text.length);
+    }
+    const target = parseBlobArgument("gone-signinlogs");
+    assert.ok(!("problem" in target));
+    const listed = [];
+    for await (const blob of listBlobs(target, settings(), {})) {
+      listed.push(blob);
+    }
+    await container.getBlobClient(listed[0]?.name ?? "").delete();
+    const summary = await importSources(
+      listed.map((b) => blobSource(b, () => NOW)),
+      deps(await fresh()),
+    );
+    assert.equal(summary.failed, 1);
+    assert.match(summary.files[0]?.error ?? "", /the blob was deleted after it was listed/);
+    assert.ok(summary.files[1]?.error === undefined && (summary.files[1]?.inserted ?? 0) > 0);
     await container.delete();
   });
 });

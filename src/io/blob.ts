@@ -195,6 +195,12 @@ async function serviceClient(target: BlobTarget, settings: BlobSettings): Promis
       options,
     );
   }
+  if (new URL(target.serviceUrl).protocol !== "https:") {
+    throw new BlobSourceError(
+      `${target.display}: Microsoft Entra ID credentials are sent over https only; for an http endpoint (an emulator) set AZURE_STORAGE_ACCOUNT_KEY or put a SAS in the URL`,
+      EXIT.config,
+    );
+  }
   const { DefaultAzureCredential } = await import("@azure/identity");
   return new sdk.BlobServiceClient(target.serviceUrl, new DefaultAzureCredential(), options);
 }
