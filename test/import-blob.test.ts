@@ -17,7 +17,15 @@ import {
 } from "@azure/storage-blob";
 
 import { EXIT } from "../src/errors.ts";
-import { type BlobSettings, blobSource, listBlobs, parseBlobArgument } from "../src/io/blob.ts";
+import {
+  type BlobSettings,
+  blobSource,
+  hourOfBlob,
+  listBlobs,
+  parseBlobArgument,
+  parseBlobUrl,
+  wantedBlob,
+} from "../src/io/blob.ts";
 import { importCommand } from "../src/io/commands.ts";
 import { importFiles, importSources } from "../src/io/import.ts";
 import { type Azurite, DEV_ACCOUNT, DEV_KEY, startAzurite } from "./helpers/azurite.ts";
@@ -248,23 +256,33 @@ describe("import from a storage account (Azurite)", () => {
         ["d=28/h=12/m=00/PT1H.json", lengths[1]],
       ],
     );
-    // Diagnostic settings append to the open hour's blob after the listing, twice.
-    for (const i of [3, 4]) {
+    // Diagnostic settings append to the open hour's blob after the listing. Read without re-reading, the blob gives
+    // what it held when listed, and says it grew.
+    const append = async (i: number) => {
       const more = record(i, 12);
       await open.appendBlock(more, Buffer.byteLength(more));
-    }
+    };
+    await append(3);
     const db = await fresh();
+    const ids = async () =>
+      (await db.pool.query<{ id: string }>("select id from sign_ins order by id")).rows.map((r) => r.id);
+    const asListed = await importSources([blobSource(listed[1]!, () => NOW, { maxRereads: 0 })], deps(db));
+    assert.deepEqual(await ids(), ["live-12-1", "live-12-2"]);
+    assert.match(
+      asListed.files[0]?.notes?.[0] ?? "",
+      /^it grew while read \(\d+ of its \d+ bytes read, after 0 re-read\(s\)\)/,
+    );
+    // With re-reads (the default), the same listing is read to the blob's new end, again after another append.
+    await append(4);
     const summary = await importSources(
       listed.map((b) => blobSource(b, () => NOW)),
       deps(db),
     );
     assert.equal(summary.failed, 0);
-    const ids = await db.pool.query<{ id: string }>("select id from sign_ins order by id");
-    assert.deepEqual(
-      ids.rows.map((r) => r.id),
-      ["live-10-1", "live-10-2", "live-12-1", "live-12-2", "live-12-3", "live-12-4"],
-    );
+    assert.deepEqual(await ids(), ["live-10-1", "live-10-2", "live-12-1", "live-12-2", "live-12-3", "live-12-4"]);
+    assert.deepEqual([summary.totals.inserted, summary.totals.unchanged], [4, 2]);
     assert.equal(summary.files[0]?.notes, undefined, "10:00 is over (and settled) at 12:30");
+    assert.deepEqual(summary.files[1]?.notes?.length, 1, "read to its end: only the open hour is noted");
     assert.match(
       summary.files[1]?.notes?.[0] ?? "",
       /its hour \(2026-11-28T12:00Z\) is not over.*after 2026-11-28T13:15/,
@@ -298,6 +316,62 @@ describe("import from a storage account (Azurite)", () => {
     assert.match(summary.files[0]?.error ?? "", /the blob was deleted after it was listed/);
     assert.ok(summary.files[1]?.error === undefined && (summary.files[1]?.inserted ?? 0) > 0);
     await container.delete();
+  });
+});
+
+describe("blob sources, parsed", () => {
+  it("account URLs host-style (any cloud) and path-style (emulators), a SAS kept apart, bad names refused", () => {
+    const host = parseBlobUrl(
+      "https://acct.blob.core.usgovcloudapi.net/insights-logs-signinlogs/resourceId=/tenants/t/y=2026?sv=1&sig=c2VjcmV0c2lnbmF0dXJl",
+    );
+    assert.ok(!("problem" in host));
+    assert.deepEqual(
+      [host.serviceUrl, host.container, host.prefix, host.sas],
+      [
+        "https://acct.blob.core.usgovcloudapi.net",
+        "insights-logs-signinlogs",
+        "resourceId=/tenants/t/y=2026",
+        "sv=1&sig=c2VjcmV0c2lnbmF0dXJl",
+      ],
+    );
+    assert.ok(!host.display.includes("c2VjcmV0c2lnbmF0dXJl") && host.display.includes("sig=[redacted]"));
+    const pathStyle = parseBlobUrl("http://127.0.0.1:10000/devstoreaccount1/insights-logs-*");
+    assert.ok(!("problem" in pathStyle));
+    assert.deepEqual(
+      [pathStyle.serviceUrl, pathStyle.container, pathStyle.prefix],
+      ["http://127.0.0.1:10000/devstoreaccount1", "insights-logs-*", ""],
+    );
+    const named = parseBlobArgument("insights-logs-auditlogs/resourceId=/tenants");
+    assert.ok(!("problem" in named));
+    assert.deepEqual(
+      [named.serviceUrl, named.container, named.prefix],
+      [undefined, "insights-logs-auditlogs", "resourceId=/tenants"],
+    );
+    for (const bad of [
+      "https://acct.blob.core.windows.net/",
+      "http://127.0.0.1:10000/",
+      "Insights/x",
+      "a",
+      "-ab/c",
+      "https://[x",
+    ]) {
+      assert.ok("problem" in parseBlobArgument(bad), bad);
+    }
+  });
+
+  it("the hour of a y=/m=/d=/h= path, and which blobs an hour range keeps", () => {
+    const name = `${RESOURCE}/y=2026/m=01/d=02/h=05/m=00/PT1H.json`;
+    assert.equal(hourOfBlob(name)?.toISOString(), "2026-01-02T05:00:00.000Z");
+    assert.equal(hourOfBlob("y=2026/m=02/d=30/h=00/m=00/PT1H.json"), undefined, "no 30 February");
+    assert.equal(hourOfBlob("exports/2026-01-02.jsonl"), undefined);
+    const at = (iso: string) => new Date(iso);
+    assert.ok(wantedBlob(name, {}));
+    assert.ok(!wantedBlob(name.replace(".json", ".txt"), {}));
+    assert.ok(wantedBlob(name, { since: at("2026-01-02T05:59:00Z") }), "the hour overlaps since");
+    assert.ok(!wantedBlob(name, { since: at("2026-01-02T06:00:00Z") }));
+    assert.ok(wantedBlob(name, { until: at("2026-01-02T05:00:01Z") }));
+    assert.ok(!wantedBlob(name, { until: at("2026-01-02T05:00:00Z") }), "until is exclusive");
+    assert.ok(!wantedBlob("exports/2026-01-02.jsonl", { since: at("2026-01-01T00:00:00Z") }), "no hour: left out");
   });
 });
 

@@ -57,7 +57,7 @@ export class BlobSourceError extends Error {
  * few minutes late.
  */
 export const HOUR_SETTLE_MS = 15 * 60_000;
-/** How many times a blob that grew while it was read is read again from where it stopped. */
+/** How many times (by default) a blob that grew while it was read is read again from where it stopped. */
 export const MAX_REREADS = 5;
 
 const URL_START = /^https?:\/\//i;
@@ -70,7 +70,7 @@ export function isBlobUrl(text: string): boolean {
 // Hosts whose URLs name the account in the first path segment (Azurite, emulators): the SDK's rule.
 const PATH_STYLE_HOST = /^(localhost|host\.docker\.internal|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
 // Container names: 3–63 lower-case letters, digits and single hyphens; a trailing `*` selects by prefix.
-const CONTAINER = /^(\$logs|[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])?|[a-z0-9][a-z0-9-]{0,61}\*)$/;
+const CONTAINER = /^(\$logs|[a-z0-9][a-z0-9-]{1,61}[a-z0-9]|[a-z0-9][a-z0-9-]{0,61}\*)$/;
 
 /** Parses `https://<account>.blob.core.windows.net/<container>[/<prefix>][?<SAS>]` (or path-style for Azurite). */
 export function parseBlobUrl(text: string): BlobTarget | { problem: string } {
@@ -269,9 +269,14 @@ export async function* listBlobs(
 
 /**
  * A listed blob as an import source, named `container/blob`: read up to its listed length, then from there again
- * while it grew (at most MAX_REREADS times); `notes` says when its hour is not over or it kept growing.
+ * while it grew (at most `maxRereads` times); `notes` says when its hour is not over or it kept growing.
  */
-export function blobSource(blob: ListedBlob, now: () => Date, signal?: AbortSignal): ImportSource {
+export function blobSource(
+  blob: ListedBlob,
+  now: () => Date,
+  options: { signal?: AbortSignal | undefined; maxRereads?: number } = {},
+): ImportSource {
+  const { signal, maxRereads = MAX_REREADS } = options;
   const name = `${blob.container.containerName}/${blob.name}`;
   const notes: string[] = [];
   const client = blob.container.getBlobClient(blob.name);
@@ -297,9 +302,9 @@ export function blobSource(blob: ListedBlob, now: () => Date, signal?: AbortSign
       if (current <= offset) {
         break;
       }
-      if (round === MAX_REREADS) {
+      if (round === maxRereads) {
         notes.push(
-          `it kept growing while read (${offset} of ${current} bytes read after ${MAX_REREADS + 1} reads): import it again later for the rest`,
+          `it grew while read (${offset} of its ${current} bytes read, after ${maxRereads} re-read(s)): import it again later for the rest`,
         );
         break;
       }
@@ -319,6 +324,9 @@ export function blobSource(blob: ListedBlob, now: () => Date, signal?: AbortSign
       if (statusOf(error) === 404) {
         throw new ImportFileError("the blob was deleted after it was listed");
       }
+      if (statusOf(error) === 416) {
+        throw new ImportFileError("the blob is shorter than when it was listed (replaced meanwhile): import it again");
+      }
       throw blobError(error, where);
     }
   }
@@ -336,7 +344,7 @@ export async function* blobSources(
     let found = 0;
     for await (const blob of listBlobs(target, settings, range, deps.signal)) {
       found++;
-      yield blobSource(blob, deps.now, deps.signal);
+      yield blobSource(blob, deps.now, { signal: deps.signal });
     }
     if (found === 0) {
       throw new BlobSourceError(
