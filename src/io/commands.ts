@@ -62,9 +62,10 @@ same result as importing the downloaded tree:
       (DefaultAzureCredential: managed identity, AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, az login; role Storage Blob
       Data Reader)
   --from-blob CONTAINER[/PREFIX]   the account of AZURE_STORAGE_CONNECTION_STRING (key or SAS)
-A container ending in * reads every container it starts (insights-logs-*: every diagnostic-settings category). A
-PT1H.json still being written (its hour not over) is read as far as it is written, re-read if it grew meanwhile, and
-reported "incomplete": import it again later, only the events added since are stored.
+A container ending in * reads every container whose name starts with the rest (insights-logs-*: every
+diagnostic-settings category). A PT1H.json still being written (its hour not over) is read as far as it is
+written, re-read if it grew meanwhile, and reported "incomplete": import it again later, only the events added
+since are stored.
 The shape is detected per file and reported. Events PostgreSQL cannot store (no id or valid time, U+0000, an
 unpaired surrogate escape, a number outside numeric, nesting over 200 levels) go to rejected_events with the reason;
 the rest is imported and the summary counts them. A file that is not an event export is reported and skipped; the
