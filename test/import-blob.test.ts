@@ -20,14 +20,16 @@ import { EXIT } from "../src/errors.ts";
 import {
   type BlobSettings,
   blobSource,
+  BlobSourceError,
   hourOfBlob,
   listBlobs,
+  type ListedBlob,
   parseBlobArgument,
   parseBlobUrl,
   wantedBlob,
 } from "../src/io/blob.ts";
 import { importCommand } from "../src/io/commands.ts";
-import { importFiles, importSources } from "../src/io/import.ts";
+import { importFiles, importSources, newImportSummary } from "../src/io/import.ts";
 import { type Azurite, DEV_ACCOUNT, DEV_KEY, startAzurite } from "./helpers/azurite.ts";
 import { startCli } from "./helpers/daemon.ts";
 import { silentLog, type TestDatabase } from "./helpers/db.ts";
@@ -316,6 +318,50 @@ describe("import from a storage account (Azurite)", () => {
     assert.match(summary.files[0]?.error ?? "", /the blob was deleted after it was listed/);
     assert.ok(summary.files[1]?.error === undefined && (summary.files[1]?.inserted ?? 0) > 0);
     await container.delete();
+  });
+});
+
+describe("a storage account that goes away between two blobs", () => {
+  it("stops with 75 (temporary), what was stored before kept and reported", async () => {
+    const own = await startAzurite();
+    try {
+      const container = BlobServiceClient.fromConnectionString(own.connectionString).getContainerClient("logs-a");
+      await container.create();
+      const text = await readFile((await treeFiles()).find((f) => f.container === "insights-logs-signinlogs")!.file);
+      for (const hour of ["h=00", "h=01"]) {
+        await container.getBlockBlobClient(`y=2026/m=01/d=02/${hour}/m=00/PT1H.json`).upload(text, text.length);
+      }
+      const target = parseBlobArgument("logs-a");
+      assert.ok(!("problem" in target));
+      const blobSettings = { connectionString: own.connectionString, accountKey: undefined, retry: RETRY };
+      const listed: ListedBlob[] = [];
+      for await (const blob of listBlobs(target, blobSettings, {})) {
+        listed.push(blob);
+      }
+      // The account stops answering once the first blob is imported.
+      async function* sources() {
+        yield blobSource(listed[0]!, () => NOW);
+        await own.close();
+        yield blobSource(listed[1]!, () => NOW);
+      }
+      const summary = newImportSummary();
+      const db = await fresh();
+      await assert.rejects(importSources(sources(), deps(db), summary), (error: unknown) => {
+        assert.ok(error instanceof BlobSourceError);
+        assert.equal(error.exitCode, EXIT.temporary);
+        assert.match(
+          error.message,
+          /^blob logs-a\/y=2026.*h=01.*: the storage account is not reachable \(ECONNREFUSED/,
+        );
+        return true;
+      });
+      assert.equal(summary.files.length, 1);
+      const stored = await db.pool.query<{ n: number }>("select count(*)::int as n from sign_ins");
+      assert.equal(stored.rows[0]?.n, summary.files[0]?.inserted);
+      assert.ok((summary.files[0]?.inserted ?? 0) > 0);
+    } finally {
+      await own.close();
+    }
   });
 });
 

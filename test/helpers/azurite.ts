@@ -61,8 +61,9 @@ export async function startAzurite(): Promise<Azurite> {
   return {
     serviceUrl,
     connectionString: `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY};BlobEndpoint=${serviceUrl};`,
+    /** Stops it (by its pid) and removes its folder; again: nothing. */
     close: async () => {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once("exit", resolve));
         child.kill();
         await exited;
