@@ -194,6 +194,15 @@ describe("import from a storage account (Azurite)", () => {
     assert.match(sasRun.text, /: 2 file\(s\)/);
     const sig = new URLSearchParams(listSas).get("sig") ?? "";
     assert.ok(sig.length > 10 && !sasRun.text.includes(sig) && !readOnly.errors.includes(sig));
+    // The same SAS in a connection string (off the command line): the same blobs, nothing new to store.
+    const sasConnection = `BlobEndpoint=${azurite.serviceUrl};SharedAccessSignature=${listSas}`;
+    const viaEnv = await runImport(
+      bySas,
+      ["--from-blob", "insights-logs-signinlogs"],
+      settings({ connectionString: sasConnection }),
+    );
+    assert.equal(viaEnv.code, EXIT.ok, viaEnv.errors);
+    assert.match(viaEnv.text, /: 2 file\(s\), read \d+, inserted 0, updated 0, unchanged \d+/);
 
     const noCredential = await runImport(bySas, [url], settings({ connectionString: undefined }));
     assert.equal(noCredential.code, EXIT.config);
