@@ -98,7 +98,7 @@ const STORAGE_MAX_RETRY_DELAY_MS = 120 * SECOND;
 const IMPORT: CommandSpec = {
   name: "import",
   summary:
-    "load archived sign-in files (the old sample's SigninActivities*.json, Graph pages, JSON lines), idempotently",
+    "load archived sign-ins (Graph pages, JSON lines, the old sample's files, diagnostic-settings archives on disk or in a storage account), idempotently",
   help: IMPORT_HELP,
   needs: { database: true, tenants: "optional", network: false, databaseWait: "brief" },
   output: "data",
