@@ -409,6 +409,7 @@ describe("blob sources, parsed", () => {
       "a",
       "-ab/c",
       "https://[x",
+      "https://a.blob.core.windows.net/logs/%zz",
     ]) {
       assert.ok("problem" in parseBlobArgument(bad), bad);
     }

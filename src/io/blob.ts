@@ -15,9 +15,12 @@ import { redact, registerSecret } from "../redact.ts";
 import { HOUR } from "../time.ts";
 import { DIRECTORY_FILE_EXTENSIONS, type ImportDeps, ImportFileError, type ImportSource } from "./import.ts";
 
-/** Where to read: an account (its URL, or the connection string's), a container (or `prefix*` of containers), a prefix. */
+/** Where to read: an account (its URL, or the connection string's), a container (or `prefix*`), a blob prefix. */
 export interface BlobTarget {
-  /** The account's blob endpoint without SAS (`https://acct.blob.core.windows.net`, `http://127.0.0.1:10000/acct`); undefined: the connection string's. */
+  /**
+   * The account's blob endpoint without SAS (`https://acct.blob.core.windows.net`, `http://127.0.0.1:10000/acct`);
+   * undefined: the connection string's.
+   */
   serviceUrl: string | undefined;
   /** A container name, or a name prefix ending in `*` (every container whose name starts with it). */
   container: string;
@@ -69,7 +72,7 @@ export function isBlobUrl(text: string): boolean {
 
 // Hosts whose URLs name the account in the first path segment (Azurite, emulators): the SDK's rule.
 const PATH_STYLE_HOST = /^(localhost|host\.docker\.internal|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
-// Container names: 3–63 lower-case letters, digits and single hyphens; a trailing `*` selects by prefix.
+// Container names: 3–63 lower-case letters, digits and hyphens (or `$logs`); a trailing `*` selects by prefix.
 const CONTAINER = /^(\$logs|[a-z0-9][a-z0-9-]{1,61}[a-z0-9]|[a-z0-9][a-z0-9-]{0,61}\*)$/;
 
 /** Parses `https://<account>.blob.core.windows.net/<container>[/<prefix>][?<SAS>]` (or path-style for Azurite). */
@@ -92,8 +95,14 @@ export function parseBlobUrl(text: string): BlobTarget | { problem: string } {
   if (pathStyle && account === undefined) {
     return { problem: `${redact(text)} names no account (http://host:port/<account>/<container>/…)` };
   }
-  const [container, ...rest] = segments.map(decodeURIComponent);
   const display = redact(text);
+  let decoded: string[];
+  try {
+    decoded = segments.map(decodeURIComponent);
+  } catch {
+    return { problem: `${display} has a malformed %-escape in its path` };
+  }
+  const [container, ...rest] = decoded;
   if (container === undefined) {
     return { problem: `${display} names no container (…/<container>[/<prefix>], e.g. …/insights-logs-signinlogs)` };
   }
@@ -161,7 +170,7 @@ export interface ListedBlob {
   length: number;
 }
 
-/** The account client of a target, by the first credential that applies: SAS in the URL, key, connection string, Entra ID. */
+/** The account client of a target: the connection string's, else by the SAS in the URL, the key, or Entra ID. */
 async function serviceClient(target: BlobTarget, settings: BlobSettings): Promise<BlobServiceClient> {
   const sdk = await import("@azure/storage-blob");
   const options: StoragePipelineOptions = settings.retry ? { retryOptions: settings.retry } : {};
@@ -238,7 +247,7 @@ export async function* listBlobs(
   signal?: AbortSignal,
 ): AsyncGenerator<ListedBlob> {
   const service = await serviceClient(target, settings);
-  const where = `${target.display}`;
+  const where = target.display;
   try {
     const containers: ContainerClient[] = [];
     if (target.container.endsWith("*")) {
