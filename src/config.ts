@@ -81,6 +81,10 @@ export interface Config {
   readyCycleMultiple: number;
   logLevel: LogLevel;
   progress: ProgressMode;
+  /** AZURE_STORAGE_CONNECTION_STRING: the account `import --from-blob` reads. */
+  storageConnectionString: string | undefined;
+  /** AZURE_STORAGE_ACCOUNT_KEY: the key for a blob URL without a SAS. */
+  storageAccountKey: string | undefined;
 }
 
 /** Progress lines of `once`, `backfill` and `import` on stderr: on a terminal (auto), always, or never. */
@@ -685,14 +689,16 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     env: "MAX_RETRIES",
     key: "maxRetries",
     default: "6",
-    description: "Retries of one request after 429, 5xx, timeouts or connection resets before the cycle fails.",
+    description:
+      "Retries of one request after 429, 5xx, timeouts or connection resets before the cycle fails (also of `import`'s requests to a storage account).",
     parse: integer(0, 100),
   },
   {
     env: "RETRY_BASE_DELAY",
     key: "retryBaseDelayMs",
     default: "5s",
-    description: "First backoff delay when Graph gives no Retry-After; doubles per attempt (with jitter) up to 2m.",
+    description:
+      "First backoff delay when Graph (or `import`'s storage account) gives no Retry-After; doubles per attempt (with jitter) up to 2m.",
     parse: duration(1, 600_000),
   },
   {
@@ -760,7 +766,47 @@ export const CONFIG_SCHEMA: readonly Setting[] = [
     parse: (text) =>
       ["auto", "on", "off"].includes(text.toLowerCase()) ? ok(text.toLowerCase()) : bad("is not auto, on or off"),
   },
+  {
+    env: "AZURE_STORAGE_CONNECTION_STRING",
+    key: "storageConnectionString",
+    optional: true,
+    secret: true,
+    fileVariant: true,
+    description:
+      "`import --from-blob CONTAINER[/PREFIX]`: the storage account holding diagnostic-settings archives, as the portal's connection string (`AccountName=…;AccountKey=…` or `BlobEndpoint=…;SharedAccessSignature=…`).",
+    parse: storageConnectionString,
+  },
+  {
+    env: "AZURE_STORAGE_ACCOUNT_KEY",
+    key: "storageAccountKey",
+    optional: true,
+    secret: true,
+    fileVariant: true,
+    description:
+      "`import https://<account>.blob.core.windows.net/<container>/…`: the account's key, for a URL without a SAS. Unset: Microsoft Entra ID (`DefaultAzureCredential`: managed identity, workload identity, `AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`, `az login`) with a role such as Storage Blob Data Reader.",
+    parse: (text) =>
+      /^[A-Za-z0-9+/]+={0,2}$/.test(text.trim()) ? ok(text.trim()) : bad("is not an account key (base64)"),
+  },
 ];
+
+/** A storage connection string: `key=value` pairs naming the account or its blob endpoint. */
+function storageConnectionString(text: string): Parsed {
+  const keys = new Set(
+    text
+      .split(";")
+      .filter((part) => part.includes("="))
+      .map((part) => part.slice(0, part.indexOf("=")).trim().toLowerCase()),
+  );
+  if (keys.has("usedevelopmentstorage")) {
+    return ok(text.trim());
+  }
+  if (!keys.has("accountname") && !keys.has("blobendpoint")) {
+    return bad("names no AccountName or BlobEndpoint: copy it from the storage account's Access keys or SAS page");
+  }
+  return keys.has("accountkey") || keys.has("sharedaccesssignature")
+    ? ok(text.trim())
+    : bad("has no AccountKey or SharedAccessSignature");
+}
 
 export interface LoadOptions {
   /** Only these variables are required (others may be missing), e.g. `migrate` needs no Azure credentials. */

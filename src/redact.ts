@@ -24,9 +24,10 @@ const SHAPES: ReadonlyArray<[RegExp, string]> = [
   // JWTs: access tokens, client assertions, federated tokens.
   [/eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g, REDACTED],
   [/\b(Bearer|Basic)(\s+|%20|\+)[A-Za-z0-9._~+/=%-]+/gi, `$1$2${REDACTED}`],
-  // name=value, "name":"value", name: value for fields that carry credentials (also percent-encoded).
+  // name=value, "name":"value", name: value for fields that carry credentials (also percent-encoded); `sig` is a SAS
+  // URL's signature, AccountKey and SharedAccessSignature a storage connection string's credential.
   [
-    /\b(client_secret|client_assertion|access_token|refresh_token|id_token|assertion|password|passphrase|secret)((?:"|\\")?\s*(?:=|:|%3D)\s*(?:"|\\")?)([^&"\\\s,;}]+)/gi,
+    /\b(client_secret|client_assertion|access_token|refresh_token|id_token|assertion|password|passphrase|secret|sig|accountkey|sharedaccesssignature)((?:"|\\")?\s*(?:=|:|%3D)\s*(?:"|\\")?)([^&"\\\s,;}]+)/gi,
     `$1$2${REDACTED}`,
   ],
 ];

@@ -1,6 +1,6 @@
 // Progress of `import` on a terminal (or with PROGRESS=on): one line on stderr, redrawn when a file starts or a batch
 // is stored, at most every `everyMs`: files done, records read, events stored, the rate and the current file. Fed by
-// importFiles' onProgress; the clock is passed in, nothing here reads `process`.
+// importSources' onProgress; the clock is passed in, nothing here reads `process`.
 
 import type { ImportProgress } from "../io/import.ts";
 import { formatDuration, SECOND } from "../time.ts";
@@ -15,7 +15,8 @@ export function formatImportProgress(p: ImportProgress, elapsedMs: number): stri
   const rate = elapsedMs > 0 ? Math.round((p.read * SECOND) / elapsedMs) : 0;
   const seconds = formatDuration(Math.round(elapsedMs / SECOND) * SECOND);
   return [
-    `import · files ${count(p.filesDone)}/${count(p.files)}`,
+    // Blobs are listed as they are read: their total is not known in advance.
+    `import · files ${count(p.filesDone)}${p.files === undefined ? "" : `/${count(p.files)}`}`,
     `${count(p.read)} records read`,
     `${count(stored)} stored (${count(p.inserted)} new)`,
     ...(p.rejected > 0 ? [`${count(p.rejected)} rejected`] : []),

@@ -93,10 +93,13 @@ Applies pending database migrations (needs only DATABASE_URL, or DATA_DIR for th
   run: () => Promise.resolve(EXIT.ok),
 };
 
+/** The longest backoff between two tries of a storage request (RETRY_BASE_DELAY doubles up to it, as for Graph). */
+const STORAGE_MAX_RETRY_DELAY_MS = 120 * SECOND;
+
 const IMPORT: CommandSpec = {
   name: "import",
   summary:
-    "load archived sign-in files (the old sample's SigninActivities*.json, Graph pages, JSON lines), idempotently",
+    "load archived sign-ins (Graph pages, JSON lines, the old sample's files, diagnostic-settings archives on disk or in a storage account), idempotently",
   help: IMPORT_HELP,
   needs: { database: true, tenants: "optional", network: false, databaseWait: "brief" },
   output: "data",
@@ -107,7 +110,19 @@ const IMPORT: CommandSpec = {
       ? showImportProgress({ terminal: ctx.progress, now: () => performance.now() })
       : undefined;
     try {
-      return await runImport(ctx.args, { ...ioContext(ctx), ...(line ? { onProgress: (p) => line.update(p) } : {}) });
+      return await runImport(ctx.args, {
+        ...ioContext(ctx),
+        ...(line ? { onProgress: (p) => line.update(p) } : {}),
+        blob: {
+          connectionString: ctx.config.storageConnectionString,
+          accountKey: ctx.config.storageAccountKey,
+          retry: {
+            maxTries: ctx.config.maxRetries + 1,
+            retryDelayInMs: ctx.config.retryBaseDelayMs,
+            maxRetryDelayInMs: STORAGE_MAX_RETRY_DELAY_MS,
+          },
+        },
+      });
     } finally {
       line?.end();
     }

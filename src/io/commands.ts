@@ -10,7 +10,23 @@ import { isStreamName, STREAM_NAMES } from "../ingest/streams.ts";
 import type { Logger } from "../log.ts";
 import type { Pool } from "../store/db.ts";
 import { EXPORT_FORMATS, type ExportFormat, exportEvents, MAX_PAGE_SIZE } from "./export.ts";
-import { type FileSummary, importFiles, type ImportProgress } from "./import.ts";
+import {
+  type BlobSettings,
+  blobSources,
+  BlobSourceError,
+  type BlobTarget,
+  type HourRange,
+  isBlobUrl,
+  parseBlobArgument,
+} from "./blob.ts";
+import {
+  type FileSummary,
+  fileSources,
+  type ImportProgress,
+  type ImportSource,
+  importSources,
+  newImportSummary,
+} from "./import.ts";
 
 export interface CommandContext {
   pool: Pool;
@@ -25,9 +41,12 @@ export interface CommandContext {
   signal?: AbortSignal;
   /** `import`: told when a file starts and after each stored batch (the progress line on a terminal). */
   onProgress?: (progress: ImportProgress) => void;
+  /** How `import` reaches storage accounts (AZURE_STORAGE_* from src/config.ts). */
+  blob?: BlobSettings;
 }
 
-export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] [--update] <file|directory>…
+export const IMPORT_HELP = `Usage: node src/cli.ts import [--tenant ID] [--batch-size N] [--update] <file|directory|blob URL>…
+                              [--from-blob CONTAINER[/PREFIX]]… [--since TIME] [--until TIME]
 
 Loads archived sign-in files into PostgreSQL, idempotently (importing a file again changes nothing), so years of
 dumps join the live data. Insert-only by default: an event already stored (by the daemon or an earlier import) is
@@ -45,6 +64,17 @@ exact). Each file may hold:
     stream, AuditLogs to directory audits; other categories are counted as skipped.
 A directory is read recursively (every .json and .jsonl file under it, in path order), e.g. a storage account's
 insights-logs-signinlogs/resourceId=…/y=2026/m=01/d=01/h=00/m=00/PT1H.json tree downloaded with azcopy.
+The storage account can also be read directly, blob by blob (streamed, in name order: oldest hour first), with the
+same result as importing the downloaded tree:
+  https://<account>.blob.core.windows.net/<container>[/<prefix>][?<SAS>]   (an argument)
+      credential: the SAS in the URL, else AZURE_STORAGE_ACCOUNT_KEY, else Microsoft Entra ID
+      (DefaultAzureCredential: managed identity, AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, az login; role Storage Blob
+      Data Reader)
+  --from-blob CONTAINER[/PREFIX]   the account of AZURE_STORAGE_CONNECTION_STRING (key or SAS)
+A container ending in * reads every container whose name starts with the rest (insights-logs-*: every
+diagnostic-settings category). A PT1H.json still being written (its hour not over) is read as far as it is
+written, re-read if it grew meanwhile, and reported "incomplete": import it again later, only the events added
+since are stored.
 The shape is detected per file and reported. Events PostgreSQL cannot store (no id or valid time, U+0000, an
 unpaired surrogate escape, a number outside numeric, nesting over 200 levels) go to rejected_events with the reason;
 the rest is imported and the summary counts them. A file that is not an event export is reported and skipped; the
@@ -54,8 +84,12 @@ other files are still imported.
   --batch-size N    events per transaction (default 1000)
   --update          replace stored events whose content differs from the file's copy (revision + 1); without it
                     they are counted unchanged
+  --since, --until  blob sources: only the hours (y=/m=/d=/h= in the blob's path) overlapping [--since, --until);
+                    an ISO-8601 time or an age (7d, 12h)
 
-Exit codes: 0 every file imported (rejected events included), 64 usage, 65 a file could not be (completely) imported.`;
+Exit codes: 0 every file imported (rejected events included), 64 usage, 65 a file could not be (completely) imported,
+66 no such container (or no blob under the prefix), 75 the storage account is unreachable (run again: what was
+imported is kept), 78 the storage account refused the credential.`;
 
 export const EXPORT_HELP = `Usage: node src/cli.ts export --from <time> [--to <time>] [--tenant ID] [--stream NAME]
                               [--format jsonl|graph-pages] [--page-size N]
@@ -77,6 +111,9 @@ export const IMPORT_OPTIONS = {
   tenant: { type: "string" },
   "batch-size": { type: "string" },
   update: { type: "boolean" },
+  "from-blob": { type: "string", multiple: true },
+  since: { type: "string" },
+  until: { type: "string" },
 } satisfies ParseArgsOptionsConfig;
 
 export const EXPORT_OPTIONS = {
@@ -162,10 +199,21 @@ export async function importCommand(argv: string[], ctx: CommandContext): Promis
 
 /** `import` with its arguments parsed (the CLI's command table parses them). */
 export async function runImport(args: ParsedArgs, ctx: CommandContext): Promise<ExitCode> {
-  const values = args.values as { tenant?: string; "batch-size"?: string; update?: boolean };
-  const positionals = args.positionals;
-  if (positionals.length === 0) {
-    return usage(ctx, "import: name at least one file", IMPORT_HELP);
+  const values = args.values as {
+    tenant?: string;
+    "batch-size"?: string;
+    update?: boolean;
+    "from-blob"?: string[];
+    since?: string;
+    until?: string;
+  };
+  const paths = args.positionals.filter((p) => !isBlobUrl(p));
+  const blobs = blobTargets([...args.positionals.filter(isBlobUrl), ...(values["from-blob"] ?? [])]);
+  if (!Array.isArray(blobs)) {
+    return usage(ctx, `import: ${blobs.problem}`, IMPORT_HELP);
+  }
+  if (paths.length === 0 && blobs.length === 0) {
+    return usage(ctx, "import: name at least one file, directory or blob source", IMPORT_HELP);
   }
   const tenant = chooseTenant(values.tenant, ctx.tenants, true);
   if (typeof tenant !== "string") {
@@ -175,16 +223,38 @@ export async function runImport(args: ParsedArgs, ctx: CommandContext): Promise<
   if (values["batch-size"] !== undefined && batchSize === undefined) {
     return usage(ctx, "import: --batch-size must be an integer in 1..10000", IMPORT_HELP);
   }
-  const summary = await importFiles(positionals, {
+  const now = ctx.now ?? (() => new Date());
+  const range = hourRange(values.since, values.until, now(), blobs.length > 0);
+  if ("problem" in range) {
+    return usage(ctx, `import: ${range.problem}`, IMPORT_HELP);
+  }
+  const deps = {
     pool: ctx.pool,
     log: ctx.log,
     tenantId: tenant,
-    now: ctx.now ?? (() => new Date()),
+    now,
     ...(batchSize !== undefined ? { batchSize } : {}),
     ...(values.update === true ? { update: true } : {}),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
-  });
+  };
+  const summary = newImportSummary();
+  let failure: BlobSourceError | undefined;
+  try {
+    // Files first, then blobs, as one sequence: one progress line (its total known while there are files only).
+    const files = await fileSources(paths, summary);
+    const settings = ctx.blob ?? { connectionString: undefined, accountKey: undefined };
+    await importSources(
+      blobs.length > 0 ? chain(files, blobSources(blobs, settings, range, deps)) : files,
+      deps,
+      summary,
+    );
+  } catch (error) {
+    if (!(error instanceof BlobSourceError)) {
+      throw error;
+    }
+    failure = error;
+  }
   for (const f of summary.files) {
     const what = f.container ? `${f.shape}, ${f.container}` : f.shape;
     ctx.out.write(
@@ -192,6 +262,9 @@ export async function runImport(args: ParsedArgs, ctx: CommandContext): Promise<
         ? `${f.file}: ${what}: ${formatCounts(f)}\n`
         : `${f.file}: FAILED: ${f.error}${f.read > 0 ? ` [${what}: ${formatCounts(f)}]` : ""}\n`,
     );
+    for (const note of f.notes ?? []) {
+      ctx.out.write(`  incomplete: ${note}\n`);
+    }
   }
   const t = summary.totals;
   ctx.out.write(
@@ -199,7 +272,58 @@ export async function runImport(args: ParsedArgs, ctx: CommandContext): Promise<
       (t.skipped > 0 ? `, skipped ${t.skipped}` : "") +
       (summary.failed > 0 ? `; ${summary.failed} file(s) failed\n` : "\n"),
   );
+  if (failure !== undefined) {
+    ctx.log.error({ error: failure.message, exitCode: failure.exitCode }, "import stopped");
+    (ctx.err ?? ctx.out).write(`import: ${failure.message}\n`);
+    return failure.exitCode;
+  }
   return summary.failed > 0 ? EXIT.data : EXIT.ok;
+}
+
+async function* chain(first: Iterable<ImportSource>, then: AsyncIterable<ImportSource>): AsyncIterable<ImportSource> {
+  yield* first;
+  yield* then;
+}
+
+function blobTargets(texts: readonly string[]): BlobTarget[] | { problem: string } {
+  const targets: BlobTarget[] = [];
+  for (const text of texts) {
+    const target = parseBlobArgument(text);
+    if ("problem" in target) {
+      return target;
+    }
+    targets.push(target);
+  }
+  return targets;
+}
+
+function hourRange(
+  since: string | undefined,
+  until: string | undefined,
+  now: Date,
+  anyBlob: boolean,
+): HourRange | { problem: string } {
+  if ((since !== undefined || until !== undefined) && !anyBlob) {
+    return { problem: "--since and --until select hours of blob sources; name a blob URL or --from-blob" };
+  }
+  const range: HourRange = {};
+  for (const [flag, text] of [
+    ["since", since],
+    ["until", until],
+  ] as const) {
+    if (text === undefined) {
+      continue;
+    }
+    const at = parseTime(text, now);
+    if (at === undefined) {
+      return { problem: `--${flag} must be an ISO-8601 time or an age like 7d` };
+    }
+    range[flag] = at;
+  }
+  if (range.since && range.until && range.since >= range.until) {
+    return { problem: "--since must be before --until" };
+  }
+  return range;
 }
 
 export async function exportCommand(argv: string[], ctx: CommandContext): Promise<ExitCode> {

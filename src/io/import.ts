@@ -58,9 +58,9 @@ export interface ImportDeps {
 
 /** How far an import is: files, and the counts of every file so far (the current one's up to its last batch). */
 export interface ImportProgress extends ImportCounts {
-  /** Files finished, of `files` (directories expanded). */
+  /** Files (and blobs) finished, of `files` (directories expanded; undefined while blobs are still being listed). */
   filesDone: number;
-  files: number;
+  files: number | undefined;
   /** The file being read; the last one when finished. */
   file: string;
   finished: boolean;
@@ -90,6 +90,8 @@ export interface FileSummary extends ImportCounts {
   container: string;
   /** Set when the file could not be (completely) imported; counts then cover what was stored before. */
   error?: string;
+  /** What its reader noticed (a blob still being appended to: import it again later for the rest). */
+  notes?: string[];
 }
 
 export interface ImportSummary {
@@ -106,14 +108,6 @@ export class ImportFileError extends Error {
 
 function emptyCounts(): ImportCounts {
   return { read: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, duplicates: 0, skipped: 0 };
-}
-
-/** Adds `from`'s counts to `into`'s (a FileSummary's other fields untouched). */
-function addCounts<T extends ImportCounts>(into: T, from: ImportCounts): T {
-  for (const key of Object.keys(emptyCounts()) as Array<keyof ImportCounts>) {
-    into[key] += from[key];
-  }
-  return into;
 }
 
 /** The stream a Graph signIn belongs to: its first signInEventTypes entry, else interactive (v1.0 shape). */
@@ -150,27 +144,68 @@ function keyOf(value: unknown): unknown {
   return { id, createdDateTime, activityDateTime };
 }
 
+/** Adds `from`'s counts to `into`'s (a FileSummary's other fields untouched). */
+function addCounts<T extends ImportCounts>(into: T, from: ImportCounts): T {
+  for (const key of Object.keys(emptyCounts()) as Array<keyof ImportCounts>) {
+    into[key] += from[key];
+  }
+  return into;
+}
+
+/**
+ * What `import` reads: a file, or a blob of a storage account (src/io/blob.ts). `open` streams its bytes once;
+ * `notes` says afterwards what the reader noticed (a blob still being appended to).
+ */
+export interface ImportSource {
+  /** Shown in the summary and the logs (never a secret); its last path segment names it in rejected events. */
+  name: string;
+  open(): AsyncIterable<Uint8Array>;
+  notes?(): string[];
+}
+
+export function newImportSummary(): ImportSummary {
+  return { files: [], totals: emptyCounts(), failed: 0 };
+}
+
+/** The files to read, directories expanded (a directory without a file to read is reported in `summary`). */
+export async function fileSources(files: readonly string[], summary: ImportSummary): Promise<ImportSource[]> {
+  const found = await expandDirectories(files, summary);
+  return found.map((file) => ({ name: file, open: () => createReadStream(file, { highWaterMark: 1 << 20 }) }));
+}
+
 /** Imports each file in turn; a file's problem is reported in its summary and the next file is still read. */
-export async function importFiles(files: readonly string[], deps: ImportDeps): Promise<ImportSummary> {
-  const summary: ImportSummary = { files: [], totals: emptyCounts(), failed: 0 };
+export async function importFiles(
+  files: readonly string[],
+  deps: ImportDeps,
+  summary: ImportSummary = newImportSummary(),
+): Promise<ImportSummary> {
+  return importSources(await fileSources(files, summary), deps, summary);
+}
+
+/**
+ * Imports each source in turn into `summary` (also when a source's reader throws, e.g. a storage account gone away:
+ * the summary then holds what was stored before).
+ */
+export async function importSources(
+  sources: AsyncIterable<ImportSource> | Iterable<ImportSource>,
+  deps: ImportDeps,
+  summary: ImportSummary = newImportSummary(),
+): Promise<ImportSummary> {
   const months = new Set<number>();
-  const list = await expandDirectories(files, summary);
-  // Directories without a file to read are reported in the summary, not counted as files.
-  const emptyDirectories = summary.files.length;
+  // Entries already in the summary (directories without a file to read) are not counted as files.
+  const before = summary.files.length;
+  const total = Array.isArray(sources) ? sources.length : undefined;
+  let last = "";
   const report = (file: string, current: ImportCounts | undefined, finished: boolean) => {
     const counts = addCounts({ ...summary.totals }, current ?? emptyCounts());
-    deps.onProgress?.({
-      ...counts,
-      filesDone: summary.files.length - emptyDirectories,
-      files: list.length,
-      file,
-      finished,
-    });
+    deps.onProgress?.({ ...counts, filesDone: summary.files.length - before, files: total, file, finished });
   };
-  for (const file of list) {
+  for await (const source of sources) {
     deps.signal?.throwIfAborted();
+    const file = source.name;
+    last = file;
     report(file, undefined, false);
-    const result = await importFile(file, deps, months, (current) => report(file, current, false));
+    const result = await importFile(source, deps, months, (current) => report(file, current, false));
     summary.files.push(result);
     addCounts(summary.totals, result);
     if (result.error !== undefined) {
@@ -185,8 +220,11 @@ export async function importFiles(files: readonly string[], deps: ImportDeps): P
         "Azure Monitor records of categories without sign-ins or directory audits skipped",
       );
     }
+    for (const note of result.notes ?? []) {
+      deps.log.warn({ file, note }, "file imported as far as it was written");
+    }
   }
-  report(list.at(-1) ?? "", undefined, true);
+  report(last, undefined, true);
   return summary;
 }
 
@@ -245,13 +283,13 @@ function countsOf(c: ImportCounts): ImportCounts {
 }
 
 async function importFile(
-  file: string,
+  source: ImportSource,
   deps: ImportDeps,
   months: Set<number>,
   onStored: (current: ImportCounts) => void,
 ): Promise<FileSummary> {
   const summary: FileSummary = {
-    file,
+    file: source.name,
     shape: "empty",
     shapes: {},
     skippedCategories: {},
@@ -259,7 +297,7 @@ async function importFile(
     ...emptyCounts(),
   };
   const batchSize = deps.batchSize ?? DEFAULT_IMPORT_BATCH;
-  const name = path.basename(file);
+  const name = path.basename(source.name);
   let pending: Pending[] = [];
   // Characters of the texts in `pending`.
   let pendingChars = 0;
@@ -351,9 +389,8 @@ async function importFile(
   };
 
   try {
-    const stream = createReadStream(file, { highWaterMark: 1 << 20 });
     let decoder: TextDecoder | undefined;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for await (const chunk of source.open()) {
       decoder ??= new TextDecoder(detectEncoding(chunk), { fatal: true });
       scanner.push(decodeChunk(decoder, chunk, true));
       for (const item of items.splice(0)) {
@@ -380,10 +417,14 @@ async function importFile(
   }
   summary.container = describeContainer(scanner.seen);
   summary.shape = describeShape(summary.shapes);
+  const notes = source.notes?.() ?? [];
+  if (notes.length > 0) {
+    summary.notes = notes;
+  }
   return summary;
 }
 
-function decodeChunk(decoder: TextDecoder, chunk: Buffer | undefined, more: boolean): string {
+function decodeChunk(decoder: TextDecoder, chunk: Uint8Array | undefined, more: boolean): string {
   try {
     return decoder.decode(chunk, { stream: more });
   } catch (error) {
