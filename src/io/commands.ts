@@ -41,8 +41,11 @@ exact). Each file may hold:
     Event Hub: time, category, operationName, properties = the event), as JSON lines or {"records": […]}:
     SignInLogs, NonInteractiveUserSignInLogs, ServicePrincipalSignInLogs, ManagedIdentitySignInLogs go to their
     stream, AuditLogs to directory audits; other categories are counted as skipped.
-A directory is read recursively (every .json and .jsonl file under it, in path order), e.g. a storage account's
-insights-logs-signinlogs/resourceId=…/y=2026/m=01/d=01/h=00/m=00/PT1H.json tree downloaded with azcopy.
+A directory is read recursively (every .json and .jsonl file under it, in path order), e.g. the folder trees Entra
+diagnostic settings write to a storage account, downloaded with azcopy:
+  insights-logs-<category>/resourceId=/tenants/<tenant>/providers/Microsoft.aadiam/y=2026/m=01/d=01/h=00/m=00/PT1H.json
+with <category> signinlogs, noninteractiveusersigninlogs, serviceprincipalsigninlogs, managedidentitysigninlogs or
+auditlogs (one container each; give their parent directory to import them all).
 The shape is detected per file and reported. Events PostgreSQL cannot store (no id or valid time, U+0000, an
 unpaired surrogate escape, a number outside numeric, nesting over 200 levels) go to rejected_events with the reason;
 the rest is imported and the summary counts them. A file that is not an event export is reported and skipped; the
