@@ -27,8 +27,10 @@ const privileged = new Set(model.privilegedUsers.map((u) => u.upn));
 
 const perDay = (rate: { base: number; per1000Users: number }): number => rate.base + (rate.per1000Users * USERS) / 1000;
 const ofActivity = (name: string): Raw[] => audits.filter((a) => a.activityDisplayName === name);
-const targetUpn = (a: Raw): string =>
-  String(((a.targetResources as Raw[])[0] as Raw | undefined)?.userPrincipalName ?? "");
+const targetUpn = (a: Raw): string => {
+  const upn = (a.targetResources as Raw[])[0]?.userPrincipalName;
+  return typeof upn === "string" ? upn : "";
+};
 const successes = signIns.filter((e) => typeof e.userPrincipalName === "string" && (e.status as Raw).errorCode === 0);
 
 test("a few dozen role holders, all members, and role assignments only to them, some again and again", () => {
