@@ -322,15 +322,18 @@ const ROLLUP_TRIGGERS = [
 ];
 /** The trigger of migration 0024's candidate tables, also measured alone. */
 const CANDIDATE_TRIGGER: string = "sign_ins_attempt_candidates_insert";
+/** Migration 0027's partial index on sign_ins (dropped inside the rolled-back transaction to measure its cost). */
+const FAILURE_INDEX = "sign_ins_failure_other_ip_idx";
 
 /**
- * Upserts the same fresh pages with every trigger enabled, without the candidate trigger (0024) alone, without the
- * rollup triggers, and without any child-row or rollup trigger (alternating, each rolled back): the differences are
- * what candidates, rollups and child rows cost a page of 1000.
+ * Upserts the same fresh pages with every trigger enabled, without the candidate trigger (0024) alone, without 0027's
+ * partial index alone, without the rollup triggers, and without any child-row or rollup trigger (alternating, each
+ * rolled back): the differences are what candidates, the index, rollups and child rows cost a page of 1000.
  */
 async function measureTriggerCost(pool: pg.Pool): Promise<{
   withMs: number;
   withoutCandidatesMs: number;
+  withoutFailureIndexMs: number | null;
   withoutRollupsMs: number;
   withoutMs: number;
   pages: number;
@@ -358,12 +361,15 @@ async function measureTriggerCost(pool: pg.Pool): Promise<{
   }
   const on: number[] = [];
   const noCandidates: number[] = [];
+  const noIndex: number[] = [];
   const noRollups: number[] = [];
+  const hasIndex = (await pool.query("select 1 from pg_class where relname = $1", [FAILURE_INDEX])).rowCount === 1;
   const off: number[] = [];
   for (let round = 0; round < 3; round++) {
     for (const [disabled, times] of [
       [[], on],
       [[CANDIDATE_TRIGGER], noCandidates],
+      ...(hasIndex ? [[[FAILURE_INDEX], noIndex] as const] : []),
       [ROLLUP_TRIGGERS, noRollups],
       [[...ROLLUP_TRIGGERS, "sign_ins_children_insert"], off],
     ] as const) {
@@ -371,8 +377,10 @@ async function measureTriggerCost(pool: pg.Pool): Promise<{
         const client = await pool.connect();
         try {
           await client.query("begin");
-          for (const trigger of disabled) {
-            await client.query(`alter table sign_ins disable trigger ${trigger}`);
+          for (const name of disabled) {
+            await client.query(
+              name === FAILURE_INDEX ? `drop index ${name}` : `alter table sign_ins disable trigger ${name}`,
+            );
           }
           const t0 = performance.now();
           await upsertSignIns(client, "bench-trigger", "interactiveUser", page, new Date());
@@ -387,6 +395,7 @@ async function measureTriggerCost(pool: pg.Pool): Promise<{
   return {
     withMs: round(median(on)),
     withoutCandidatesMs: round(median(noCandidates)),
+    withoutFailureIndexMs: hasIndex ? round(median(noIndex)) : null,
     withoutRollupsMs: round(median(noRollups)),
     withoutMs: round(median(off)),
     pages: pages.length,

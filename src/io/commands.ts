@@ -62,8 +62,11 @@ exact). Each file may hold:
     Event Hub: time, category, operationName, properties = the event), as JSON lines or {"records": […]}:
     SignInLogs, NonInteractiveUserSignInLogs, ServicePrincipalSignInLogs, ManagedIdentitySignInLogs go to their
     stream, AuditLogs to directory audits; other categories are counted as skipped.
-A directory is read recursively (every .json and .jsonl file under it, in path order), e.g. a storage account's
-insights-logs-signinlogs/resourceId=…/y=2026/m=01/d=01/h=00/m=00/PT1H.json tree downloaded with azcopy.
+A directory is read recursively (every .json and .jsonl file under it, in path order), e.g. the folder trees Entra
+diagnostic settings write to a storage account, downloaded with azcopy:
+  insights-logs-<category>/resourceId=/tenants/<tenant>/providers/Microsoft.aadiam/y=2026/m=01/d=01/h=00/m=00/PT1H.json
+with <category> signinlogs, noninteractiveusersigninlogs, serviceprincipalsigninlogs, managedidentitysigninlogs or
+auditlogs (one container each; give their parent directory to import them all).
 The storage account can also be read directly, blob by blob (streamed, in name order: oldest hour first), with the
 same result as importing the downloaded tree:
   https://<account>.blob.core.windows.net/<container>[/<prefix>][?<SAS>]   (an argument)

@@ -4,7 +4,7 @@ import { APPS, CA_POLICIES } from "./catalog.ts";
 import { stampAt } from "./events.ts";
 import type { Stamp } from "./events.ts";
 import { arrivalDelayMs, type GenConfig, type GenEvent } from "./generate.ts";
-import { chance, int, mulberry32, pick, poisson, rngFor, uuid, weighted } from "./random.ts";
+import { chance, hash32, int, mulberry32, pick, poisson, rngFor, uuid, weighted } from "./random.ts";
 import type { Rng } from "./random.ts";
 import { DAY_WEIGHT_SUM, hourWeight, tenantModel } from "./tenant.ts";
 import type { ServicePrincipal, TenantModel, User } from "./tenant.ts";
@@ -209,19 +209,6 @@ const ACTIVITIES: readonly Activity[] = [
     }),
   },
   {
-    weight: 10,
-    build: (c) => ({
-      category: "UserManagement",
-      activityDisplayName: "User registered security info",
-      loggedByService: "Authentication Methods",
-      operationType: "Add",
-      initiatedBy: userInitiator(c.user),
-      targetResources: [userTarget(c.user)],
-      additionalDetails: [],
-      resultReason: pick(c.rng, SECURITY_INFO),
-    }),
-  },
-  {
     weight: 14,
     build: (c) => {
       const name = pick(c.rng, GROUPS);
@@ -236,59 +223,6 @@ const ACTIVITIES: readonly Activity[] = [
         initiatedBy: initiatorFor(c, chance(c.rng, 0.3) ? syncApp(c) : { user: c.admin }),
         targetResources: [userTarget(c.user, mods), target("Group", groupId, null)],
         additionalDetails: [],
-      };
-    },
-  },
-  {
-    weight: 2,
-    build: (c) => {
-      const [name, templateId, wellKnown] = pick(c.rng, ROLES);
-      const mods = [
-        prop("Role.ObjectID", null, json(uuid(rngFor(c.model.seed, c.model.tenantId, "role", name)))),
-        prop("Role.DisplayName", null, json(name)),
-        prop("Role.TemplateId", null, json(templateId)),
-        prop("Role.WellKnownObjectName", null, json(wellKnown)),
-      ];
-      return {
-        category: "RoleManagement",
-        activityDisplayName: "Add member to role",
-        loggedByService: "Core Directory",
-        operationType: "Assign",
-        initiatedBy: userInitiator(c.admin),
-        targetResources: [userTarget(c.user, mods), target("Role", templateId, name)],
-        additionalDetails: [],
-      };
-    },
-  },
-  {
-    weight: 5,
-    build: (c) => {
-      const app = pick(c.rng, APPS);
-      const admin = chance(c.rng, 0.4);
-      const actor = admin ? c.admin : c.user;
-      const mods = [
-        prop("ConsentContext.IsAdminConsent", null, json(admin ? "True" : "False")),
-        prop("ConsentContext.IsAppOnly", null, json("False")),
-        prop("ConsentContext.OnBehalfOfAll", null, json(admin ? "True" : "False")),
-        prop(
-          "ConsentAction.Permissions",
-          null,
-          json(
-            `[] => [[Id: ${uuid(c.rng)}, ClientId: ${uuidFrom(c.model, app.appId)}, Scope:  User.Read openid profile offline_access]]; `,
-          ),
-        ),
-      ];
-      return {
-        category: "ApplicationManagement",
-        activityDisplayName: "Consent to application",
-        loggedByService: "Core Directory",
-        operationType: "Assign",
-        initiatedBy: userInitiator(actor),
-        targetResources: [target("ServicePrincipal", uuidFrom(c.model, app.appId), app.name, mods)],
-        additionalDetails: [
-          { key: "User-Agent", value: pick(c.rng, USER_AGENTS) },
-          { key: "AppId", value: app.appId },
-        ],
       };
     },
   },
@@ -323,6 +257,119 @@ const ACTIVITIES: readonly Activity[] = [
         ],
       };
     },
+  },
+];
+
+/** A role holder's role: the same one each time they are assigned (again). */
+function roleOf(u: User): readonly [string, string, string] {
+  return (
+    ROLES[hash32("role-of", u.id) % ROLES.length] ?? [
+      "Global Reader",
+      "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+      "GlobalReader",
+    ]
+  );
+}
+
+/** A role holder, the first of the tenant's list most often (some admins are assigned roles again and again). */
+function roleHolder(model: TenantModel, rng: Rng): User | undefined {
+  return model.privilegedUsers.length > 0
+    ? weighted(
+        rng,
+        model.privilegedUsers.map((u, i) => [1 / (i + 1), u] as const),
+      )
+    : undefined;
+}
+
+const anyUser = (model: TenantModel, rng: Rng): User | undefined =>
+  model.users.length > 0 ? pick(rng, model.users) : undefined;
+
+/**
+ * Activities at a tenant's rate rather than every user's: per day, `base` plus `per1000Users` for each 1,000 users. A
+ * 5,000-user tenant gets about 3 role assignments (to its few dozen role holders), 11 consent grants and 21
+ * security-info registrations a day, as real tenants of that size log; a per-user share of the audit volume gave
+ * hundreds of each.
+ */
+export const TENANT_RATES = {
+  roleAssignments: { base: 1.5, per1000Users: 0.3 },
+  consentGrants: { base: 1, per1000Users: 2 },
+  securityInfo: { base: 1, per1000Users: 4 },
+} as const;
+
+const RARE_ACTIVITIES: ReadonlyArray<{
+  rate: { base: number; per1000Users: number };
+  /** The user the event is about (undefined: none to be had). */
+  subject: (model: TenantModel, rng: Rng) => User | undefined;
+  build: (c: Ctx) => Record<string, unknown>;
+}> = [
+  {
+    rate: TENANT_RATES.roleAssignments,
+    subject: roleHolder,
+    build: (c) => {
+      const [name, templateId, wellKnown] = roleOf(c.user);
+      const mods = [
+        prop("Role.ObjectID", null, json(uuid(rngFor(c.model.seed, c.model.tenantId, "role", name)))),
+        prop("Role.DisplayName", null, json(name)),
+        prop("Role.TemplateId", null, json(templateId)),
+        prop("Role.WellKnownObjectName", null, json(wellKnown)),
+      ];
+      return {
+        category: "RoleManagement",
+        activityDisplayName: "Add member to role",
+        loggedByService: "Core Directory",
+        operationType: "Assign",
+        initiatedBy: userInitiator(c.admin),
+        targetResources: [userTarget(c.user, mods), target("Role", templateId, name)],
+        additionalDetails: [],
+      };
+    },
+  },
+  {
+    rate: TENANT_RATES.consentGrants,
+    subject: anyUser,
+    build: (c) => {
+      const app = pick(c.rng, APPS);
+      const admin = chance(c.rng, 0.4);
+      const actor = admin ? c.admin : c.user;
+      const mods = [
+        prop("ConsentContext.IsAdminConsent", null, json(admin ? "True" : "False")),
+        prop("ConsentContext.IsAppOnly", null, json("False")),
+        prop("ConsentContext.OnBehalfOfAll", null, json(admin ? "True" : "False")),
+        prop(
+          "ConsentAction.Permissions",
+          null,
+          json(
+            `[] => [[Id: ${uuid(c.rng)}, ClientId: ${uuidFrom(c.model, app.appId)}, Scope:  User.Read openid profile offline_access]]; `,
+          ),
+        ),
+      ];
+      return {
+        category: "ApplicationManagement",
+        activityDisplayName: "Consent to application",
+        loggedByService: "Core Directory",
+        operationType: "Assign",
+        initiatedBy: userInitiator(actor),
+        targetResources: [target("ServicePrincipal", uuidFrom(c.model, app.appId), app.name, mods)],
+        additionalDetails: [
+          { key: "User-Agent", value: pick(c.rng, USER_AGENTS) },
+          { key: "AppId", value: app.appId },
+        ],
+      };
+    },
+  },
+  {
+    rate: TENANT_RATES.securityInfo,
+    subject: anyUser,
+    build: (c) => ({
+      category: "UserManagement",
+      activityDisplayName: "User registered security info",
+      loggedByService: "Authentication Methods",
+      operationType: "Add",
+      initiatedBy: userInitiator(c.user),
+      targetResources: [userTarget(c.user)],
+      additionalDetails: [],
+      resultReason: pick(c.rng, SECURITY_INFO),
+    }),
   },
 ];
 
@@ -407,7 +454,8 @@ export function generateAuditHour(cfg: GenConfig, tenantId: string, hour: number
   const hourMs = hour * HOUR_MS;
   const rng = rngFor(cfg.seed, tenantId, "audit-hour", hour);
   const perDay = cfg.auditsPerUserPerDay ?? DEFAULT_AUDITS_PER_USER_PER_DAY;
-  const admins = model.users.filter((u) => u.admin);
+  // The directory changes admins make are the role holders'.
+  const admins = model.privilegedUsers;
   const raw: Array<{ obj: Record<string, unknown>; at: Stamp }> = [];
   const at = (): Stamp => stampAt(hourMs + Math.floor(rng() * HOUR_MS), rng);
   const activities = ACTIVITIES.map((a) => [a.weight, a] as const);
@@ -431,6 +479,16 @@ export function generateAuditHour(cfg: GenConfig, tenantId: string, hour: number
       raw.push({ obj: finish(c, tenantActivity(c, sp)), at: c.at });
     }
   }
+  const utcWeight = hourWeight(((hour % 24) + 24) % 24) / DAY_WEIGHT_SUM;
+  for (const a of RARE_ACTIVITIES) {
+    for (let i = poisson(rng, (a.rate.base + (a.rate.per1000Users * cfg.users) / 1000) * utcWeight); i > 0; i--) {
+      const user = a.subject(model, rng);
+      if (user) {
+        const c: Ctx = { model, rng, at: at(), user, admin: admins.length > 0 ? pick(rng, admins) : user };
+        raw.push({ obj: finish(c, a.build(c)), at: c.at });
+      }
+    }
+  }
   const lat = rngFor(cfg.seed, tenantId, "audit-latency", hour);
   const out: GenEvent[] = raw.map(({ obj, at: s }) => {
     const createdMs = s.sec * 1000 + s.frac / 10_000;
@@ -450,7 +508,7 @@ export function makeDirectoryAudit(
   const rng = mulberry32(seed);
   const model = tenantModel(1, opts.tenantId ?? "00000000-0000-4000-8000-000000000001", 50);
   const user = pick(rng, model.users);
-  const admins = model.users.filter((u) => u.admin);
+  const admins = model.privilegedUsers;
   const c: Ctx = {
     model,
     rng,

@@ -369,3 +369,45 @@ export const MANAGED_IDENTITIES = [
 export const IPV4_FIRST_OCTETS = [
   20, 23, 31, 37, 45, 51, 62, 77, 81, 86, 91, 94, 102, 103, 109, 145, 151, 176, 185, 188, 193, 194, 195, 212, 213, 217,
 ];
+
+/**
+ * Autonomous systems (real ASNs of each country's large broadband and mobile networks) that a country's addresses
+ * belong to: an address's /24 (IPv6: its first three groups) picks one (asnFor), so a user's home and phone
+ * addresses keep their ASNs and a trip brings one of the few others of the country. "AZ" is Azure (Microsoft's 8075,
+ * the published examples' 3598 is Microsoft's corporate network).
+ */
+export const COUNTRY_ASNS: Readonly<Record<string, readonly number[]>> = {
+  US: [7922, 7018, 701, 20115, 22773],
+  GB: [2856, 5089, 5607, 12576],
+  DE: [3320, 3209, 6805, 8881],
+  FR: [3215, 12322, 5410, 15557],
+  NL: [1136, 33915, 50266],
+  IE: [5466, 6830, 15502],
+  IN: [9829, 24560, 55836, 17488],
+  JP: [2516, 4713, 17676],
+  AU: [1221, 4804, 7545],
+  BR: [28573, 18881, 26599],
+  CA: [812, 577, 852],
+  SG: [9506, 4657, 17547],
+  ES: [3352, 12479, 12430],
+  SE: [3301, 1257, 8473],
+  PL: [5617, 12912, 29314],
+  RU: [12389, 8359, 31213],
+  CN: [4134, 4837, 9808],
+  NG: [29465, 36873, 37148],
+  VN: [7552, 45899, 18403],
+  RO: [8708, 9050],
+  AZ: [8075],
+};
+
+/**
+ * Hosting and VPN providers' networks (first two octets, none a country's prefix from IPV4_FIRST_OCTETS) with the
+ * ASN and the city their addresses geolocate to: where an AiTM proxy or a personal VPN signs in from.
+ */
+export const HOSTING_NETWORKS: ReadonlyArray<{ prefix: string; asn: number; name: string; city: string }> = [
+  { prefix: "159.89", asn: 14061, name: "DigitalOcean", city: "Amsterdam" },
+  { prefix: "95.216", asn: 24940, name: "Hetzner", city: "Frankfurt" },
+  { prefix: "146.70", asn: 9009, name: "M247", city: "Bucharest" },
+  { prefix: "147.135", asn: 16276, name: "OVH", city: "Paris" },
+  { prefix: "149.28", asn: 20473, name: "Vultr", city: "Singapore" },
+];

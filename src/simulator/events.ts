@@ -12,9 +12,9 @@ import {
   UNTRUSTED_COUNTRIES,
 } from "./catalog.ts";
 import type { App, City } from "./catalog.ts";
-import { chance, int, mulberry32, pick, uuid, weighted } from "./random.ts";
+import { chance, int, mulberry32, pick, rngFor, uuid, weighted } from "./random.ts";
 import type { Rng } from "./random.ts";
-import { ipv4For, tenantModel } from "./tenant.ts";
+import { asnFor, ipv4For, tenantModel } from "./tenant.ts";
 import type { ManagedIdentity, ServicePrincipal, TenantModel, User } from "./tenant.ts";
 
 export interface Stamp {
@@ -138,7 +138,8 @@ function base(model: TenantModel, rng: Rng, at: Stamp): Record<string, unknown> 
     userType: "member",
     flaggedForReview: false,
     isTenantRestricted: false,
-    autonomousSystemNumber: int(rng, 1000, 65000),
+    // The network the address belongs to (asnFor), set by each builder once the address is known.
+    autonomousSystemNumber: 0,
     crossTenantAccessType: "none",
     servicePrincipalCredentialKeyId: "",
     servicePrincipalCredentialThumbprint: "",
@@ -244,7 +245,16 @@ export function userEvent(
   // journey takes hours, so the impossible-travel view lists the attack scenario, not every roaming user.
   const travel = !o.city && chance(rng, 0.04);
   const city = o.city ?? (travel ? nearbyCity(rng, user.home) : user.home);
-  let ip = o.ip ?? (city === user.home ? user.homeIp : ipv4For(rng, city.country));
+  // At home a phone is on the carrier's network half the time; elsewhere the user has one address per place (the
+  // other office, the hotel they always use). So a user's few ASNs are home broadband, phone and the places they go.
+  let ip =
+    o.ip ??
+    (city === user.home
+      ? dev === user.mobile && chance(rng, 0.5)
+        ? user.mobileIp
+        : user.homeIp
+      : ipv4For(rngFor(model.seed, model.tenantId, "place-ip", user.id, city.city), city.country));
+  const asn = asnFor(ip, city.country);
   if (user.guest && !o.ip && chance(rng, 0.5)) {
     ip = ip.includes(":") ? ip : ip.replace(/\.\d+$/, ".XXX");
   }
@@ -272,7 +282,9 @@ export function userEvent(
   }
   const code = status?.[0] ?? 0;
   const primaryFailed = PRIMARY_AUTH_FAILURES.has(code);
-  const mfaNeeded = o.interactive && !legacy && (city !== user.home || chance(rng, 0.45) || app.admin === true);
+  // Role holders are always asked for MFA (Conditional Access' "Require MFA for admins"), as most tenants do.
+  const mfaNeeded =
+    o.interactive && !legacy && (city !== user.home || chance(rng, 0.45) || app.admin === true || user.privileged);
   const mfaFailed = code === 500121 || code === 50074 || code === 50076;
   // Conditional Access
   const pol = CA_POLICIES.map((p, i) => {
@@ -371,6 +383,7 @@ export function userEvent(
     appId: app.appId,
     appDisplayName: app.name,
     ipAddress: ip,
+    autonomousSystemNumber: asn,
     clientAppUsed,
     userAgent: o.userAgent ?? (legacy ? "" : dev.kind.ua(ver)),
     conditionalAccessStatus: caStatus,
@@ -450,12 +463,14 @@ export function servicePrincipalEvent(
     APPS.filter((a) => a.resourceId.startsWith("0000000")),
   );
   const status = chance(rng, 0.03) ? weighted(rng, SP_FAILURES) : undefined;
+  const spIp = ipv4For(rng, "AZ");
   Object.assign(e, {
     appId: sp.appId,
     appDisplayName: sp.name,
     servicePrincipalId: sp.id,
     servicePrincipalName: sp.name,
-    ipAddress: ipv4For(rng, "AZ"),
+    ipAddress: spIp,
+    autonomousSystemNumber: asnFor(spIp, "AZ"),
     resourceDisplayName: res.resource,
     resourceId: res.resourceId,
     clientCredentialType: sp.credential,
@@ -486,6 +501,7 @@ export function managedIdentityEvent(
     servicePrincipalId: mi.id,
     servicePrincipalName: mi.name,
     ipAddress: "",
+    autonomousSystemNumber: asnFor("", "AZ"),
     resourceDisplayName: res.resource,
     resourceId: res.resourceId,
     clientCredentialType: "managedIdentity",

@@ -4,7 +4,7 @@ import { managedIdentityEvent, riskPatch, servicePrincipalEvent, stampAt, userEv
 import type { Stamp, UserEventOptions } from "./events.ts";
 import { chance, int, logNormalSeconds, pick, poisson, rngFor, weighted } from "./random.ts";
 import type { Rng } from "./random.ts";
-import { DAY_WEIGHT_SUM, hourWeight, ipv4For, tenantModel } from "./tenant.ts";
+import { DAY_WEIGHT_SUM, hostingAddress, hourWeight, ipv4For, tenantModel } from "./tenant.ts";
 import type { TenantModel, User } from "./tenant.ts";
 
 export const HOUR_MS = 3_600_000;
@@ -138,8 +138,8 @@ function republishPatch(rng: Rng, obj: Record<string, unknown>): Record<string, 
 }
 
 /**
- * Password spray (about every other day), impossible travel, MFA fatigue, device-code phishing and a brute force that
- * ends in a success (each about one day in three).
+ * Password spray (about every other day), impossible travel, MFA fatigue, device-code phishing, a brute force that
+ * ends in a success and a role holder's success from a hosting provider's network (each about one day in three).
  */
 function attacks(
   model: TenantModel,
@@ -247,6 +247,17 @@ function attacks(
         userAgent: "python-requests/2.31.0",
         status: [0, "Other."],
       });
+    }
+  }
+  // A role holder signs in from a VPN or hosting provider's network (an AiTM proxy, or a personal VPN): an autonomous
+  // system none of their other sign-ins come from.
+  const proxy = rngFor(seed, model.tenantId, "privileged-new-asn", day);
+  if (proxy() < 0.35 && int(proxy, 0, 23) === hour % 24 && model.privilegedUsers.length > 0) {
+    const user = pick(proxy, model.privilegedUsers);
+    const { ip, city } = hostingAddress(proxy);
+    const t0 = int(proxy, 0, 50) * 60_000;
+    for (let i = 0, n = int(proxy, 1, 3); i < n; i++) {
+      add(user, at(t0 + i * int(proxy, 1, 4) * 60_000), { interactive: true, city, ip, status: [0, "Other."] });
     }
   }
   // Password guessing against one user that ends in a success from the attacker's address.

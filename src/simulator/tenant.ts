@@ -1,6 +1,9 @@
 // The deterministic synthetic tenant: users, devices, service principals.
 import {
+  COUNTRY_ASNS,
   DEPARTMENTS,
+  FOREIGN_CITIES,
+  HOSTING_NETWORKS,
   DESKTOPS,
   DOMAINS,
   FIRST_NAMES,
@@ -33,6 +36,10 @@ export interface User {
   homeIp: string;
   guest: boolean;
   admin: boolean;
+  /** Holds a directory role (tenantModel's privileged list): role assignments target these users only. */
+  privileged: boolean;
+  /** The carrier address the user's phone signs in from at home (another network, so another ASN, of the country). */
+  mobileIp: string;
   desktop: UserDevice;
   mobile: UserDevice;
   activity: number; // relative activity multiplier
@@ -57,6 +64,11 @@ export interface TenantModel {
   domain: string;
   hqCountry: string;
   users: User[];
+  /**
+   * The few dozen role holders (about 6 per 1,000 users, 3 to 40) in the order drawn: role assignments target them
+   * (the first ones most often) and the directory changes admins make are theirs.
+   */
+  privilegedUsers: User[];
   servicePrincipals: ServicePrincipal[];
   managedIdentities: ManagedIdentity[];
   caPolicyIds: string[];
@@ -72,6 +84,27 @@ export function ipv6For(rng: Rng, country: string): string {
   const h = hash32("ip6", country);
   const seg = (): string => int(rng, 0, 0xffff).toString(16);
   return `2a0${h % 10}:${((h >>> 4) & 0xfff).toString(16)}:${seg()}:${seg()}:${seg()}:${seg()}:${seg()}:${seg()}`;
+}
+
+/**
+ * The autonomous system an address belongs to: a hosting network's ASN, else one of its country's networks chosen by
+ * the address's /24 (IPv6: first three groups), so the same address always gives the same ASN.
+ */
+export function asnFor(ip: string, country: string): number {
+  const hosting = HOSTING_NETWORKS.find((n) => ip.startsWith(`${n.prefix}.`));
+  if (hosting) {
+    return hosting.asn;
+  }
+  const pool = COUNTRY_ASNS[country] ?? COUNTRY_ASNS.US ?? [7922];
+  const network = ip.includes(":") ? ip.split(":").slice(0, 3).join(":") : ip.split(".").slice(0, 3).join(".");
+  return pool[hash32("asn", network) % pool.length] ?? 7922;
+}
+
+/** An address of a hosting or VPN provider, with the city it geolocates to (an attacker's proxy, a personal VPN). */
+export function hostingAddress(rng: Rng): { ip: string; city: City } {
+  const n = pick(rng, HOSTING_NETWORKS);
+  const city = [...HOME_CITIES, ...FOREIGN_CITIES].find((c) => c.city === n.city) ?? pick(rng, HOME_CITIES);
+  return { ip: `${n.prefix}.${int(rng, 0, 255)}.${int(rng, 1, 254)}`, city };
 }
 
 function device(rng: Rng, list: typeof DESKTOPS, prefix: string, n: number): UserDevice {
@@ -127,11 +160,19 @@ export function tenantModel(seed: number, tenantId: string, userCount: number): 
       homeIp: chance(rng, 0.12) ? ipv6For(rng, home.country) : ipv4For(rng, home.country),
       guest,
       admin: department === "IT" || chance(rng, 0.03),
+      privileged: false,
+      mobileIp: "",
       desktop: device(rng, DESKTOPS, prefix, i),
       mobile: device(rng, MOBILES, prefix, i),
       activity: 0.4 + rng() * 1.2,
     });
   }
+  // Own streams: the users drawn above stay as they were before these fields existed.
+  const mobileRng = rngFor(seed, tenantId, "mobile-ip");
+  for (const u of users) {
+    u.mobileIp = u.homeIp.includes(":") ? ipv6For(mobileRng, u.home.country) : ipv4For(mobileRng, u.home.country);
+  }
+  const privilegedUsers = privilegedOf(rngFor(seed, tenantId, "privileged"), users);
   const sub = uuid(rng);
   const model: TenantModel = {
     tenantId,
@@ -139,6 +180,7 @@ export function tenantModel(seed: number, tenantId: string, userCount: number): 
     domain,
     hqCountry: hq.country,
     users,
+    privilegedUsers,
     servicePrincipals: SERVICE_PRINCIPALS.map((name) => ({
       id: uuid(rng),
       appId: uuid(rng),
@@ -160,6 +202,27 @@ export function tenantModel(seed: number, tenantId: string, userCount: number): 
   };
   modelCache.set(key, model);
   return model;
+}
+
+/** Role holders per 1,000 users (a 5,000-user tenant has 30), at least 3 and at most 40. */
+export const PRIVILEGED_PER_1000_USERS = 6;
+
+/** Chooses the tenant's role holders: a sample of its admins (IT staff and a few others), then other members. */
+function privilegedOf(rng: Rng, users: User[]): User[] {
+  if (users.length === 0) {
+    return [];
+  }
+  const count = Math.min(40, Math.max(3, Math.round((users.length * PRIVILEGED_PER_1000_USERS) / 1000)));
+  const admins = users.filter((u) => !u.guest && u.admin);
+  const chosen: User[] = [];
+  while (chosen.length < count && admins.length > 0) {
+    chosen.push(...admins.splice(Math.floor(rng() * admins.length), 1));
+  }
+  chosen.push(...users.filter((u) => !u.guest && !u.admin).slice(0, count - chosen.length));
+  for (const u of chosen) {
+    u.privileged = true;
+  }
+  return chosen;
 }
 
 /** Relative sign-in weight for a local hour of day (business-hours shaped). */
