@@ -2,7 +2,7 @@
 
 import type { Dispatcher } from "undici";
 
-import type { Config, TenantConfig } from "./config.ts";
+import type { Config, SweepTier, TenantConfig } from "./config.ts";
 import { GraphBudget } from "./graph/budget.ts";
 import { GraphClient } from "./graph/client.ts";
 import { GraphClock } from "./graph/clock.ts";
@@ -18,8 +18,8 @@ import { ClientCredentialsTokenProvider, ManagedIdentityTokenProvider, type Toke
 import { EXIT, type ExitCode, exitCodeFor, LockedElsewhereError } from "./errors.ts";
 import { type CycleResult, runCycle, type StreamSpec } from "./ingest/cycle.ts";
 import type { ReaderDeps } from "./ingest/reader.ts";
-import { streamSpec } from "./ingest/streams.ts";
-import { dueSweeps, lastSweeps, RECORD_SWEEP, runSweep, type SweepTier, sweepWindow } from "./ingest/sweeps.ts";
+import { streamSpec } from "./events/streams.ts";
+import { dueSweeps, lastSweeps, RECORD_SWEEP, runSweep, sweepWindow } from "./ingest/sweeps.ts";
 import { earliestTailCoverage, freshlyCovered } from "./store/coverage.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";

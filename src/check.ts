@@ -6,7 +6,7 @@ import type { Config, TenantConfig } from "./config.ts";
 import { diagnose, EXIT, type ExitCode } from "./errors.ts";
 import { signInsUrl } from "./graph/signins.ts";
 import type { StreamSpec } from "./ingest/reader.ts";
-import { streamSpec } from "./ingest/streams.ts";
+import { streamSpec } from "./events/streams.ts";
 import type { Pool } from "./store/db.ts";
 import { formatDuration, MINUTE } from "./time.ts";
 

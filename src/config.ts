@@ -16,9 +16,18 @@ import {
   isStreamName,
   STREAM_NAMES,
   type StreamName,
-} from "./ingest/streams.ts";
-import type { SweepTier } from "./ingest/sweeps.ts";
+} from "./events/streams.ts";
 import { formatDuration, parseDuration } from "./time.ts";
+
+/** One tier of SWEEPS (re-reads of older windows, run by src/ingest/sweeps.ts). */
+export interface SweepTier {
+  /** How far back the sweep reads, e.g. 3 h. */
+  spanMs: number;
+  /** How often it runs, e.g. every hour. */
+  everyMs: number;
+  /** Label, e.g. "3h/1h". */
+  name: string;
+}
 
 export type AuthConfig =
   | { kind: "secret"; secret: string }

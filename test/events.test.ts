@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { isGraphDateTime, pageEvents, sortEvents } from "../src/ingest/events.ts";
-import { jsonbProblem, MAX_JSON_DEPTH, numericProblem, scanPage } from "../src/ingest/jsonb.ts";
+import { isGraphDateTime, pageEvents, sortEvents } from "../src/events/classify.ts";
+import { jsonbProblem, MAX_JSON_DEPTH, numericProblem, scanPage } from "../src/events/jsonb.ts";
 
 test("Graph timestamps: 0..7 fractional digits with a zone are accepted; the rest is not", () => {
   for (const ok of ["2026-11-28T12:00:00Z", "2026-11-28T12:00:00.1834571Z", "2026-11-28T12:00:00.5+01:00"]) {

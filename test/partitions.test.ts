@@ -13,7 +13,7 @@ import {
   monthsBetween,
   PARTITIONED_TABLES,
 } from "../src/store/partitions.ts";
-import type { ValidEvent } from "../src/ingest/events.ts";
+import type { ValidEvent } from "../src/events/classify.ts";
 import { upsertSignIns } from "../src/store/signins.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { upsertPages } from "./helpers/views-fixture.ts";

@@ -7,7 +7,7 @@ import { EXIT, type ExitCode, LockedElsewhereError } from "../errors.ts";
 import { GraphBudget } from "../graph/budget.ts";
 import { runBackfill } from "../ingest/backfill.ts";
 import { createProgressDisplay } from "../ingest/progress.ts";
-import { isStreamName, streamSpec } from "../ingest/streams.ts";
+import { isStreamName, streamSpec } from "../events/streams.ts";
 import { withQueryAbort } from "../store/db.ts";
 import { parseDuration } from "../time.ts";
 import { parseTime, parseWholeNumber, usageLine } from "./args.ts";

@@ -22,14 +22,14 @@ import {
   upsertSignIns,
 } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
-import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
+import { pageEvents, type PageEvents, type RejectedEvent } from "../events/classify.ts";
 import { type PageBudget, pageBudget, type PageGrant } from "./page-budget.ts";
-import { type StreamSpec, STREAMS } from "./streams.ts";
+import { type StreamSpec, STREAMS } from "../events/streams.ts";
 import type { Window } from "./window.ts";
 
-export type { StreamSpec } from "./streams.ts";
+export type { StreamSpec } from "../events/streams.ts";
 
-/** The interactive stream as read by default (Graph beta; src/ingest/streams.ts). */
+/** The interactive stream as read by default (Graph beta; src/events/streams.ts). */
 export const INTERACTIVE_STREAM: StreamSpec = STREAMS.interactiveUser;
 
 // A nextLink crawl longer than this is a loop, not a window (20,000 pages ≈ 20M events).

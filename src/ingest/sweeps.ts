@@ -3,18 +3,10 @@
 // every hour and the last 2 days every day. Sweeps run at backfill priority, so the tail always keeps its share of
 // the throttle budget, and each records how many events it rescued.
 
+import type { SweepTier } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Pool } from "../store/db.ts";
 import { type Counts, emptyCounts, type ReaderDeps, readWindowSplitting, type StreamSpec } from "./reader.ts";
-
-export interface SweepTier {
-  /** How far back the sweep reads, e.g. 3 h. */
-  spanMs: number;
-  /** How often it runs, e.g. every hour. */
-  everyMs: number;
-  /** Label, e.g. "3h/1h". */
-  name: string;
-}
 
 export const LAST_SWEEPS = `
 select tier, max(started_at) as last from sweep_runs where tenant_id = $1 and stream = $2 group by tier`;

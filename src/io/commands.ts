@@ -6,7 +6,7 @@ import type { ParseArgsOptionsConfig } from "node:util";
 
 import { type ParsedArgs, parseCommandArgs, parseTime, parseWholeNumber } from "../commands/args.ts";
 import { EXIT, type ExitCode } from "../errors.ts";
-import { isStreamName, STREAM_NAMES } from "../ingest/streams.ts";
+import { isStreamName, STREAM_NAMES } from "../events/streams.ts";
 import type { Logger } from "../log.ts";
 import type { Pool } from "../store/db.ts";
 import { EXPORT_FORMATS, type ExportFormat, exportEvents, MAX_PAGE_SIZE } from "./export.ts";

@@ -1,7 +1,7 @@
 // Which API an archived event came from, and the mapping of the retired Azure AD Graph sign-in shape
 // (graph.windows.net …/activities/signinEvents, as saved by the 2016 PowerShell sample) to Graph's signIn.
 
-import { isGraphDateTime } from "../ingest/events.ts";
+import { isGraphDateTime } from "../events/classify.ts";
 import { isAzureMonitorRecord } from "./azure-monitor.ts";
 
 export type EventShape = "graphSignIn" | "azureAdGraph" | "graphDirectoryAudit" | "azureMonitor" | "unknown";

@@ -1,8 +1,8 @@
 // Writes one page of sign-ins in one statement (upsert keyed by tenant and id), sets rejected events aside, and (the
 // safety net) stores a page PostgreSQL refuses on its data again with the refused events isolated.
 
-import type { PageEvents, RejectedEvent, ValidEvent } from "../ingest/events.ts";
-import { scanPage } from "../ingest/jsonb.ts";
+import type { PageEvents, RejectedEvent, ValidEvent } from "../events/classify.ts";
+import { scanPage } from "../events/jsonb.ts";
 import type { PoolClient } from "./db.ts";
 
 export interface UpsertCounts {

@@ -5,7 +5,7 @@ import type { DestinationStream } from "pino";
 import { createIngester, type Ingester } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import type { CycleResult } from "../../src/ingest/cycle.ts";
-import { isGraphDateTime } from "../../src/ingest/events.ts";
+import { isGraphDateTime } from "../../src/events/classify.ts";
 import { createLogger } from "../../src/log.ts";
 import type { Simulator } from "../../src/simulator/server.ts";
 import type { Clock } from "../../src/time.ts";
