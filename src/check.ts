@@ -4,7 +4,7 @@
 import type { Ingester } from "./app.ts";
 import type { Config, TenantConfig } from "./config.ts";
 import { diagnose, EXIT, type ExitCode } from "./errors.ts";
-import { signInsUrl } from "./graph/signins.ts";
+import { auditLogUrl } from "./graph/audit-logs.ts";
 import type { StreamSpec } from "./ingest/reader.ts";
 import { streamSpec } from "./events/streams.ts";
 import type { Pool } from "./store/db.ts";
@@ -55,7 +55,7 @@ async function probe(
   signal: AbortSignal,
 ) {
   const graph = ingester.graphFor(tenant.tenantId);
-  const url = signInsUrl({
+  const url = auditLogUrl({
     graphEndpoint: graph.endpoint,
     version: stream.version,
     resource: stream.resource,

@@ -5,7 +5,7 @@
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Priority } from "../graph/budget.ts";
 import { type GraphClient, MalformedPageError } from "../graph/client.ts";
-import { signInsUrl } from "../graph/signins.ts";
+import { auditLogUrl } from "../graph/audit-logs.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { writeCheckpoint } from "../store/checkpoints.ts";
@@ -131,7 +131,7 @@ export async function readWindow(
     }
   };
   await ensure(monthsBetween(window.from, window.to, 1));
-  const url = signInsUrl({
+  const url = auditLogUrl({
     graphEndpoint: deps.graphEndpoint,
     version: stream.version,
     resource: stream.resource,

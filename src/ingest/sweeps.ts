@@ -6,6 +6,7 @@
 import type { SweepTier } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Pool } from "../store/db.ts";
+import { floorSecond } from "../time.ts";
 import { type Counts, emptyCounts, type ReaderDeps, readWindowSplitting, type StreamSpec } from "./reader.ts";
 
 export const LAST_SWEEPS = `
@@ -35,7 +36,7 @@ export function sweepWindow(
   tailStart: Date,
   earliest: Date,
 ): { from: Date; to: Date } | undefined {
-  const from = new Date(Math.max(Math.floor((now.getTime() - tier.spanMs) / 1000) * 1000, earliest.getTime()));
+  const from = new Date(Math.max(floorSecond(now.getTime() - tier.spanMs), earliest.getTime()));
   return from < tailStart ? { from, to: tailStart } : undefined;
 }
 
