@@ -8,7 +8,7 @@ import { type ElementSpan, NUL_REASON, scanPage } from "./jsonb.ts";
  * A sign-in or directory audit as Graph sent it; only `id` and the time field are relied on, the rest is kept
  * verbatim.
  */
-export type RawEvent = (Partial<SignIn> | Partial<DirectoryAudit>) & Record<string, unknown>;
+type RawEvent = (Partial<SignIn> | Partial<DirectoryAudit>) & Record<string, unknown>;
 
 export interface ValidEvent {
   id: string;
@@ -31,7 +31,7 @@ export interface ClassifiedParsedEvents {
 }
 
 /** A storable event by its position in the page's `value` array (0-based), without the event itself. */
-export interface EventRef {
+interface EventRef {
   index: number;
   id: string;
   createdDateTime: string;

@@ -14,7 +14,7 @@ export interface AuditLogQuery {
 }
 
 /** `2026-11-28T03:05:00Z`: whole seconds print without fractions, as Microsoft's examples do. */
-export function graphDateTime(at: Date): string {
+function graphDateTime(at: Date): string {
   return at.toISOString().replace(/\.000Z$/, "Z");
 }
 

@@ -13,7 +13,7 @@ export interface BudgetLimits {
   reserve: number;
 }
 
-export const GRAPH_REPORTING_LIMITS: BudgetLimits = { perTenant: 5, perApp: 122, windowMs: 10_000, reserve: 1 };
+const GRAPH_REPORTING_LIMITS: BudgetLimits = { perTenant: 5, perApp: 122, windowMs: 10_000, reserve: 1 };
 
 export type Priority = "tail" | "backfill";
 

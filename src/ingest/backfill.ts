@@ -13,12 +13,13 @@
 //   priority "backfill" it leaves the tail its reserved slots.
 
 import { coerceError, EXIT, exitCodeFor, TemporaryError } from "../errors.ts";
+import type { StreamSpec } from "../events/streams.ts";
 import type { GraphBudget, Priority } from "../graph/budget.ts";
 import type { Logger } from "../log.ts";
 import { type Reader, uncoveredWindows } from "../store/coverage.ts";
 import type { Pool } from "../store/db.ts";
 import { ceilSecond, DAY, floorSecond, formatDuration, HOUR, MINUTE, SECOND } from "../time.ts";
-import { type Counts, emptyCounts, readWindow, type ReaderDeps, type StreamSpec } from "./reader.ts";
+import { type Counts, emptyCounts, readWindow, type ReaderDeps } from "./reader.ts";
 import { type Slice, SliceQueue } from "./slice-queue.ts";
 import type { Window } from "./window.ts";
 

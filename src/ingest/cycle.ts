@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 
 import { coerceError, TemporaryError } from "../errors.ts";
+import type { StreamSpec } from "../events/streams.ts";
 import type { GraphClient } from "../graph/client.ts";
 import { SKEW_WARNING_MS } from "../graph/clock.ts";
 import type { Logger } from "../log.ts";
@@ -18,20 +19,17 @@ import {
   MAX_PAGES_PER_WINDOW,
   type ReaderDeps,
   readWindowSplitting,
-  type StreamSpec,
 } from "./reader.ts";
 import { catchUp } from "./backfill.ts";
 import { planWindows, type Window, type WindowSettings } from "./window.ts";
 
 /** Recording a cycle's outcome gives up after this (the database may be what failed the cycle). */
-export const RECORD_TIMEOUT_MS = 10_000;
+const RECORD_TIMEOUT_MS = 10_000;
 
 /** A gap of more windows than this is read by catch-up (concurrent slices) instead of window by window. */
-export const CATCH_UP_AFTER_WINDOWS = 4;
+const CATCH_UP_AFTER_WINDOWS = 4;
 
-export { INTERACTIVE_STREAM, type StreamSpec } from "./reader.ts";
-
-export interface CycleSettings extends WindowSettings {
+interface CycleSettings extends WindowSettings {
   pageSize: number;
   cycleDeadlineMs: number;
 }

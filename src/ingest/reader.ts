@@ -27,8 +27,6 @@ import { type PageBudget, pageBudget, type PageGrant } from "./page-budget.ts";
 import { type StreamSpec, STREAMS } from "../events/streams.ts";
 import type { Window } from "./window.ts";
 
-export type { StreamSpec } from "../events/streams.ts";
-
 /** The interactive stream as read by default (Graph beta; src/events/streams.ts). */
 export const INTERACTIVE_STREAM: StreamSpec = STREAMS.interactiveUser;
 
@@ -36,13 +34,13 @@ export const INTERACTIVE_STREAM: StreamSpec = STREAMS.interactiveUser;
 export const MAX_PAGES_PER_WINDOW = 20_000;
 
 /** Graph's largest page: `$top` above it is clamped or refused (graph-api-notes: "Max = default = 1000"). */
-export const GRAPH_MAX_PAGE = 1000;
+const GRAPH_MAX_PAGE = 1000;
 
 /**
  * The most events a page may hold before it is refused as malformed: `$top`, but never fewer than Graph's largest
  * page, since Graph has been seen to send more rows than a small `$top` asked for (microsoft-graph-docs #13729).
  */
-export function maxPageEvents(pageSize: number): number {
+function maxPageEvents(pageSize: number): number {
   return Math.max(pageSize, GRAPH_MAX_PAGE);
 }
 
@@ -347,7 +345,7 @@ function observePage(
 }
 
 /** Windows are not split below this. */
-export const MIN_SPLIT_MS = 60_000;
+const MIN_SPLIT_MS = 60_000;
 
 /**
  * Like readWindow, but a window Graph cannot serve whole (page cap reached, or timeouts after every retry) is split

@@ -87,7 +87,7 @@ export const EXPORT_OPTIONS = {
 } satisfies ParseArgsOptionsConfig;
 
 /** Any stored event of the tenant (sign-ins or audits): tells an empty range from a tenant never stored. */
-export const TENANT_HAS_EVENTS = `
+const TENANT_HAS_EVENTS = `
 select exists (select 1 from sign_ins where tenant_id = $1) or exists (select 1 from directory_audits where tenant_id = $1) as any`;
 
 function usage(ctx: CommandContext, message: string, help: string): ExitCode {

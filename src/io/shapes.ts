@@ -17,7 +17,7 @@ export const SHAPE_LABELS: Record<EventShape, string> = {
 /** Marks an event mapped from another API; the value names the API. Kept in raw. */
 export const SOURCE_KEY = "@signinIngest.source";
 /** Original values of fields the mapping had to replace (e.g. a legacy `location` string). Kept in raw. */
-export const REPLACED_KEY = "@signinIngest.replaced";
+const REPLACED_KEY = "@signinIngest.replaced";
 
 export function shapeOf(event: unknown): EventShape {
   if (event === null || typeof event !== "object" || Array.isArray(event)) {

@@ -215,7 +215,7 @@ async function canConnect(url: string): Promise<boolean> {
 }
 
 /** The server recorded in `postmaster.pid` when its process is still alive: pid and port. */
-export async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
   let text: string;
   try {
     text = await readFile(path.join(dataDir, "postmaster.pid"), "utf8");
