@@ -100,15 +100,15 @@ export function httpSettings(config: Config): HttpSettings {
 }
 
 export interface Ingester {
+  /** Every configured (tenant, stream) pair. */
   targets: Target[];
+  /** The tenant's Graph client (`check` asks Graph through it). */
   graphFor(tenantId: string): GraphClient;
   /** What a reader of `tenantId` needs (the one wiring: page size, MAX_PAGES_PER_WINDOW, metrics), for backfill. */
   readerDepsFor(tenantId: string): ReaderDeps;
-  /**
-   * One cycle of every target this replica holds (see StreamLeases.share), TENANT_CONCURRENCY at a time. One
-   * target's failure never stops the others; each outcome is returned, skipped targets too.
-   */
+  /** `run` and `once`: one cycle of every target this replica holds (src/ingest/targets.ts). */
   runAll: (signal: AbortSignal) => Promise<TargetOutcome[]>;
+  /** Waits for background sweeps, then closes the Graph connection pool (unless it was passed in). */
   close(): Promise<void>;
 }
 

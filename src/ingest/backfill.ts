@@ -19,7 +19,7 @@ import type { Logger } from "../log.ts";
 import { type Reader, uncoveredWindows } from "../store/coverage.ts";
 import type { Pool } from "../store/db.ts";
 import { ceilSecond, DAY, floorSecond, formatDuration, HOUR, MINUTE, SECOND } from "../time.ts";
-import { type Counts, emptyCounts, readWindow, type ReaderDeps } from "./reader.ts";
+import { addCounts, type Counts, emptyCounts, readWindow, type ReaderDeps } from "./reader.ts";
 import { type Slice, SliceQueue } from "./slice-queue.ts";
 import type { Window } from "./window.ts";
 
@@ -229,9 +229,7 @@ export async function runBackfill(
         { log, signal: sliceSignal, reader: settings.reader ?? "backfill", priority: settings.priority ?? "backfill" },
         inSlice,
       );
-      for (const key of Object.keys(counts) as Array<keyof Counts>) {
-        counts[key] += inSlice[key];
-      }
+      addCounts(counts, inSlice);
       doneMs += slice.to.getTime() - slice.from.getTime();
       slicesDone++;
       limit.succeeded();

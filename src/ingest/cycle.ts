@@ -13,6 +13,7 @@ import { readCheckpoint, recordCycle, writeCheckpoint } from "../store/checkpoin
 import { type Pool, withQueryAbort, withTransaction } from "../store/db.ts";
 import { type Clock, formatDuration } from "../time.ts";
 import {
+  addCounts,
   type Counts,
   emptyCounts,
   INTERACTIVE_STREAM,
@@ -162,9 +163,7 @@ async function readAndStore(
       reader: "tail",
       maxSliceMs: settings.maxWindowMs,
     });
-    for (const key of Object.keys(emptyCounts()) as Array<keyof Counts>) {
-      result[key] += caught[key];
-    }
+    addCounts(result, caught);
     await withTransaction(db, (client) => writeCheckpoint(client, tenantId, stream.name, last.to, deps.clock.now()));
     result.checkpoint = last.to;
     deps.metrics?.windows.inc({ tenant_id: tenantId, stream: stream.name }, plan.windows.length);

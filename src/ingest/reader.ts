@@ -87,6 +87,13 @@ export function emptyCounts(): Counts {
   return { pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, duplicates: 0 };
 }
 
+/** Adds each count of `more` to `into` (only the counts: `more` may be a larger result, e.g. a backfill's). */
+export function addCounts(into: Counts, more: Counts): void {
+  for (const key of Object.keys(emptyCounts()) as Array<keyof Counts>) {
+    into[key] += more[key];
+  }
+}
+
 /**
  * A fetched page as it waits to be stored: its JSON text and which events to store. The parsed events are dropped
  * as soon as they are checked (they die young instead of being promoted while the previous page commits), and the
@@ -215,9 +222,7 @@ export async function readWindow(
       () => undefined,
     );
   }
-  for (const key of Object.keys(inWindow) as Array<keyof Counts>) {
-    counts[key] += inWindow[key];
-  }
+  addCounts(counts, inWindow);
 }
 
 async function storePage(
