@@ -8,9 +8,9 @@
 //   the ledger with its last page. A crash loses at most the slices in flight; a re-run reads only the gaps.
 // - A slice that fails temporarily (retries exhausted, timeout, page cap) or crawls longer than `sliceTimeoutMs`
 //   is split in two and both halves are queued again; one that cannot be split is retried, then reported.
-// - Concurrency is additive-increase / multiplicative-decrease: halved when Graph answers 429 (GraphBudget.onPenalty),
-//   raised by one per slice finished without one. The budget (GraphBudget.take in GraphClient.getPage) paces the requests; with
-//   priority "backfill" it leaves the tail its reserved slots.
+// - Concurrency is additive-increase / multiplicative-decrease: halved when Graph answers 429 (heard through
+//   GraphBudget.onPenalty), raised by one per slice finished without one. The budget (GraphBudget.take in
+//   GraphClient.getPage) paces the requests; with priority "backfill" it leaves the tail its reserved slots.
 
 import { coerceError, EXIT, exitCodeFor, TemporaryError } from "../errors.ts";
 import type { StreamSpec } from "../events/streams.ts";
