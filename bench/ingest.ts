@@ -30,7 +30,7 @@ import { runBackfill } from "../src/ingest/backfill.ts";
 import { emptyCounts, INTERACTIVE_STREAM, readWindow } from "../src/ingest/reader.ts";
 import { startSimulator } from "../src/simulator/server.ts";
 import { createPool } from "../src/store/db.ts";
-import { HOUR, systemClock } from "../src/time.ts";
+import { HOUR } from "../src/time.ts";
 import { Databases } from "./databases.ts";
 import { type BenchEvent, cloneEvents, templateEvents } from "./events.ts";
 import { realisticScenario } from "./realistic.ts";
@@ -89,17 +89,10 @@ async function child(task: ChildTask): Promise<void> {
   const pool = createPool(task.databaseUrl, log);
   const budget = new GraphBudget(task.budget ?? { perTenant: 1e9, perApp: 1e9, windowMs: 10_000, reserve: 0 });
   const ingester = createIngester(config, pool, log, { budget });
-  const deps = {
-    db: pool,
-    graph: ingester.graph,
-    clock: systemClock,
-    tenantId: config.tenants[0]!.tenantId,
-    graphEndpoint: config.tenants[0]!.graphEndpoint,
-    pageSize: config.pageSize,
-    budget,
-  };
+  // As `backfill` does (src/commands/backfill.ts): the ingester's reader wiring and the bench's own budget.
+  const deps = { ...ingester.readerDepsFor(config.tenants[0]!.tenantId), budget };
   const signal = new AbortController().signal;
-  await ingester.graph.prepare(signal); // the token is not part of the measurement
+  await deps.graph.prepare(signal); // the token is not part of the measurement
   const window = { from: new Date(task.from), to: new Date(task.to) };
   const peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
   if (process.env.BENCH_DEBUG) {

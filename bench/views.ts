@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { pino } from "pino";
 
-import type { ValidEvent } from "../src/ingest/events.ts";
+import type { ValidEvent } from "../src/events/classify.ts";
 import { generateAuditHour } from "../src/simulator/audits.ts";
 import { type GenConfig, generateHour, HOUR_MS } from "../src/simulator/generate.ts";
 import { withTransaction } from "../src/store/db.ts";

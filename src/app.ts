@@ -1,12 +1,14 @@
-// Builds the daemon's parts from a Config: the database (external or embedded), the Graph client, and one cycle.
+// Builds the daemon's parts from a Config: the database (external or embedded), one Graph client per tenant (one
+// shared budget and connection pool), and the runner of their cycles (src/ingest/targets.ts). Production commands
+// and tests build the ingester here, the one wiring.
 
 import type { Dispatcher } from "undici";
 
 import type { Config, TenantConfig } from "./config.ts";
+import { streamSpec } from "./events/streams.ts";
 import { GraphBudget } from "./graph/budget.ts";
 import { GraphClient } from "./graph/client.ts";
 import { GraphClock } from "./graph/clock.ts";
-import { createAgent, type HttpSettings } from "./graph/http.ts";
 import {
   certificateFields,
   type CredentialFields,
@@ -14,19 +16,16 @@ import {
   secretFields,
   secretFileFields,
 } from "./graph/credentials.ts";
+import { createAgent, type HttpSettings } from "./graph/http.ts";
 import { ClientCredentialsTokenProvider, ManagedIdentityTokenProvider, type TokenProvider } from "./graph/token.ts";
-import { EXIT, type ExitCode, exitCodeFor, LockedElsewhereError } from "./errors.ts";
-import { type CycleResult, runCycle, type StreamSpec } from "./ingest/cycle.ts";
 import type { ReaderDeps } from "./ingest/reader.ts";
-import { streamSpec } from "./ingest/streams.ts";
-import { dueSweeps, lastSweeps, RECORD_SWEEP, runSweep, type SweepTier, sweepWindow } from "./ingest/sweeps.ts";
-import { earliestTailCoverage, freshlyCovered } from "./store/coverage.ts";
+import { type Target, type TargetOutcome, targetRunner } from "./ingest/targets.ts";
 import type { Logger } from "./log.ts";
 import { type Metrics, NO_HTTP_OBSERVER } from "./metrics.ts";
 import { registerUrlSecrets } from "./redact.ts";
-import { cancelsSent, createPool, type Pool, waitForDatabase, withQueryAbort } from "./store/db.ts";
+import { cancelsSent, createPool, type Pool, waitForDatabase } from "./store/db.ts";
 import { startEmbeddedPostgres } from "./store/embedded.ts";
-import type { LeaseHolder, StreamLeases } from "./store/leases.ts";
+import type { StreamLeases } from "./store/leases.ts";
 import { migrate } from "./store/migrate.ts";
 import { type Clock, systemClock } from "./time.ts";
 
@@ -38,7 +37,7 @@ export interface Database {
 }
 
 /** How long closing the database waits for its connections to confirm they closed. */
-export const POOL_END_WAIT_MS = 5000;
+const POOL_END_WAIT_MS = 5000;
 
 /** Connects to DATABASE_URL, or starts the embedded PostgreSQL under DATA_DIR; waits until it answers. */
 export async function openDatabase(config: Config, log: Logger, signal?: AbortSignal): Promise<Database> {
@@ -100,46 +99,20 @@ export function httpSettings(config: Config): HttpSettings {
   };
 }
 
-/** One (tenant, stream) pair: the unit of checkpoints, locks and cycles. */
-export interface Target {
-  tenant: TenantConfig;
-  stream: StreamSpec;
-}
-
-export interface TargetOutcome {
-  target: Target;
-  result?: CycleResult;
-  error?: Error;
-  /** Not polled by this replica: another replica holds its lease (`holder`), or it is free beyond our fair share. */
-  standby?: boolean;
-  holder?: LeaseHolder;
-}
-
 export interface Ingester {
+  /** Every configured (tenant, stream) pair. */
   targets: Target[];
-  /** The first tenant's Graph client and tokens (single-tenant use and tests). */
-  graph: GraphClient;
-  tokens: TokenProvider & { renewals: number };
+  /** The tenant's Graph client (`check` asks Graph through it). */
   graphFor(tenantId: string): GraphClient;
   /** What a reader of `tenantId` needs (the one wiring: page size, MAX_PAGES_PER_WINDOW, metrics), for backfill. */
   readerDepsFor(tenantId: string): ReaderDeps;
-  /** One cycle of the first target (single tenant, first stream). */
-  runOnce: (signal: AbortSignal) => Promise<CycleResult>;
-  runTarget: (target: Target, signal: AbortSignal) => Promise<CycleResult>;
-  /**
-   * One cycle of every target this replica holds (see StreamLeases.share), TENANT_CONCURRENCY at a time. One
-   * target's failure never stops the others; each outcome is returned, skipped targets too.
-   */
+  /** `run` and `once`: one cycle of every target this replica holds (src/ingest/targets.ts). */
   runAll: (signal: AbortSignal) => Promise<TargetOutcome[]>;
+  /** Waits for background sweeps, then closes the Graph connection pool (unless it was passed in). */
   close(): Promise<void>;
 }
 
-interface TenantClient {
-  graph: GraphClient;
-  tokens: TokenProvider & { renewals: number };
-}
-
-/** The Graph side (one client per tenant, one shared budget and connection pool) and the cycle runners. */
+/** The Graph side (one client per tenant, one shared budget and connection pool) and the runner of the cycles. */
 export function createIngester(
   config: Config,
   db: Pool,
@@ -162,7 +135,7 @@ export function createIngester(
   const observer = metrics ?? NO_HTTP_OBSERVER;
   const onRenewal = metrics ? () => metrics.tokenRenewals.inc() : undefined;
   const budget = options.budget ?? budgetFor(config);
-  const clients = new Map<string, TenantClient>();
+  const clients = new Map<string, GraphClient>();
   for (const tenant of config.tenants) {
     const tenantLog = log.child({ tenant_id: tenant.tenantId });
     const graphClock = new GraphClock(clock, undefined, {
@@ -170,7 +143,7 @@ export function createIngester(
       ...(metrics ? { onIgnored: () => metrics.graphDateIgnored.inc({ tenant_id: tenant.tenantId }) } : {}),
     });
     const scope = `${tenant.graphEndpoint}/.default`;
-    const tokens =
+    const tokens: TokenProvider =
       tenant.auth.kind === "managed-identity"
         ? new ManagedIdentityTokenProvider({ scope, clientId: tenant.clientId, ...(onRenewal ? { onRenewal } : {}) })
         : new ClientCredentialsTokenProvider(
@@ -192,21 +165,20 @@ export function createIngester(
       log: tenantLog,
       observer,
     });
-    clients.set(tenant.tenantId, { graph, tokens });
+    clients.set(tenant.tenantId, graph);
   }
   const targets = config.tenants.flatMap((tenant) =>
     tenant.streams.map((name) => ({ tenant, stream: streamSpec(name, tenant.interactiveApiVersion) })),
   );
-  const first = clients.get(config.tenants[0]?.tenantId ?? "");
-  const clientFor = (tenantId: string): TenantClient => {
-    const client = clients.get(tenantId);
-    if (!client) {
+  const graphFor = (tenantId: string): GraphClient => {
+    const graph = clients.get(tenantId);
+    if (!graph) {
       throw new Error(`unknown tenant ${tenantId}`);
     }
-    return client;
+    return graph;
   };
   const readerDepsFor = (tenantId: string): ReaderDeps => {
-    const graph = clientFor(tenantId).graph;
+    const graph = graphFor(tenantId);
     return {
       db,
       graph,
@@ -218,136 +190,30 @@ export function createIngester(
       ...(metrics ? { metrics } : {}),
     };
   };
-  const readerFor = (target: Target): ReaderDeps => readerDepsFor(target.tenant.tenantId);
-  const sweeping = new Map<string, Promise<void>>();
-  /** Starts the due sweep tier of a target, if any (see ingest/sweeps.ts). */
-  const sweep = async (target: Target, checkpoint: Date | undefined, signal: AbortSignal): Promise<void> => {
-    const key = `${target.tenant.tenantId}/${target.stream.name}`;
-    if (config.sweeps.length === 0 || sweeping.has(key)) {
-      return;
-    }
-    const reader = readerFor(target);
-    const now = reader.graph.clock.now();
-    const due = dueSweeps(config.sweeps, await lastSweeps(db, reader.tenantId, target.stream.name), now);
-    const tier = due[0];
-    const earliest = await earliestTailCoverage(db, reader.tenantId, target.stream.name);
-    if (!tier || !checkpoint || !earliest) {
-      return;
-    }
-    const window = sweepWindow(tier, now, new Date(checkpoint.getTime() - config.overlapMs), earliest);
-    // The longest due tier is read; the shorter due ones are inside it and are recorded as done with it.
-    const markDone = async (tiers: readonly SweepTier[], w: { from: Date; to: Date }) => {
-      for (const t of tiers) {
-        await db.query(RECORD_SWEEP, [reader.tenantId, target.stream.name, t.name, now, now, w.from, w.to, 0, 0, 0, 0]);
-      }
-    };
-    if (!window) {
-      await markDone(due, { from: now, to: now });
-      return;
-    }
-    if (await freshlyCovered(db, reader.tenantId, target.stream.name, window, new Date(now.getTime() - tier.everyMs))) {
-      // Just read (e.g. by the first cycle's lookback): done without spending the budget.
-      await markDone(due, window);
-      return;
-    }
-    const running = runSweep(reader, target.stream, tier, window, { log, signal, maxWindowMs: config.maxWindowMs })
-      .then(() => markDone(due.slice(1), window))
-      .catch((error: unknown) => {
-        if (!signal.aborted) {
-          log.warn(
-            { err: error, tenant_id: reader.tenantId, stream: target.stream.name, sweep: tier.name },
-            "sweep failed; it runs again next tick",
-          );
-        }
-      })
-      .finally(() => sweeping.delete(key));
-    sweeping.set(key, running);
-    if (!options.sweepsInBackground) {
-      await running;
-    }
-  };
-  const runTarget = async (target: Target, signal: AbortSignal) => {
-    const lease = options.leases?.signal(target.tenant.tenantId, target.stream.name);
-    const result = await runCycle({
-      db,
-      graph: clientFor(target.tenant.tenantId).graph,
-      log,
-      clock,
-      settings: config,
-      tenantId: target.tenant.tenantId,
-      stream: target.stream,
-      signal,
-      ...(lease ? { lease } : {}),
-      maxPagesPerWindow: config.maxPagesPerWindow,
-      ...(metrics ? { metrics } : {}),
-    });
-    // The sweep's queries stop with the tick or the lease, like the cycle's.
-    const sweepSignal = lease ? AbortSignal.any([signal, lease]) : signal;
-    await withQueryAbort(sweepSignal, () => sweep(target, result.checkpoint, sweepSignal));
-    return result;
-  };
+  const runner = targetRunner({
+    config,
+    db,
+    log,
+    clock,
+    targets,
+    graphFor,
+    readerDepsFor,
+    ...(options.leases ? { leases: options.leases } : {}),
+    ...(metrics ? { metrics } : {}),
+    ...(options.sweepsInBackground ? { sweepsInBackground: true } : {}),
+  });
   return {
     targets,
-    graph: first?.graph as GraphClient,
-    tokens: first?.tokens as TokenProvider & { renewals: number },
-    graphFor: (tenantId) => clientFor(tenantId).graph,
+    graphFor,
     readerDepsFor,
-    runTarget,
-    runOnce: async (signal) => {
-      const target = targets[0];
-      if (!target) {
-        throw new Error("no tenant is configured");
-      }
-      if (options.leases && !(await options.leases.tryAcquire(target.tenant.tenantId, target.stream.name))) {
-        throw new LockedElsewhereError(
-          `another replica holds the lease of ${target.tenant.tenantId}/${target.stream.name}`,
-        );
-      }
-      return runTarget(target, signal);
-    },
-    runAll: async (signal) => {
-      const shared = options.leases ? await options.leases.share(targets) : { mine: targets, skipped: [] };
-      const mine = shared.mine;
-      const outcomes: TargetOutcome[] = shared.skipped.map(({ target, holder }) => ({
-        target,
-        standby: true,
-        ...(holder ? { holder } : {}),
-      }));
-      let next = 0;
-      const worker = async () => {
-        while (next < mine.length && !signal.aborted) {
-          const target = mine[next++] as Target;
-          try {
-            outcomes.push({ target, result: await runTarget(target, signal) });
-          } catch (error) {
-            outcomes.push({ target, error: error as Error });
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(config.tenantConcurrency, mine.length) }, worker));
-      return outcomes;
-    },
+    runAll: (signal) => runner.runAll(signal),
     close: async () => {
-      await Promise.all(sweeping.values());
+      await runner.close();
       if (!options.dispatcher) {
         await dispatcher.close();
       }
     },
   };
-}
-
-/**
- * `once`: 0 when every configured target was polled and succeeded; otherwise the most telling failure (internal,
- * then config, then temporary). A target another replica holds (not polled by this run) counts as temporary (75).
- */
-export function onceExitCode(outcomes: readonly TargetOutcome[]): ExitCode {
-  const codes = outcomes.map((o) => (o.error ? exitCodeFor(o.error) : o.standby ? EXIT.temporary : EXIT.ok));
-  for (const code of [EXIT.internal, EXIT.config, EXIT.temporary] as const) {
-    if (codes.includes(code)) {
-      return code;
-    }
-  }
-  return EXIT.ok;
 }
 
 export function budgetFor(config: Config): GraphBudget {
@@ -360,7 +226,7 @@ export function budgetFor(config: Config): GraphBudget {
 }
 
 /** The credential fields for the tenant's secret, secret file, certificate or federated token. */
-export function credentialFields(tenant: TenantConfig): CredentialFields {
+function credentialFields(tenant: TenantConfig): CredentialFields {
   const auth = tenant.auth;
   switch (auth.kind) {
     case "secret":

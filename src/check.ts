@@ -4,13 +4,12 @@
 import type { Ingester } from "./app.ts";
 import type { Config, TenantConfig } from "./config.ts";
 import { diagnose, EXIT, type ExitCode } from "./errors.ts";
-import { signInsUrl } from "./graph/signins.ts";
-import type { StreamSpec } from "./ingest/reader.ts";
-import { streamSpec } from "./ingest/streams.ts";
+import { auditLogUrl } from "./graph/audit-logs.ts";
+import { type StreamSpec, streamSpec } from "./events/streams.ts";
 import type { Pool } from "./store/db.ts";
 import { formatDuration, MINUTE } from "./time.ts";
 
-export interface CheckItem {
+interface CheckItem {
   name: string;
   ok: boolean;
   detail: string;
@@ -27,7 +26,7 @@ export interface TenantCheck {
   items: CheckItem[];
 }
 
-export const SAVE_CHECK = `
+const SAVE_CHECK = `
 insert into tenant_checks (tenant_id, checked_at, ok, results) values ($1, $2, $3, $4)
 on conflict (tenant_id) do update set checked_at = excluded.checked_at, ok = excluded.ok, results = excluded.results`;
 
@@ -55,7 +54,7 @@ async function probe(
   signal: AbortSignal,
 ) {
   const graph = ingester.graphFor(tenant.tenantId);
-  const url = signInsUrl({
+  const url = auditLogUrl({
     graphEndpoint: graph.endpoint,
     version: stream.version,
     resource: stream.resource,

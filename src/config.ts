@@ -16,11 +16,20 @@ import {
   isStreamName,
   STREAM_NAMES,
   type StreamName,
-} from "./ingest/streams.ts";
-import type { SweepTier } from "./ingest/sweeps.ts";
+} from "./events/streams.ts";
 import { formatDuration, parseDuration } from "./time.ts";
 
-export type AuthConfig =
+/** One tier of SWEEPS (re-reads of older windows, run by src/ingest/sweeps.ts). */
+export interface SweepTier {
+  /** How far back the sweep reads, e.g. 3 h. */
+  spanMs: number;
+  /** How often it runs, e.g. every hour. */
+  everyMs: number;
+  /** Label, e.g. "3h/1h". */
+  name: string;
+}
+
+type AuthConfig =
   | { kind: "secret"; secret: string }
   | { kind: "secret-file"; path: string }
   | { kind: "certificate"; path: string; password: string | undefined }
@@ -114,7 +123,7 @@ interface Setting {
  * Access details) plus 1 MiB. Bytes bound the heap a page can take: JSON.parse of a body of tiny items costs up to
  * about 20 times its size, so an unbounded or generous cap lets one hostile page exhaust the heap.
  */
-export function defaultMaxPageBytes(pageSize: number): number {
+function defaultMaxPageBytes(pageSize: number): number {
   const events = Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000 ? pageSize : 999;
   return events * 32 * 1024 + 1024 * 1024;
 }
@@ -123,7 +132,7 @@ const ok = (value: unknown): Parsed => ({ ok: true, value });
 const bad = (problem: string): Parsed => ({ ok: false, problem });
 
 /** National clouds: login host and Graph host go together (tokens are not interchangeable between clouds). */
-export const CLOUDS: Record<string, { authorityHost: string; graphEndpoint: string }> = {
+const CLOUDS: Record<string, { authorityHost: string; graphEndpoint: string }> = {
   public: { authorityHost: "https://login.microsoftonline.com", graphEndpoint: "https://graph.microsoft.com" },
   usgov: { authorityHost: "https://login.microsoftonline.us", graphEndpoint: "https://graph.microsoft.us" },
   "usgov-dod": { authorityHost: "https://login.microsoftonline.us", graphEndpoint: "https://dod-graph.microsoft.us" },
@@ -288,7 +297,7 @@ const PSEUDO_FILE_SYSTEMS = new Map([
 ]);
 
 /** Why `dir` cannot hold the embedded PostgreSQL, or undefined. Looks only, never creates anything. */
-export function dataDirProblem(dir: string): string | undefined {
+function dataDirProblem(dir: string): string | undefined {
   let at = path.resolve(dir);
   for (;;) {
     let stat;
@@ -356,7 +365,7 @@ function readFileVariant(setting: Setting, env: Env, problems: string[], where: 
   return text;
 }
 
-export const CONFIG_SCHEMA: readonly Setting[] = [
+const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "DATABASE_URL",
     key: "databaseUrl",
@@ -814,7 +823,7 @@ export interface LoadOptions {
 }
 
 /** Settings that belong to a tenant: a tenants file may set them per tenant (camelCase keys) or in `defaults`. */
-export const TENANT_KEYS: Record<string, string> = {
+const TENANT_KEYS: Record<string, string> = {
   tenantId: "AZURE_TENANT_ID",
   name: "TENANT_NAME",
   cloud: "AZURE_CLOUD",

@@ -17,7 +17,7 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = path.join(ROOT, "src", "cli.ts");
 const LIFELINE = path.join(ROOT, "src", "demo-lifeline.ts");
 
-export const DEMO_QUERIES: ReadonlyArray<{ title: string; sql: string }> = [
+const DEMO_QUERIES: ReadonlyArray<{ title: string; sql: string }> = [
   {
     title: "Top failure reasons, last 24 hours",
     sql: `select status_error_code as code, status_failure_reason as reason, count(*) as failures
@@ -61,7 +61,7 @@ function cell(value: unknown): string {
 }
 
 /** Renders rows as an aligned text table. */
-export function formatTable(rows: ReadonlyArray<Record<string, unknown>>): string {
+function formatTable(rows: ReadonlyArray<Record<string, unknown>>): string {
   if (rows.length === 0) {
     return "  (no rows)";
   }

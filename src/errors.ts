@@ -19,7 +19,7 @@ export const EXIT = {
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 /** Fix text for a ConfigError, shown after its problems. */
-export const CONFIG_FIX = "fix the named setting: see README.md (Configuration) or 'node src/cli.ts config-doc'";
+const CONFIG_FIX = "fix the named setting: see README.md (Configuration) or 'node src/cli.ts config-doc'";
 
 /**
  * One or more configuration values are missing or invalid; `problems` names each variable and its fix. Also what a
@@ -73,7 +73,7 @@ export class AccessError extends Error {
   }
 }
 
-export const TEMPORARY_FIX = "a temporary problem (network, Graph or throttling): try again later";
+const TEMPORARY_FIX = "a temporary problem (network, Graph or throttling): try again later";
 
 /** A transient failure that outlived its retries (5xx, 429, network, timeout). The next cycle resumes. */
 export class TemporaryError extends Error {

@@ -9,7 +9,7 @@ import { redact } from "./redact.ts";
 
 export type { Logger };
 
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   "clientSecret",
   "client_secret",
   "access_token",

@@ -13,7 +13,7 @@ export interface Readiness {
   now: () => Date;
 }
 
-export interface ReadyReport {
+interface ReadyReport {
   ready: boolean;
   /** "ok", or why the database did not answer. */
   database: string;
@@ -24,7 +24,7 @@ export interface ReadyReport {
   streams: StreamReadiness[];
 }
 
-export async function checkReady(db: Pool, readiness: Readiness): Promise<ReadyReport> {
+async function checkReady(db: Pool, readiness: Readiness): Promise<ReadyReport> {
   let database = "ok";
   try {
     // Cancelled (its connection dropped) after 2 s: probes of a hung database never pile up on the pool.

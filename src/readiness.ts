@@ -15,7 +15,7 @@ export interface StreamKey {
   stream: string;
 }
 
-export type StreamState = "ok" | "standby" | "starting" | "stalled";
+type StreamState = "ok" | "standby" | "starting" | "stalled";
 
 export interface StreamReadiness extends StreamKey {
   state: StreamState;

@@ -6,7 +6,7 @@ import { formatDuration } from "./time.ts";
 
 // Every configured (tenant, stream) ($1, $2: parallel arrays), and every one the database knows, even before its
 // first success.
-export const STATUS_QUERY = `
+const STATUS_QUERY = `
 with streams as (
   select tenant_id, stream from unnest($1::text[], $2::text[]) as configured (tenant_id, stream)
   union select tenant_id, stream from checkpoints
@@ -49,7 +49,7 @@ order by 1, 2`;
 // Arrival lag: how long after createdDateTime each event was first stored, for events created after the stream's
 // first cycle began or first seen after it ended (the initial lookback would otherwise count history as "lag"). Operators set OVERLAP and
 // SWEEPS from these figures instead of guessing.
-export const ARRIVAL_LAG_QUERY = `
+const ARRIVAL_LAG_QUERY = `
 with first_cycle as (
   select tenant_id, stream, min(started_at) as started, min(finished_at) filter (where outcome = 'success') as finished
   from cycles group by 1, 2
@@ -63,12 +63,12 @@ where (s.created_date_time >= f.started or s.first_seen_at > f.finished)
   and s.created_date_time > $1::timestamptz - interval '7 days'
 group by 1, 2`;
 
-export const SWEEP_QUERY = `
+const SWEEP_QUERY = `
 select tenant_id, stream, tier, count(*) filter (where pages > 0)::int as runs, coalesce(sum(rescued), 0)::int as rescued,
        max(started_at) as last_run
 from sweep_runs group by 1, 2, 3 order by 1, 2, 3`;
 
-export interface ArrivalLag {
+interface ArrivalLag {
   events: number;
   p50Seconds: number | null;
   p95Seconds: number | null;
@@ -76,7 +76,7 @@ export interface ArrivalLag {
   maxSeconds: number | null;
 }
 
-export interface SweepStatus {
+interface SweepStatus {
   tier: string;
   runs: number;
   rescued: number;
@@ -113,7 +113,7 @@ export interface StreamStatus {
   lease: LeaseStatus | null;
 }
 
-export interface LeaseStatus {
+interface LeaseStatus {
   holder: string;
   kind: string | null;
   host: string | null;

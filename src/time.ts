@@ -5,6 +5,16 @@ export const MINUTE = 60 * SECOND;
 export const HOUR = 60 * MINUTE;
 export const DAY = 24 * HOUR;
 
+/** `ms` rounded down to a whole second (Graph's filters and the windows' bounds are whole seconds). */
+export function floorSecond(ms: number): number {
+  return Math.floor(ms / SECOND) * SECOND;
+}
+
+/** `ms` rounded up to a whole second. */
+export function ceilSecond(ms: number): number {
+  return Math.ceil(ms / SECOND) * SECOND;
+}
+
 /** Something that tells the time; tests pass a fixed or moving fake. */
 export interface Clock {
   now(): Date;

@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 
 import { runner } from "node-pg-migrate";
 
-import type { ValidEvent } from "../src/ingest/events.ts";
+import type { ValidEvent } from "../src/events/classify.ts";
 import { generateAuditHour } from "../src/simulator/audits.ts";
 import { HOUR_MS } from "../src/simulator/generate.ts";
 import { type Pool, withTransaction } from "../src/store/db.ts";

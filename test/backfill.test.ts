@@ -13,7 +13,7 @@ import { type BackfillDeps, gapsToRead, runBackfill } from "../src/ingest/backfi
 import { INTERACTIVE_STREAM } from "../src/ingest/reader.ts";
 import { createLogger } from "../src/log.ts";
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
-import { HOUR, systemClock } from "../src/time.ts";
+import { HOUR } from "../src/time.ts";
 import { daemonEnv, startCli } from "./helpers/daemon.ts";
 import { simulatorSuite, type TestDatabase } from "./helpers/db.ts";
 import { expectedIds, storedIds } from "./helpers/ingest.ts";
@@ -50,15 +50,8 @@ function backfillDeps(s: Simulator, db: TestDatabase, env: Record<string, string
     reserve: 0,
   });
   const ingester = createIngester(config, db.pool, log, { budget });
-  const deps: BackfillDeps = {
-    db: db.pool,
-    graph: ingester.graph,
-    clock: systemClock,
-    tenantId: config.tenants[0]!.tenantId,
-    graphEndpoint: config.tenants[0]!.graphEndpoint,
-    pageSize: config.pageSize,
-    budget,
-  };
+  // As `backfill` does (src/commands/backfill.ts): the ingester's reader wiring and the backfill's own budget.
+  const deps: BackfillDeps = { ...ingester.readerDepsFor(config.tenants[0]!.tenantId), budget };
   const logs = () =>
     text
       .split("\n")

@@ -52,3 +52,18 @@ test("a 429 blocks the tenant until Retry-After has passed; take() waits for rea
   aborted.abort(new Error("stop"));
   await assert.rejects(waiting, /stop/);
 });
+
+test("onPenalty: each listener hears every penalty (tenant and until) until it unsubscribes", () => {
+  const now = 0;
+  const budget = new GraphBudget({ perTenant: 5, perApp: 122, windowMs: 10_000, reserve: 0 }, () => now);
+  const first: Array<[string, number]> = [];
+  const second: string[] = [];
+  const stopFirst = budget.onPenalty((tenantId, untilMs) => first.push([tenantId, untilMs]));
+  budget.onPenalty((tenantId) => second.push(tenantId));
+  budget.penalize("t1", 5_000);
+  stopFirst();
+  budget.penalize("t2", 7_000);
+  assert.deepEqual(first, [["t1", 5_000]]);
+  assert.deepEqual(second, ["t1", "t2"]);
+  assert.equal(budget.delayFor("t2", "app"), 7_000, "the penalty itself still applies");
+});

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { isGraphDateTime, pageEvents, sortEvents } from "../src/ingest/events.ts";
-import { jsonbProblem, MAX_JSON_DEPTH, numericProblem, scanPage } from "../src/ingest/jsonb.ts";
+import { isGraphDateTime, pageEvents, classifyParsedEvents } from "../src/events/classify.ts";
+import { jsonbProblem, MAX_JSON_DEPTH, numericProblem, scanPage } from "../src/events/jsonb.ts";
 
 test("Graph timestamps: 0..7 fractional digits with a zone are accepted; the rest is not", () => {
   for (const ok of ["2026-11-28T12:00:00Z", "2026-11-28T12:00:00.1834571Z", "2026-11-28T12:00:00.5+01:00"]) {
@@ -26,7 +26,7 @@ test("Graph timestamps: 0..7 fractional digits with a zone are accepted; the res
 });
 
 test("events without id or with bad dates are set aside with a reason; the rest are kept", () => {
-  const sorted = sortEvents([
+  const classified = classifyParsedEvents([
     { id: "a", createdDateTime: "2026-11-28T12:00:00Z" },
     { createdDateTime: "2026-11-28T12:00:00Z" },
     { id: "", createdDateTime: "2026-11-28T12:00:00Z" },
@@ -37,11 +37,11 @@ test("events without id or with bad dates are set aside with a reason; the rest 
     { id: "c", createdDateTime: "2026-11-28T12:00:01Z" },
   ]);
   assert.deepEqual(
-    sorted.valid.map((e) => e.id),
+    classified.valid.map((e) => e.id),
     ["a", "c"],
   );
   assert.deepEqual(
-    sorted.rejected.map((r) => r.reason),
+    classified.rejected.map((r) => r.reason),
     [
       "missing or empty id",
       "missing or empty id",
@@ -51,17 +51,17 @@ test("events without id or with bad dates are set aside with a reason; the rest 
       "not a JSON object",
     ],
   );
-  assert.equal(sorted.rejected[4]?.rawText, '"not an object"');
+  assert.equal(classified.rejected[4]?.rawText, '"not an object"');
 });
 
 test("an id repeated within a page is stored once, the later copy winning", () => {
-  const sorted = sortEvents([
+  const classified = classifyParsedEvents([
     { id: "a", createdDateTime: "2026-11-28T12:00:00Z", v: 1 },
     { id: "a", createdDateTime: "2026-11-28T12:00:00Z", v: 2 },
   ]);
-  assert.equal(sorted.valid.length, 1);
-  assert.equal(sorted.valid[0]?.raw.v, 2);
-  assert.equal(sorted.duplicates, 1);
+  assert.equal(classified.valid.length, 1);
+  assert.equal(classified.valid[0]?.raw.v, 2);
+  assert.equal(classified.duplicates, 1);
 });
 
 test("the page scan finds each event's exact text and what PostgreSQL would refuse in it", () => {

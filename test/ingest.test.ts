@@ -5,9 +5,10 @@ import { test } from "node:test";
 
 import { AccessError, CredentialError, GraphProtocolError, TemporaryError } from "../src/errors.ts";
 import { MalformedPageError } from "../src/graph/client.ts";
+import { Metrics } from "../src/metrics.ts";
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
-import { MINUTE } from "../src/time.ts";
+import { HOUR, MINUTE } from "../src/time.ts";
 import { simulatorSuite } from "./helpers/db.ts";
 import { seedRecent } from "./helpers/seed.ts";
 import { expectedIds, ingestHarness, storedIds } from "./helpers/ingest.ts";
@@ -212,14 +213,15 @@ test("401 renews the token once and retries the same request", async () => {
   const db = await fresh();
   seedRecent(sim, 30, "token-test", 110);
   sim.resetRequests();
-  const h = ingestHarness(sim, db, { PAGE_SIZE: "10", INITIAL_LOOKBACK: "3h" });
-  await h.ingester.graph.prepare(new AbortController().signal);
+  const metrics = new Metrics({ retentionMs: HOUR, defaultMetrics: false });
+  const h = ingestHarness(sim, db, { PAGE_SIZE: "10", INITIAL_LOOKBACK: "3h" }, { metrics });
+  await h.ingester.graphFor(sim.tenantId).prepare(new AbortController().signal);
   sim.setFaults([{ match: { requestNumber: 2 }, kind: "expire-token" }]);
   const result = await h.run();
   sim.setFaults([]);
   assert.ok(result.pages >= 2);
   assert.equal(tokenRequests(), 2, "one renewal after the 401");
-  assert.equal(h.ingester.tokens.renewals, 2);
+  assert.equal((await metrics.tokenRenewals.get()).values[0]?.value, 2, "two tokens obtained");
   await h.close();
 });
 

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { onceExitCode, type TargetOutcome } from "../src/app.ts";
+import { onceExitCode } from "../src/commands/cycles.ts";
+import type { TargetOutcome } from "../src/ingest/targets.ts";
 import { ConfigError, EXIT } from "../src/errors.ts";
 import { ReadinessTracker } from "../src/readiness.ts";
 import { LeaseLostError, StreamLeases } from "../src/store/leases.ts";

@@ -13,7 +13,6 @@ import {
   monthsBetween,
   PARTITIONED_TABLES,
 } from "../src/store/partitions.ts";
-import type { ValidEvent } from "../src/ingest/events.ts";
 import { upsertSignIns } from "../src/store/signins.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { upsertPages } from "./helpers/views-fixture.ts";
@@ -125,7 +124,7 @@ test("creating months while writers write and scan sign_ins: no deadlock, no fai
             "interactiveUser",
             [0, 1, 2].map((k) => {
               const raw = event(`w${w}-${i}-${k}`, `2050-01-1${w}T10:00:0${k}Z`);
-              return { id: raw.id, createdDateTime: raw.createdDateTime, raw: raw as ValidEvent["raw"] };
+              return { id: raw.id, createdDateTime: raw.createdDateTime, raw };
             }),
             new Date(),
           );

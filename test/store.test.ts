@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { isGraphDateTime, pageEvents, type ValidEvent } from "../src/ingest/events.ts";
-import { jsonbProblem } from "../src/ingest/jsonb.ts";
+import { isGraphDateTime, pageEvents, type ValidEvent } from "../src/events/classify.ts";
+import { jsonbProblem } from "../src/events/jsonb.ts";
 import { readCheckpoint, writeCheckpoint } from "../src/store/checkpoints.ts";
 import { isTemporaryDatabaseError } from "../src/errors.ts";
 import { withTransaction } from "../src/store/db.ts";

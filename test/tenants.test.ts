@@ -16,6 +16,7 @@ import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
 import { StreamLeases } from "../src/store/leases.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
+import { runSingle } from "./helpers/ingest.ts";
 
 const T1 = "aaaaaaaa-0000-4000-8000-000000000001";
 const T2 = "aaaaaaaa-0000-4000-8000-000000000002";
@@ -144,24 +145,23 @@ test("certificate credentials: a PS256 client assertion with x5t#S256 is accepte
     { tenantId: T1, clientId: CERT_APP, clientCertificatePath: good.pem, streams: ["interactiveUser"] },
   ]);
   const ingester = createIngester(ok, db.pool, log);
-  await ingester.runOnce(new AbortController().signal);
+  await runSingle(ingester);
   await ingester.close();
 
   const wrong = configFor([{ tenantId: T1, clientId: CERT_APP, clientCertificatePath: other.pem }]);
   const refused = createIngester(wrong, db.pool, log);
-  await assert.rejects(
-    refused.runOnce(new AbortController().signal),
-    (e: unknown) => e instanceof CredentialError && e.code === "AADSTS700027",
-  );
+  await assert.rejects(runSingle(refused), (e: unknown) => e instanceof CredentialError && e.code === "AADSTS700027");
   await refused.close();
 });
 
 test("workload identity: the federated token file is the client assertion, re-read at every renewal", async () => {
   const config = configFor([{ tenantId: T2, clientId: FED_APP, federatedTokenFile: federated }]);
   const ingester = createIngester(config, db.pool, log);
-  await ingester.runOnce(new AbortController().signal);
+  await runSingle(ingester);
   writeFileSync(federated, "eyJrotated.but.unknown\n");
-  ingester.tokens.invalidate();
-  await assert.rejects(ingester.runOnce(new AbortController().signal), CredentialError);
+  // Graph finds the token expired (401): the renewal reads the file again.
+  sim.setFaults([{ kind: "expire-token", times: 1 }]);
+  await assert.rejects(runSingle(ingester), CredentialError);
+  sim.setFaults([]);
   await ingester.close();
 });

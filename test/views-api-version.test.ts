@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import type { CycleResult } from "../src/ingest/cycle.ts";
-import { streamSpec } from "../src/ingest/streams.ts";
+import { streamSpec } from "../src/events/streams.ts";
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 import { expectedIds, ingestHarness } from "./helpers/ingest.ts";

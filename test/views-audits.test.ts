@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import type { ValidEvent } from "../src/ingest/events.ts";
+import type { ValidEvent } from "../src/events/classify.ts";
 import { generateAuditHour } from "../src/simulator/audits.ts";
 import { HOUR_MS } from "../src/simulator/generate.ts";
 import { withTransaction } from "../src/store/db.ts";

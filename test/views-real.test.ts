@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 
-import type { ValidEvent } from "../src/ingest/events.ts";
+import type { ValidEvent } from "../src/events/classify.ts";
 import { withTransaction } from "../src/store/db.ts";
 import { ensurePartitions } from "../src/store/partitions.ts";
 import { upsertDirectoryAudits, upsertSignIns } from "../src/store/signins.ts";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import type { ValidEvent } from "../src/ingest/events.ts";
+import type { ValidEvent } from "../src/events/classify.ts";
 import { withTransaction } from "../src/store/db.ts";
 import { upsertDirectoryAudits } from "../src/store/signins.ts";
 import { upsertPages, withSimulatedSignIns } from "./helpers/views-fixture.ts";

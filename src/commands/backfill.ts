@@ -7,14 +7,14 @@ import { EXIT, type ExitCode, LockedElsewhereError } from "../errors.ts";
 import { GraphBudget } from "../graph/budget.ts";
 import { runBackfill } from "../ingest/backfill.ts";
 import { createProgressDisplay } from "../ingest/progress.ts";
-import { isStreamName, streamSpec } from "../ingest/streams.ts";
+import { isStreamName, streamSpec } from "../events/streams.ts";
 import { withQueryAbort } from "../store/db.ts";
 import { parseDuration } from "../time.ts";
 import { parseTime, parseWholeNumber, usageLine } from "./args.ts";
 import { leasesFor } from "./leases.ts";
 import type { CommandContext, DatabaseCommand } from "./types.ts";
 
-export const BACKFILL_HELP = `Usage: node src/cli.ts backfill --from <time> [--to <time>] [--tenant ID] [--stream NAME] [--concurrency N] [--slice 1h] [--reserve N]
+const BACKFILL_HELP = `Usage: node src/cli.ts backfill --from <time> [--to <time>] [--tenant ID] [--stream NAME] [--concurrency N] [--slice 1h] [--reserve N]
 
 Reads [from, to] of one tenant's stream (default: the first configured tenant and its first stream) into the
 database as time slices, several at a time, within the Graph throttle budget (GRAPH_BUDGET_*), and records each

@@ -1,9 +1,10 @@
 // `run` (the daemon: schedule, ops listener, partition maintenance) and `once` (one cycle of every target).
 
-import { budgetFor, createIngester, type Database, type Ingester, onceExitCode, type TargetOutcome } from "../app.ts";
+import { budgetFor, createIngester, type Database, type Ingester } from "../app.ts";
 import type { Config } from "../config.ts";
 import { EXIT, type ExitCode, exitCodeFor, listenProblem, LockedElsewhereError } from "../errors.ts";
 import { scheduleIntervalMs, startSchedule } from "../ingest/scheduler.ts";
+import type { TargetOutcome } from "../ingest/targets.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { startOpsServer } from "../ops-server.ts";
@@ -15,7 +16,7 @@ import { leasesFor } from "./leases.ts";
 import { showCycleProgress } from "./progress.ts";
 import type { CommandContext, DatabaseCommand } from "./types.ts";
 
-export const RUN_HELP = `Usage: node src/cli.ts run
+const RUN_HELP = `Usage: node src/cli.ts run
 
 Applies migrations, runs one cycle at once, then one per POLL_SCHEDULE tick (UTC cron), never two at a time.
 SIGTERM, SIGINT or SIGHUP (the terminal closed) stops the schedule, aborts in-flight requests, rolls back an open
@@ -23,7 +24,7 @@ transaction, releases the leases, closes the database (and stops the embedded Po
 next tick; the checkpoint only moves when a window is completely stored. Exit 78 at start when METRICS_PORT is
 in use.`;
 
-export const ONCE_HELP = `Usage: node src/cli.ts once
+const ONCE_HELP = `Usage: node src/cli.ts once
 
 Applies migrations, runs one cycle and exits: 0 success, 75 temporary failure (Graph or PostgreSQL unavailable,
 throttled past the retry budget, malformed page), 78 configuration, credential, permission or licence problem,
@@ -56,6 +57,20 @@ async function once(ctx: CommandContext): Promise<ExitCode> {
     await ingester.close();
     await leases.close();
   }
+}
+
+/**
+ * `once`: 0 when every configured target was polled and succeeded; otherwise the most telling failure (internal,
+ * then config, then temporary). A target another replica holds (not polled by this run) counts as temporary (75).
+ */
+export function onceExitCode(outcomes: readonly TargetOutcome[]): ExitCode {
+  const codes = outcomes.map((o) => (o.error ? exitCodeFor(o.error) : o.standby ? EXIT.temporary : EXIT.ok));
+  for (const code of [EXIT.internal, EXIT.config, EXIT.temporary] as const) {
+    if (codes.includes(code)) {
+      return code;
+    }
+  }
+  return EXIT.ok;
 }
 
 /** `run`: the ops listener, the schedule, and on shutdown the one path that stops them in order. */

@@ -12,13 +12,13 @@ import { formatDuration, SECOND } from "../time.ts";
 import type { Needs } from "./types.ts";
 
 /** A person at a terminal waits this long for PostgreSQL at most (`status`, `check` …), whatever DATABASE_WAIT says. */
-export const BRIEF_DATABASE_WAIT_MS = 5 * SECOND;
+const BRIEF_DATABASE_WAIT_MS = 5 * SECOND;
 
 /** File-system codes that mean DATA_DIR cannot be used (not that something is temporarily away). */
 const DATA_DIR_CODES = new Set(["EACCES", "EPERM", "EROFS", "ENOTDIR", "EEXIST", "EISDIR", "ENOSPC", "ELOOP"]);
 
 /** The embedded server's log (src/store/embedded.ts starts it with `pg_ctl --log <DATA_DIR>/pg/server.log`). */
-export function embeddedServerLog(dataDir: string): string {
+function embeddedServerLog(dataDir: string): string {
   return path.join(path.resolve(dataDir), "pg", "server.log");
 }
 
@@ -40,7 +40,7 @@ export async function openCommandDatabase(
 }
 
 /** What an error while opening the database means, by its code: a ConfigError, a TemporaryError, or itself. */
-export function classifyOpenError(error: unknown, config: Config, waitMs: number): unknown {
+function classifyOpenError(error: unknown, config: Config, waitMs: number): unknown {
   const code = (error as { code?: unknown } | undefined)?.code;
   const message = error instanceof Error ? error.message : String(error);
   if (config.databaseUrl === undefined) {

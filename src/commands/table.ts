@@ -19,7 +19,7 @@ const JSON_OPTION = { json: { type: "boolean" } } as const;
  * `check` is a preflight: a person waits for it. Each request is retried at most twice, quickly, so a host without
  * network (ENOTFOUND) or an unavailable Graph is reported in seconds, not after MAX_RETRIES long backoffs.
  */
-export function preflightSettings(config: Config): Config {
+function preflightSettings(config: Config): Config {
   return {
     ...config,
     maxRetries: Math.min(config.maxRetries, 2),

@@ -34,9 +34,9 @@ export interface Needs {
 }
 
 /** Where a command's output goes: `data` keeps stdout for its result (logs on stderr); `logs` writes logs to stdout. */
-export type Output = "data" | "logs";
+type Output = "data" | "logs";
 
-export interface BareContext {
+interface BareContext {
   args: ParsedArgs;
   /** The arguments as given (for commands with their own parser: simulate). */
   argv: string[];
@@ -75,7 +75,7 @@ export interface DatabaseCommand extends CommonSpec {
 }
 
 /** A command that needs no configuration, database or network (config-doc, simulate). */
-export interface BareCommand extends CommonSpec {
+interface BareCommand extends CommonSpec {
   needs: "nothing";
   run(ctx: BareContext): Promise<ExitCode>;
 }

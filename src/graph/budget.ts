@@ -13,9 +13,11 @@ export interface BudgetLimits {
   reserve: number;
 }
 
-export const GRAPH_REPORTING_LIMITS: BudgetLimits = { perTenant: 5, perApp: 122, windowMs: 10_000, reserve: 1 };
+const GRAPH_REPORTING_LIMITS: BudgetLimits = { perTenant: 5, perApp: 122, windowMs: 10_000, reserve: 1 };
 
 export type Priority = "tail" | "backfill";
+
+export type PenaltyListener = (tenantId: string, untilMs: number) => void;
 
 /** A sliding-window log per key: the start times of requests in the last `windowMs`. */
 class Window {
@@ -45,6 +47,7 @@ export class GraphBudget {
   readonly #now: () => number;
   readonly #tenants = new Map<string, Window>();
   readonly #apps = new Map<string, Window>();
+  readonly #penaltyListeners = new Set<PenaltyListener>();
   /** Requests granted, for budget-utilisation figures. */
   granted = 0;
 
@@ -104,9 +107,23 @@ export class GraphBudget {
     }
   }
 
-  /** After a 429: nobody sends for this tenant until Graph's Retry-After has passed. */
+  /** After a 429: nobody sends for this tenant until Graph's Retry-After has passed. Tells the penalty listeners. */
   penalize(tenantId: string, untilMs: number): void {
     const window = this.#window(this.#tenants, tenantId);
     window.blockedUntil = Math.max(window.blockedUntil, untilMs);
+    for (const listener of this.#penaltyListeners) {
+      listener(tenantId, untilMs);
+    }
+  }
+
+  /**
+   * Calls `listener` after every penalty (a 429 from Graph, any tenant of this budget), until the returned function
+   * is called. Backfill lowers its concurrency with it.
+   */
+  onPenalty(listener: PenaltyListener): () => void {
+    this.#penaltyListeners.add(listener);
+    return () => {
+      this.#penaltyListeners.delete(listener);
+    };
   }
 }

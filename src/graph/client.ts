@@ -63,7 +63,7 @@ function graphError(response: HttpResponse): { code: string; message: string } {
   }
 }
 
-export function accessErrorFor(code: string, message: string): AccessError {
+function accessErrorFor(code: string, message: string): AccessError {
   if (code === "Authentication_RequestFromNonPremiumTenantOrB2CTenant") {
     return new AccessError(
       `Graph refuses the sign-in log: the tenant has no Microsoft Entra ID P1 or P2 licence ("${message}")`,
@@ -218,7 +218,7 @@ export class GraphClient {
 }
 
 /** Parses a 200 response into a page; a body that is not a Graph collection throws MalformedPageError. */
-export function parsePage(response: HttpResponse): Page {
+function parsePage(response: HttpResponse): Page {
   let body: unknown;
   try {
     body = JSON.parse(response.text);

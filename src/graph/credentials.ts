@@ -15,7 +15,7 @@ import { readFile } from "node:fs/promises";
 import { CredentialError } from "../errors.ts";
 import { registerSecret } from "../redact.ts";
 
-export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /**
  * Produces the credential fields of a client-credentials token request (fresh for each request). Every secret
@@ -52,7 +52,7 @@ export function federatedFields(path: string): CredentialFields {
   };
 }
 
-export interface LoadedCertificate {
+interface LoadedCertificate {
   key: KeyObject;
   /** base64url SHA-256 of the certificate's DER: the `x5t#S256` header. */
   thumbprintS256: string;
@@ -60,7 +60,7 @@ export interface LoadedCertificate {
 }
 
 /** Loads a PEM holding a certificate and its private key (optionally encrypted with `password`). */
-export async function loadCertificate(path: string, password: string | undefined): Promise<LoadedCertificate> {
+async function loadCertificate(path: string, password: string | undefined): Promise<LoadedCertificate> {
   const pem = await readFile(path, "utf8");
   const certPem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
   const keyPem =
@@ -100,7 +100,7 @@ export async function loadCertificate(path: string, password: string | undefined
 const base64url = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
 /** The client assertion Entra ID expects for certificate credentials: PS256, x5t#S256, 10 minutes valid. */
-export function certificateAssertion(cert: LoadedCertificate, clientId: string, tokenUrl: string, now: Date): string {
+function certificateAssertion(cert: LoadedCertificate, clientId: string, tokenUrl: string, now: Date): string {
   const iat = Math.floor(now.getTime() / 1000);
   const header = base64url({ alg: "PS256", typ: "JWT", "x5t#S256": cert.thumbprintS256 });
   const payload = base64url({

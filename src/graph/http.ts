@@ -21,7 +21,7 @@ export interface HttpSettings {
   maxPageBytes: number;
 }
 
-export const BACKOFF_CAP_MS = 120_000;
+const BACKOFF_CAP_MS = 120_000;
 
 export function createAgent(settings: HttpSettings): Agent {
   return new Agent({
@@ -82,7 +82,7 @@ function isTimeout(error: unknown): boolean {
 }
 
 /** True for network-level failures worth retrying. */
-export function isRetryableNetworkError(error: unknown): boolean {
+function isRetryableNetworkError(error: unknown): boolean {
   const code = (error as { code?: unknown; cause?: { code?: unknown } } | undefined)?.code;
   const causeCode = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
   return (
@@ -155,7 +155,7 @@ export interface SendOptions {
 }
 
 /** One HTTP exchange with a per-request timeout and a bounded body. Throws on network errors. */
-export async function send(
+async function send(
   dispatcher: Dispatcher,
   url: string,
   options: SendOptions,

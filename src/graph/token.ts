@@ -29,7 +29,7 @@ export interface ClientCredentials {
 }
 
 /** Renew this long before expiry (or at half the lifetime for short-lived tokens). */
-export const RENEW_MARGIN_MS = 5 * MINUTE;
+const RENEW_MARGIN_MS = 5 * MINUTE;
 
 /**
  * Bounds on the lifetime a token is cached for, whatever `expires_in` says (Entra ID issues 60–90 minutes). A token
@@ -37,18 +37,18 @@ export const RENEW_MARGIN_MS = 5 * MINUTE;
  * every Graph request would fetch a new token. A token that is really shorter-lived gets a 401 from Graph, which
  * renews it once. A huge `expires_in` is cut to the maximum.
  */
-export const MIN_TOKEN_LIFETIME_MS = 5 * MINUTE;
-export const MAX_TOKEN_LIFETIME_MS = 24 * HOUR;
+const MIN_TOKEN_LIFETIME_MS = 5 * MINUTE;
+const MAX_TOKEN_LIFETIME_MS = 24 * HOUR;
 
 /**
  * Token requests made before the previous token was due for renewal (it was dropped: Graph refused it with a 401,
  * again and again) back off: the first goes at once (a revoked token), the next after 1 s, then 2 s, 4 s … up to
  * this. A renewal on schedule resets the backoff.
  */
-export const TOKEN_BACKOFF_CAP_MS = 60 * SECOND;
+const TOKEN_BACKOFF_CAP_MS = 60 * SECOND;
 
 /** How long to cache a token whose response said `expiresIn` (seconds, as sent), within the bounds above. */
-export function cacheLifetimeMs(expiresIn: unknown): { ms: number; clamped: boolean } {
+function cacheLifetimeMs(expiresIn: unknown): { ms: number; clamped: boolean } {
   const seconds = typeof expiresIn === "number" ? expiresIn : typeof expiresIn === "string" ? Number(expiresIn) : NaN;
   const ms = seconds * 1000;
   if (!Number.isFinite(ms) || ms < MIN_TOKEN_LIFETIME_MS) {
@@ -61,7 +61,7 @@ export function cacheLifetimeMs(expiresIn: unknown): { ms: number; clamped: bool
 }
 
 /** The wait before token request number `streak` of a run of early ones (1-based; the first goes at once). */
-export function tokenBackoffMs(streak: number): number {
+function tokenBackoffMs(streak: number): number {
   return streak <= 1 ? 0 : Math.min(TOKEN_BACKOFF_CAP_MS, SECOND * 2 ** (streak - 2));
 }
 

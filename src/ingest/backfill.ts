@@ -2,23 +2,25 @@
 // per-page latency overlaps and the throttle budget (not the wait for each page) sets the pace.
 //
 // - The range minus what the coverage ledger already holds is cut into slices lazily, oldest first (the oldest
-//   data is the first to leave Graph's retention). The first slices are `sliceMs` long; later ones are sized from
-//   the event density seen so far to about `pagesPerSlice` pages, and the last stretch is spread over all workers.
+//   data is the first to leave Graph's retention), by a SliceQueue (src/ingest/slice-queue.ts): the first slices
+//   are `sliceMs` long, later ones about `pagesPerSlice` pages, and the last stretch is spread over all workers.
 // - Each slice is one readWindow(reader "backfill"): every page in its own transaction, and the slice recorded in
 //   the ledger with its last page. A crash loses at most the slices in flight; a re-run reads only the gaps.
 // - A slice that fails temporarily (retries exhausted, timeout, page cap) or crawls longer than `sliceTimeoutMs`
 //   is split in two and both halves are queued again; one that cannot be split is retried, then reported.
-// - Concurrency is additive-increase / multiplicative-decrease: halved when Graph answers 429, raised by one per
-//   slice finished without one. The budget (GraphBudget.take in GraphClient.getPage) paces the requests; with
-//   priority "backfill" it leaves the tail its reserved slots.
+// - Concurrency is additive-increase / multiplicative-decrease: halved when Graph answers 429 (heard through
+//   GraphBudget.onPenalty), raised by one per slice finished without one. The budget (GraphBudget.take in
+//   GraphClient.getPage) paces the requests; with priority "backfill" it leaves the tail its reserved slots.
 
 import { coerceError, EXIT, exitCodeFor, TemporaryError } from "../errors.ts";
+import type { StreamSpec } from "../events/streams.ts";
 import type { GraphBudget, Priority } from "../graph/budget.ts";
 import type { Logger } from "../log.ts";
 import { type Reader, uncoveredWindows } from "../store/coverage.ts";
 import type { Pool } from "../store/db.ts";
-import { DAY, formatDuration, HOUR, MINUTE, SECOND } from "../time.ts";
-import { type Counts, emptyCounts, readWindow, type ReaderDeps, type StreamSpec } from "./reader.ts";
+import { ceilSecond, DAY, floorSecond, formatDuration, HOUR, MINUTE, SECOND } from "../time.ts";
+import { addCounts, type Counts, emptyCounts, readWindow, type ReaderDeps } from "./reader.ts";
+import { type Slice, SliceQueue } from "./slice-queue.ts";
 import type { Window } from "./window.ts";
 
 export interface BackfillDeps extends ReaderDeps {
@@ -91,10 +93,6 @@ export interface BackfillResult extends Counts {
   ms: number;
 }
 
-interface Slice extends Window {
-  attempts: number;
-}
-
 const DEFAULTS = {
   concurrency: 6,
   sliceMs: HOUR,
@@ -163,9 +161,12 @@ export async function runBackfill(
     "backfill starting",
   );
 
-  // Work: slices to redo (halves of failed ones) first, then new slices cut from the front of the gaps.
-  const pending = gaps.map((g) => ({ from: g.from.getTime(), to: g.to.getTime() }));
-  const redo: Slice[] = [];
+  const queue = new SliceQueue(gaps, {
+    sliceMs: settings.sliceMs,
+    minSliceMs: settings.minSliceMs,
+    maxSliceMs: settings.maxSliceMs,
+    targetEvents: settings.pagesPerSlice * deps.pageSize,
+  });
   const counts = emptyCounts();
   const limit = new ConcurrencyLimit(settings.concurrency, deps.budget?.limits.windowMs ?? 10 * SECOND);
   const controller = new AbortController();
@@ -177,49 +178,12 @@ export async function runBackfill(
   let slicesDone = 0;
   let splits = 0;
   let pagesInFlight = 0;
-  let currentSliceMs = settings.sliceMs;
 
-  const remainingMs = () => pending.reduce((sum, p) => sum + (p.to - p.from), 0);
-  const targetEvents = settings.pagesPerSlice * deps.pageSize;
-
-  /** The next slice's length: from the density seen so far, and no more than an equal share of what is left. */
-  const nextLength = (): number => {
-    let length = settings.sliceMs;
-    if (slicesDone > 0) {
-      length = counts.fetched > 0 ? (targetEvents * doneMs) / counts.fetched : settings.maxSliceMs;
-    }
-    length = Math.min(length, remainingMs() / Math.max(1, limit.value));
-    length = Math.max(settings.minSliceMs, Math.min(settings.maxSliceMs, length));
-    currentSliceMs = Math.max(SECOND, floorSecond(length));
-    return currentSliceMs;
-  };
-
-  const nextSlice = (): Slice | undefined => {
-    const again = redo.shift();
-    if (again) {
-      return again;
-    }
-    const gap = pending[0];
-    if (!gap) {
-      return undefined;
-    }
-    let end = Math.min(gap.to, gap.from + nextLength());
-    if (gap.to - end < settings.minSliceMs / 2) {
-      end = gap.to; // no sliver left behind
-    }
-    const slice: Slice = { from: new Date(gap.from), to: new Date(end), attempts: 0 };
-    // Slices share their boundary second (ge/le), as the tail's windows do: nothing falls between two.
-    gap.from = end;
-    if (gap.from >= gap.to) {
-      pending.shift();
-    }
-    return slice;
-  };
+  const nextSlice = (): Slice | undefined => queue.next({ slicesDone, doneMs, fetched: counts.fetched }, limit.value);
 
   const progress = (finished: boolean): BackfillProgress => {
     const elapsedMs = performance.now() - started;
-    const rest = remainingMs();
-    const queued = redo.length + (rest > 0 ? Math.ceil(rest / Math.max(SECOND, currentSliceMs)) : 0);
+    const queued = queue.queued();
     return {
       from: new Date(rangeFrom),
       to: new Date(rangeTo),
@@ -265,9 +229,7 @@ export async function runBackfill(
         { log, signal: sliceSignal, reader: settings.reader ?? "backfill", priority: settings.priority ?? "backfill" },
         inSlice,
       );
-      for (const key of Object.keys(counts) as Array<keyof Counts>) {
-        counts[key] += inSlice[key];
-      }
+      addCounts(counts, inSlice);
       doneMs += slice.to.getTime() - slice.from.getTime();
       slicesDone++;
       limit.succeeded();
@@ -295,18 +257,12 @@ export async function runBackfill(
         controller.abort(error);
         return;
       }
-      const length = slice.to.getTime() - slice.from.getTime();
       const reason = timedOut ? `still crawling after ${formatDuration(settings.sliceTimeoutMs)}` : error.message;
-      if (length >= 2 * settings.minSliceMs) {
-        const middle = floorSecond(slice.from.getTime() + length / 2);
-        redo.unshift(
-          { from: slice.from, to: new Date(middle), attempts: 0 },
-          { from: new Date(middle), to: slice.to, attempts: 0 },
-        );
+      if (queue.split(slice)) {
         splits++;
         log.warn({ slice_from: slice.from, slice_to: slice.to, pages, reason }, "slice failed; split in two");
       } else if (slice.attempts < settings.maxAttempts) {
-        redo.push(slice);
+        queue.retry(slice);
         log.warn(
           { slice_from: slice.from, slice_to: slice.to, attempt: slice.attempts, reason },
           "slice failed; retrying",
@@ -320,7 +276,7 @@ export async function runBackfill(
     }
   };
 
-  const stopWatching = deps.budget ? watchPenalties(deps.budget, () => limit.penalized(log)) : undefined;
+  const stopWatching = deps.budget?.onPenalty(() => limit.penalized(log));
   try {
     for (;;) {
       while (fatal === undefined && running.size < limit.value) {
@@ -410,36 +366,6 @@ class ConcurrencyLimit {
       this.value++;
     }
   }
-}
-
-// GraphBudget has no listener API: wrap its `penalize` once per instance and fan out to watchers.
-const penaltyWatchers = new WeakMap<GraphBudget, Set<() => void>>();
-
-function watchPenalties(budget: GraphBudget, onPenalty: () => void): () => void {
-  let watchers = penaltyWatchers.get(budget);
-  if (!watchers) {
-    const set = new Set<() => void>();
-    watchers = set;
-    penaltyWatchers.set(budget, set);
-    const penalize = budget.penalize.bind(budget);
-    budget.penalize = (tenantId: string, untilMs: number) => {
-      penalize(tenantId, untilMs);
-      for (const watcher of set) {
-        watcher();
-      }
-    };
-  }
-  const set = watchers;
-  set.add(onPenalty);
-  return () => set.delete(onPenalty);
-}
-
-function floorSecond(ms: number): number {
-  return Math.floor(ms / SECOND) * SECOND;
-}
-
-function ceilSecond(ms: number): number {
-  return Math.ceil(ms / SECOND) * SECOND;
 }
 
 function definedOnly<T extends object>(options: T): Partial<T> {

@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 
 import { coerceError, TemporaryError } from "../errors.ts";
+import type { StreamSpec } from "../events/streams.ts";
 import type { GraphClient } from "../graph/client.ts";
 import { SKEW_WARNING_MS } from "../graph/clock.ts";
 import type { Logger } from "../log.ts";
@@ -12,26 +13,24 @@ import { readCheckpoint, recordCycle, writeCheckpoint } from "../store/checkpoin
 import { type Pool, withQueryAbort, withTransaction } from "../store/db.ts";
 import { type Clock, formatDuration } from "../time.ts";
 import {
+  addCounts,
   type Counts,
   emptyCounts,
   INTERACTIVE_STREAM,
   MAX_PAGES_PER_WINDOW,
   type ReaderDeps,
   readWindowSplitting,
-  type StreamSpec,
 } from "./reader.ts";
 import { catchUp } from "./backfill.ts";
 import { planWindows, type Window, type WindowSettings } from "./window.ts";
 
 /** Recording a cycle's outcome gives up after this (the database may be what failed the cycle). */
-export const RECORD_TIMEOUT_MS = 10_000;
+const RECORD_TIMEOUT_MS = 10_000;
 
 /** A gap of more windows than this is read by catch-up (concurrent slices) instead of window by window. */
-export const CATCH_UP_AFTER_WINDOWS = 4;
+const CATCH_UP_AFTER_WINDOWS = 4;
 
-export { INTERACTIVE_STREAM, type StreamSpec } from "./reader.ts";
-
-export interface CycleSettings extends WindowSettings {
+interface CycleSettings extends WindowSettings {
   pageSize: number;
   cycleDeadlineMs: number;
 }
@@ -175,9 +174,7 @@ async function readAndStore(
       reader: "tail",
       maxSliceMs: settings.maxWindowMs,
     });
-    for (const key of Object.keys(emptyCounts()) as Array<keyof Counts>) {
-      result[key] += caught[key];
-    }
+    addCounts(result, caught);
     await withTransaction(db, (client) => writeCheckpoint(client, tenantId, stream.name, last.to, deps.clock.now()));
     result.checkpoint = last.to;
     deps.metrics?.windows.inc({ tenant_id: tenantId, stream: stream.name }, plan.windows.length);

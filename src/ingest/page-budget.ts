@@ -4,7 +4,7 @@
 // themselves never wait for it: a tenant whose Graph is slow or hangs holds no budget meanwhile.
 
 /** The default budget: two real-sized pages of 999 events (~8 MB of JSON each). */
-export const PAGE_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+const PAGE_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
 
 export interface PageGrant {
   /** Gives the bytes back (idempotent). */

@@ -56,7 +56,7 @@ export function createProgressDisplay(options: ProgressOptions): ProgressDisplay
 }
 
 /** `slices 12/40 · 31.2% of 30d · 123,456 events (120,001 new) · 2,345 ev/s · ETA 12m30s · 6 at once` */
-export function formatProgress(p: BackfillProgress): string {
+function formatProgress(p: BackfillProgress): string {
   const parts = [
     `slices ${p.slicesDone}/${p.slicesTotal}`,
     `${percent(p)}% of ${formatDuration(p.totalMs)}`,
@@ -71,7 +71,7 @@ export function formatProgress(p: BackfillProgress): string {
   return parts.join(" · ");
 }
 
-export function progressFields(p: BackfillProgress): Record<string, unknown> {
+function progressFields(p: BackfillProgress): Record<string, unknown> {
   return {
     slices_done: p.slicesDone,
     slices_total: p.slicesTotal,

@@ -5,7 +5,7 @@
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Priority } from "../graph/budget.ts";
 import { type GraphClient, MalformedPageError } from "../graph/client.ts";
-import { signInsUrl } from "../graph/signins.ts";
+import { auditLogUrl } from "../graph/audit-logs.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { writeCheckpoint } from "../store/checkpoints.ts";
@@ -22,27 +22,25 @@ import {
   upsertSignIns,
 } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
-import { pageEvents, type PageEvents, type RejectedEvent } from "./events.ts";
+import { pageEvents, type PageEvents, type RejectedEvent } from "../events/classify.ts";
 import { type PageBudget, pageBudget, type PageGrant } from "./page-budget.ts";
-import { type StreamSpec, STREAMS } from "./streams.ts";
+import { type StreamSpec, STREAMS } from "../events/streams.ts";
 import type { Window } from "./window.ts";
 
-export type { StreamSpec } from "./streams.ts";
-
-/** The interactive stream as read by default (Graph beta; src/ingest/streams.ts). */
+/** The interactive stream as read by default (Graph beta; src/events/streams.ts). */
 export const INTERACTIVE_STREAM: StreamSpec = STREAMS.interactiveUser;
 
 // A nextLink crawl longer than this is a loop, not a window (20,000 pages ≈ 20M events).
 export const MAX_PAGES_PER_WINDOW = 20_000;
 
 /** Graph's largest page: `$top` above it is clamped or refused (graph-api-notes: "Max = default = 1000"). */
-export const GRAPH_MAX_PAGE = 1000;
+const GRAPH_MAX_PAGE = 1000;
 
 /**
  * The most events a page may hold before it is refused as malformed: `$top`, but never fewer than Graph's largest
  * page, since Graph has been seen to send more rows than a small `$top` asked for (microsoft-graph-docs #13729).
  */
-export function maxPageEvents(pageSize: number): number {
+function maxPageEvents(pageSize: number): number {
   return Math.max(pageSize, GRAPH_MAX_PAGE);
 }
 
@@ -89,6 +87,13 @@ export function emptyCounts(): Counts {
   return { pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, duplicates: 0 };
 }
 
+/** Adds each count of `more` to `into` (only the counts: `more` may be a larger result, e.g. a backfill's). */
+export function addCounts(into: Counts, more: Counts): void {
+  for (const key of Object.keys(emptyCounts()) as Array<keyof Counts>) {
+    into[key] += more[key];
+  }
+}
+
 /**
  * A fetched page as it waits to be stored: its JSON text and which events to store. The parsed events are dropped
  * as soon as they are checked (they die young instead of being promoted while the previous page commits), and the
@@ -131,7 +136,7 @@ export async function readWindow(
     }
   };
   await ensure(monthsBetween(window.from, window.to, 1));
-  const url = signInsUrl({
+  const url = auditLogUrl({
     graphEndpoint: deps.graphEndpoint,
     version: stream.version,
     resource: stream.resource,
@@ -217,9 +222,7 @@ export async function readWindow(
       () => undefined,
     );
   }
-  for (const key of Object.keys(inWindow) as Array<keyof Counts>) {
-    counts[key] += inWindow[key];
-  }
+  addCounts(counts, inWindow);
 }
 
 async function storePage(
@@ -347,7 +350,7 @@ function observePage(
 }
 
 /** Windows are not split below this. */
-export const MIN_SPLIT_MS = 60_000;
+const MIN_SPLIT_MS = 60_000;
 
 /**
  * Like readWindow, but a window Graph cannot serve whole (page cap reached, or timeouts after every retry) is split

@@ -1,5 +1,7 @@
 // Pure planning of the windows one cycle reads. Time is passed in; nothing here does I/O.
 
+import { floorSecond } from "../time.ts";
+
 export interface WindowSettings {
   initialLookbackMs: number;
   overlapMs: number;
@@ -19,22 +21,18 @@ export interface Plan {
   lost?: { from: Date; to: Date };
 }
 
-function floorToSecond(ms: number): number {
-  return Math.floor(ms / 1000) * 1000;
-}
-
 /**
  * Windows for one cycle: from `checkpoint − overlap` (first run: `now − initialLookback`) to `now − settle`,
  * split into chunks of at most `maxWindow`, oldest first. Each chunk's end becomes the checkpoint once all of its
  * pages are stored. Bounds are whole seconds; both are inclusive (ge/le), so a boundary event is read twice at most.
  */
 export function planWindows(checkpoint: Date | undefined, now: Date, settings: WindowSettings): Plan {
-  const end = floorToSecond(now.getTime() - settings.settleMs);
-  const wanted = floorToSecond(
+  const end = floorSecond(now.getTime() - settings.settleMs);
+  const wanted = floorSecond(
     checkpoint === undefined ? now.getTime() - settings.initialLookbackMs : checkpoint.getTime() - settings.overlapMs,
   );
   // Graph only serves events inside its retention; keep a minute's margin so the query is not refused.
-  const horizon = floorToSecond(now.getTime() - settings.retentionMs) + 60_000;
+  const horizon = floorSecond(now.getTime() - settings.retentionMs) + 60_000;
   const start = Math.max(wanted, horizon);
   const plan: Plan = { windows: [] };
   if (checkpoint !== undefined && checkpoint.getTime() < horizon) {

@@ -59,9 +59,9 @@ export class BlobSourceError extends Error {
  * A blob whose hour ended less than this long ago may still be appended to: diagnostic settings deliver records a
  * few minutes late.
  */
-export const HOUR_SETTLE_MS = 15 * 60_000;
+const HOUR_SETTLE_MS = 15 * 60_000;
 /** How many times (by default) a blob that grew while it was read is read again from where it stopped. */
-export const MAX_REREADS = 5;
+const MAX_REREADS = 5;
 
 const URL_START = /^https?:\/\//i;
 
@@ -383,7 +383,7 @@ const NETWORK_CODES = new Set([
 const IDENTITY_ERRORS = new Set(["CredentialUnavailableError", "AuthenticationError", "AggregateAuthenticationError"]);
 
 /** What a storage or identity failure means for the operator: missing (66), access (78), temporary (75). */
-export function blobError(error: unknown, where: string): Error {
+function blobError(error: unknown, where: string): Error {
   if (error instanceof BlobSourceError || error instanceof ImportFileError) {
     return error;
   }

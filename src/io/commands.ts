@@ -6,7 +6,7 @@ import type { ParseArgsOptionsConfig } from "node:util";
 
 import { type ParsedArgs, parseCommandArgs, parseTime, parseWholeNumber } from "../commands/args.ts";
 import { EXIT, type ExitCode } from "../errors.ts";
-import { isStreamName, STREAM_NAMES } from "../ingest/streams.ts";
+import { isStreamName, STREAM_NAMES } from "../events/streams.ts";
 import type { Logger } from "../log.ts";
 import type { Pool } from "../store/db.ts";
 import { EXPORT_FORMATS, type ExportFormat, exportEvents, MAX_PAGE_SIZE } from "./export.ts";
@@ -129,7 +129,7 @@ export const EXPORT_OPTIONS = {
 } satisfies ParseArgsOptionsConfig;
 
 /** Any stored event of the tenant (sign-ins or audits): tells an empty range from a tenant never stored. */
-export const TENANT_HAS_EVENTS = `
+const TENANT_HAS_EVENTS = `
 select exists (select 1 from sign_ins where tenant_id = $1) or exists (select 1 from directory_audits where tenant_id = $1) as any`;
 
 function usage(ctx: CommandContext, message: string, help: string): ExitCode {

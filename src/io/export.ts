@@ -32,7 +32,7 @@ export interface ExportResult {
 }
 
 /** The Graph `@odata.context` a page of this stream would carry. */
-export function odataContext(stream: string | undefined): string {
+function odataContext(stream: string | undefined): string {
   const beta = stream !== undefined && !["interactiveUser", "directoryAudits"].includes(stream);
   const resource = stream === "directoryAudits" ? "directoryAudits" : "signIns";
   return `https://graph.microsoft.com/${beta ? "beta" : "v1.0"}/$metadata#auditLogs/${resource}`;

@@ -8,10 +8,10 @@ import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { TextDecoder } from "node:util";
 
-import type { RejectedEvent } from "../ingest/events.ts";
-import { classifyEvents } from "../ingest/events.ts";
-import { jsonbProblem } from "../ingest/jsonb.ts";
-import { isStreamName } from "../ingest/streams.ts";
+import type { RejectedEvent } from "../events/classify.ts";
+import { classifyEvents } from "../events/classify.ts";
+import { jsonbProblem } from "../events/jsonb.ts";
+import { isStreamName } from "../events/streams.ts";
 import type { Logger } from "../log.ts";
 import { type Pool, withTransaction } from "../store/db.ts";
 import { ensureMonths, monthsOf } from "../store/partitions.ts";

@@ -1,7 +1,7 @@
 // Which API an archived event came from, and the mapping of the retired Azure AD Graph sign-in shape
 // (graph.windows.net …/activities/signinEvents, as saved by the 2016 PowerShell sample) to Graph's signIn.
 
-import { isGraphDateTime } from "../ingest/events.ts";
+import { isGraphDateTime } from "../events/classify.ts";
 import { isAzureMonitorRecord } from "./azure-monitor.ts";
 
 export type EventShape = "graphSignIn" | "azureAdGraph" | "graphDirectoryAudit" | "azureMonitor" | "unknown";
@@ -17,7 +17,7 @@ export const SHAPE_LABELS: Record<EventShape, string> = {
 /** Marks an event mapped from another API; the value names the API. Kept in raw. */
 export const SOURCE_KEY = "@signinIngest.source";
 /** Original values of fields the mapping had to replace (e.g. a legacy `location` string). Kept in raw. */
-export const REPLACED_KEY = "@signinIngest.replaced";
+const REPLACED_KEY = "@signinIngest.replaced";
 
 export function shapeOf(event: unknown): EventShape {
   if (event === null || typeof event !== "object" || Array.isArray(event)) {

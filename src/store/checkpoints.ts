@@ -3,20 +3,20 @@
 import { redactOptional } from "../redact.ts";
 import type { Pool, PoolClient } from "./db.ts";
 
-export const READ_CHECKPOINT = `select position from checkpoints where tenant_id = $1 and stream = $2`;
+const READ_CHECKPOINT = `select position from checkpoints where tenant_id = $1 and stream = $2`;
 
 // greatest(): a checkpoint never moves backwards, whoever writes it.
-export const WRITE_CHECKPOINT = `
+const WRITE_CHECKPOINT = `
 insert into checkpoints as c (tenant_id, stream, position, updated_at) values ($1, $2, $3, $4)
 on conflict (tenant_id, stream) do update
   set position = greatest(c.position, excluded.position), updated_at = excluded.updated_at`;
 
-export const RECORD_CYCLE = `
+const RECORD_CYCLE = `
 insert into cycles (tenant_id, stream, started_at, finished_at, outcome, window_from, window_to,
   pages, fetched, inserted, updated, unchanged, rejected, error)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`;
 
-export const READ_CHECKPOINTS = `select tenant_id, stream, position from checkpoints`;
+const READ_CHECKPOINTS = `select tenant_id, stream, position from checkpoints`;
 
 /** Every (tenant, stream) checkpoint. */
 export async function readCheckpoints(

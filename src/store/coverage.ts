@@ -4,7 +4,7 @@ import type { Pool, PoolClient } from "./db.ts";
 
 export type Reader = "tail" | "sweep" | "backfill";
 
-export const RECORD_COVERAGE = `
+const RECORD_COVERAGE = `
 insert into coverage as c (tenant_id, stream, window_from, window_to, first_read_at, last_read_at, events, new_events,
   pages, reader)
 values ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9)
@@ -42,7 +42,7 @@ export async function recordCoverage(client: PoolClient, entry: CoverageEntry): 
  * The windows of [from, to] not yet covered by the ledger (gaps between recorded windows), oldest first, counting
  * only windows read at least $5 ms after their end (0: any). A backfill resumes by reading only these.
  */
-export const UNCOVERED = `
+const UNCOVERED = `
 with relevant as (
   select window_from, window_to from coverage
   where tenant_id = $1 and stream = $2 and window_to >= $3 and window_from <= $4
@@ -72,7 +72,7 @@ export async function uncoveredWindows(
   return result.rows.filter((r) => r.gap_from < r.gap_to).map((r) => ({ from: r.gap_from, to: r.gap_to }));
 }
 
-export const OLDEST_READ_IN = `
+const OLDEST_READ_IN = `
 select min(last_read_at) as oldest from coverage
 where tenant_id = $1 and stream = $2 and window_to > $3 and window_from < $4`;
 
@@ -92,7 +92,7 @@ export async function freshlyCovered(
   return oldest !== null && oldest !== undefined && oldest >= since;
 }
 
-export const EARLIEST_TAIL_READ = `
+const EARLIEST_TAIL_READ = `
 select min(window_from) as earliest from coverage where tenant_id = $1 and stream = $2 and reader = 'tail'`;
 
 /** Where the tail's coverage begins (sweeps re-read, they never reach back before it; that is backfill's job). */

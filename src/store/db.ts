@@ -24,14 +24,14 @@ import { sleep } from "../time.ts";
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
-export const APPLICATION_NAME = "signin-ingest";
+const APPLICATION_NAME = "signin-ingest";
 
 /** The client waits this much longer than statement_timeout before it gives up on a silent server. */
-export const QUERY_TIMEOUT_MARGIN_MS = 30_000;
+const QUERY_TIMEOUT_MARGIN_MS = 30_000;
 /** TCP keepalive probes start after a connection was idle this long. */
-export const KEEPALIVE_DELAY_MS = 10_000;
+const KEEPALIVE_DELAY_MS = 10_000;
 /** A connection (or a free pooled client) that takes longer than this fails the query. */
-export const CONNECT_TIMEOUT_MS = 10_000;
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface DatabaseTimeouts {
   /** Server-side statement_timeout (0: the server's default). */
@@ -69,13 +69,8 @@ export function withQueryAbort<T>(signal: AbortSignal, work: () => Promise<T>): 
   return scope.run(signal, work);
 }
 
-/** The signal that cancels queries made here (see withQueryAbort), if any. */
-export function currentQuerySignal(): AbortSignal | undefined {
-  return scope.getStore();
-}
-
 /** A CancelRequest's connection is given up after this. */
-export const CANCEL_TIMEOUT_MS = 5000;
+const CANCEL_TIMEOUT_MS = 5000;
 const pendingCancels = new Set<Promise<void>>();
 
 /** Resolves once every CancelRequest sent so far was delivered or given up (before the process exits). */
@@ -96,7 +91,7 @@ interface ClientInternals {
  * backend waiting for a lock stops waiting), then its socket destroyed (so the pending query rejects now, even when
  * the server cannot be reached). The client is unusable afterwards: release it with an error.
  */
-export function cancelClient(client: pg.ClientBase): void {
+function cancelClient(client: pg.ClientBase): void {
   const c = client as unknown as ClientInternals;
   if (c.processID !== null && c.secretKey !== null && c.host) {
     let done: () => void = () => undefined;

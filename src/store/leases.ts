@@ -23,7 +23,7 @@ import type { Logger } from "../log.ts";
 import { connectionOptions, DEFAULT_TIMEOUTS } from "./db.ts";
 
 export type ReplicaKind = "run" | "once" | "backfill";
-export const LEASE_APPLICATION_NAME = "signin-ingest-leases";
+const LEASE_APPLICATION_NAME = "signin-ingest-leases";
 
 const MS = `* interval '1 millisecond'`;
 
@@ -36,7 +36,7 @@ const LIVE = (r: string) => `(${r}.heartbeat_at > now() - $TTL::bigint ${MS} and
   select 1 from pg_stat_activity a where a.pid = ${r}.backend_pid
     and (a.backend_start is null or a.backend_start = ${r}.backend_start)))`;
 
-export const HEARTBEAT = `
+const HEARTBEAT = `
 with beat as (
   insert into replicas (id, kind, host, pid, backend_pid, backend_start)
   select $1, $2, $3, $4, pid, backend_start from pg_stat_activity where pid = pg_backend_pid()
@@ -47,7 +47,7 @@ update stream_leases set expires_at = now() + $5::bigint ${MS}
 where holder = $1
 returning tenant_id, stream`;
 
-export const ACQUIRE = `
+const ACQUIRE = `
 insert into stream_leases as l (tenant_id, stream, holder, acquired_at, expires_at)
 values ($1, $2, $3, now(), now() + $4::bigint ${MS})
 on conflict (tenant_id, stream) do update
@@ -58,13 +58,13 @@ on conflict (tenant_id, stream) do update
      or not exists (select 1 from replicas r where r.id = l.holder and ${LIVE("r").replaceAll("$TTL", "$4")})
 returning holder`;
 
-export const RELEASE = `delete from stream_leases where tenant_id = $1 and stream = $2 and holder = $3`;
-export const UNREGISTER = `delete from replicas where id = $1`;
+const RELEASE = `delete from stream_leases where tenant_id = $1 and stream = $2 and holder = $3`;
+const UNREGISTER = `delete from replicas where id = $1`;
 /** Replicas that have not heartbeated for ten lease lifetimes are gone (their leases go with them). */
-export const PRUNE = `delete from replicas where heartbeat_at < now() - 10 * $1::bigint ${MS}`;
-export const LIVE_RUN_REPLICAS = `
+const PRUNE = `delete from replicas where heartbeat_at < now() - 10 * $1::bigint ${MS}`;
+const LIVE_RUN_REPLICAS = `
 select count(*)::int as replicas from replicas r where kind = 'run' and ${LIVE("r").replaceAll("$TTL", "$1")}`;
-export const HOLDERS = `
+const HOLDERS = `
 select l.tenant_id, l.stream, l.holder, l.expires_at, r.kind, r.host, r.pid,
        l.expires_at > now() and coalesce(${LIVE("r").replaceAll("$TTL", "$1")}, false) as live
 from stream_leases l left join replicas r on r.id = l.holder`;

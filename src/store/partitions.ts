@@ -18,7 +18,7 @@ export const PARTITIONED_TABLES = [
  * matching sign_ins. A travel candidate goes with its earlier sign-in (the later one is never in an older month); the
  * success-after-failures and new-country candidates (migrations/0024) go with their own sign-in.
  */
-export const ROLLUP_TABLES = [
+const ROLLUP_TABLES = [
   { table: "sign_in_rollup_hourly", bucket: "hour" },
   { table: "sign_in_ca_rollup_daily", bucket: "day" },
   { table: "sign_in_mfa_rollup_daily", bucket: "day" },

@@ -1,11 +1,11 @@
 // Writes one page of sign-ins in one statement (upsert keyed by tenant and id), sets rejected events aside, and (the
 // safety net) stores a page PostgreSQL refuses on its data again with the refused events isolated.
 
-import type { PageEvents, RejectedEvent, ValidEvent } from "../ingest/events.ts";
-import { scanPage } from "../ingest/jsonb.ts";
+import type { PageEvents, RejectedEvent, ValidEvent } from "../events/classify.ts";
+import { scanPage } from "../events/jsonb.ts";
 import type { PoolClient } from "./db.ts";
 
-export interface UpsertCounts {
+interface UpsertCounts {
   inserted: number;
   updated: number;
   unchanged: number;
@@ -40,11 +40,11 @@ returning s.revision = 1 as inserted, s.created_date_time`;
 // `import` by default: insert-only. A row already stored (by the daemon or an earlier import) is left exactly as it
 // is (no revision + 1, xmin unchanged), so an archive never replaces richer or newer content (a beta copy by a v1.0
 // one). `do nothing` returns only the inserted rows, so inserted = rows returned, unchanged = the rest.
-export const INSERT_NEW_SIGN_INS = `${INSERT_SIGN_INS}
+const INSERT_NEW_SIGN_INS = `${INSERT_SIGN_INS}
 on conflict (tenant_id, id, created_date_time) do nothing
 returning true as inserted, s.created_date_time`;
 
-export const INSERT_REJECTED = `
+const INSERT_REJECTED = `
 insert into rejected_events as r (tenant_id, stream, raw_hash, reason, raw_text, first_seen_at, last_seen_at)
 select $1, $2, md5(x.raw_text), x.reason, x.raw_text, $3, $3
 from jsonb_to_recordset($4::jsonb) as x(reason text, raw_text text)
@@ -134,7 +134,7 @@ export type Upsert = (
  * (program limit exceeded: index row too large 54000, stack depth 54001). A page statement failing with one of them
  * is isolated event by event (upsertIsolating) instead of failing its window forever.
  */
-export function isDataError(error: unknown): boolean {
+function isDataError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null | undefined)?.code;
   return typeof code === "string" && /^(22|54)[0-9A-Z]{3}$/.test(code);
 }
@@ -246,7 +246,7 @@ select $1, e ->> 'id', (e ->> 'activityDateTime')::timestamptz, $2, e, $3, $3, $
 from jsonb_array_elements(coalesce($4::jsonb -> 'value', $4::jsonb)) with ordinality as p(e, n)
 where ($5::boolean[])[n] is not true`;
 
-export const UPSERT_DIRECTORY_AUDITS = `${INSERT_DIRECTORY_AUDITS}
+const UPSERT_DIRECTORY_AUDITS = `${INSERT_DIRECTORY_AUDITS}
 on conflict (tenant_id, id) do update
   set raw = excluded.raw, activity_date_time = excluded.activity_date_time, last_changed_at = excluded.last_changed_at,
       revision = s.revision + 1, api_version = excluded.api_version
@@ -257,7 +257,7 @@ returning s.revision = 1 as inserted, s.activity_date_time as created_date_time`
 export const upsertDirectoryAudits: Upsert = (...args) => upsert(UPSERT_DIRECTORY_AUDITS, ...args);
 
 /** Insert-only directory audits (`import` by default), same contract as insertNewSignIns. */
-export const INSERT_NEW_DIRECTORY_AUDITS = `${INSERT_DIRECTORY_AUDITS}
+const INSERT_NEW_DIRECTORY_AUDITS = `${INSERT_DIRECTORY_AUDITS}
 on conflict (tenant_id, id) do nothing
 returning true as inserted, s.activity_date_time as created_date_time`;
 

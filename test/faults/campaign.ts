@@ -12,7 +12,7 @@ import { isDeepStrictEqual } from "node:util";
 
 import pg from "pg";
 
-import { STREAM_NAMES } from "../../src/ingest/streams.ts";
+import { STREAM_NAMES } from "../../src/events/streams.ts";
 import { DEFAULT_CLIENT, makeSignIn, mulberry32, type Rng } from "../../src/simulator/index.ts";
 import type { FaultRule } from "../../src/simulator/faults.ts";
 import { type Simulator, startSimulator } from "../../src/simulator/server.ts";

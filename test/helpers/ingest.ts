@@ -1,12 +1,14 @@
-// In-process wiring of the real ingest path (config → Graph client → cycle → PostgreSQL) for tests.
+// In-process wiring of the real ingest path (config → Graph client → cycle → PostgreSQL) for tests: the ingester
+// production builds (src/app.ts createIngester), run through its production entry (runAll).
 
 import type { DestinationStream } from "pino";
 
 import { createIngester, type Ingester } from "../../src/app.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import type { CycleResult } from "../../src/ingest/cycle.ts";
-import { isGraphDateTime } from "../../src/ingest/events.ts";
+import { isGraphDateTime } from "../../src/events/classify.ts";
 import { createLogger } from "../../src/log.ts";
+import type { Metrics } from "../../src/metrics.ts";
 import type { Simulator } from "../../src/simulator/server.ts";
 import type { Clock } from "../../src/time.ts";
 import type { TestDatabase } from "./db.ts";
@@ -17,6 +19,7 @@ export interface IngestHarness {
   /** Every log line written so far, raw text (for secret checks) and parsed. */
   logText(): string;
   logs(): Array<Record<string, unknown>>;
+  /** One cycle of the one configured (tenant, stream) through runAll: its result, or its error thrown. */
   run(signal?: AbortSignal): Promise<CycleResult>;
   close(): Promise<void>;
 }
@@ -25,7 +28,7 @@ export function ingestHarness(
   sim: Simulator,
   db: TestDatabase,
   env: Record<string, string> = {},
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; metrics?: Metrics } = {},
 ): IngestHarness {
   const config = loadConfig({
     DATABASE_URL: db.url,
@@ -49,7 +52,10 @@ export function ingestHarness(
     },
   };
   const log = createLogger(config.logLevel, destination);
-  const ingester = createIngester(config, db.pool, log, options.clock ? { clock: options.clock } : {});
+  const ingester = createIngester(config, db.pool, log, {
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+  });
   return {
     config,
     ingester,
@@ -59,9 +65,24 @@ export function ingestHarness(
         .split("\n")
         .filter((l) => l.startsWith("{"))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
-    run: (signal) => ingester.runOnce(signal ?? new AbortController().signal),
+    run: (signal) => runSingle(ingester, signal),
     close: () => ingester.close(),
   };
+}
+
+/** runAll of an ingester with exactly one (tenant, stream): that target's result, or its error thrown. */
+export async function runSingle(ingester: Ingester, signal = new AbortController().signal): Promise<CycleResult> {
+  if (ingester.targets.length !== 1) {
+    throw new Error(`runSingle needs exactly one target, not ${ingester.targets.length}: use runAll`);
+  }
+  const [outcome] = await ingester.runAll(signal);
+  if (outcome?.error) {
+    throw outcome.error;
+  }
+  if (!outcome?.result) {
+    throw new Error("runAll returned no result (aborted before the cycle started?)");
+  }
+  return outcome.result;
 }
 
 /** Events the simulator shows now with createdDateTime in [from, to] (the oracle for one window). */

@@ -3,7 +3,7 @@
 
 import { after, before } from "node:test";
 
-import type { ValidEvent } from "../../src/ingest/events.ts";
+import type { ValidEvent } from "../../src/events/classify.ts";
 import { type GenConfig, generateHour, HOUR_MS } from "../../src/simulator/generate.ts";
 import { type Pool, type PoolClient, withTransaction } from "../../src/store/db.ts";
 import { ensureMonths, ensurePartitions, monthsOf } from "../../src/store/partitions.ts";

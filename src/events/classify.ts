@@ -1,17 +1,20 @@
 // Pure checks on the events of one page: which can be stored, which are set aside (and why).
 
-import type { SignIn } from "@microsoft/microsoft-graph-types";
+import type { DirectoryAudit, SignIn } from "@microsoft/microsoft-graph-types";
 
 import { type ElementSpan, NUL_REASON, scanPage } from "./jsonb.ts";
 
-/** An event as Graph sent it; only `id` and `createdDateTime` are relied on, the rest is kept verbatim. */
-export type RawSignIn = Partial<SignIn> & Record<string, unknown>;
+/**
+ * A sign-in or directory audit as Graph sent it; only `id` and the time field are relied on, the rest is kept
+ * verbatim.
+ */
+type RawEvent = (Partial<SignIn> | Partial<DirectoryAudit>) & Record<string, unknown>;
 
 export interface ValidEvent {
   id: string;
   /** The event's time (createdDateTime for sign-ins, activityDateTime for directory audits). */
   createdDateTime: string;
-  raw: RawSignIn;
+  raw: RawEvent;
 }
 
 export interface RejectedEvent {
@@ -19,7 +22,8 @@ export interface RejectedEvent {
   rawText: string;
 }
 
-export interface SortedEvents {
+/** Parsed events classified: the storable ones with their object, the rejected ones with why. */
+export interface ClassifiedParsedEvents {
   valid: ValidEvent[];
   rejected: RejectedEvent[];
   /** Events whose id appeared again later in the same page (the later copy is kept). */
@@ -27,7 +31,7 @@ export interface SortedEvents {
 }
 
 /** A storable event by its position in the page's `value` array (0-based), without the event itself. */
-export interface EventRef {
+interface EventRef {
   index: number;
   id: string;
   createdDateTime: string;
@@ -115,7 +119,7 @@ export function classifyEvents(
       rejected.push({ reason, rawText: rawText(index) });
       continue;
     }
-    const raw = item as RawSignIn;
+    const raw = item as RawEvent;
     const id = raw.id as string;
     if (byId.has(id)) {
       duplicates++;
@@ -127,12 +131,12 @@ export function classifyEvents(
 }
 
 /** classifyEvents for parsed events (tests, callers without the text), U+0000 included. */
-export function sortEvents(value: readonly unknown[], timeField = "createdDateTime"): SortedEvents {
+export function classifyParsedEvents(value: readonly unknown[], timeField = "createdDateTime"): ClassifiedParsedEvents {
   const { valid, rejected, duplicates } = classifyEvents(value, timeField, (i) =>
     containsNul(value[i]) ? NUL_REASON : undefined,
   );
   return {
-    valid: valid.map(({ index, id, createdDateTime }) => ({ id, createdDateTime, raw: value[index] as RawSignIn })),
+    valid: valid.map(({ index, id, createdDateTime }) => ({ id, createdDateTime, raw: value[index] as RawEvent })),
     rejected,
     duplicates,
   };

@@ -1,6 +1,7 @@
-// Builds audit-log list queries the way Graph accepts them: unquoted UTC literals, ge/le on the time field.
+// Builds audit-log list queries (sign-ins and directory audits) the way Graph accepts them: unquoted UTC literals,
+// ge/le on the time field.
 
-export interface SignInQuery {
+export interface AuditLogQuery {
   graphEndpoint: string;
   version: "v1.0" | "beta";
   /** Default signIns (createdDateTime); directoryAudits uses activityDateTime. */
@@ -13,11 +14,12 @@ export interface SignInQuery {
 }
 
 /** `2026-11-28T03:05:00Z`: whole seconds print without fractions, as Microsoft's examples do. */
-export function graphDateTime(at: Date): string {
+function graphDateTime(at: Date): string {
   return at.toISOString().replace(/\.000Z$/, "Z");
 }
 
-export function signInsUrl(query: SignInQuery): string {
+/** The URL of one time range of `/auditLogs/signIns` or `/auditLogs/directoryAudits`. */
+export function auditLogUrl(query: AuditLogQuery): string {
   const resource = query.resource ?? "signIns";
   const field = resource === "signIns" ? "createdDateTime" : "activityDateTime";
   const range = `${field} ge ${graphDateTime(query.from)} and ${field} le ${graphDateTime(query.to)}`;

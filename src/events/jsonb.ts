@@ -20,11 +20,11 @@ const NUMERIC_MAX_WEIGHT10 = 131071;
 const NUMERIC_MAX_EXPONENT = 1073741823;
 
 export const NUL_REASON = "holds a U+0000 (NUL) character, which PostgreSQL cannot store";
-export const SURROGATE_REASON =
+const SURROGATE_REASON =
   "holds an unpaired UTF-16 surrogate escape (such as \\ud800), which PostgreSQL's jsonb refuses";
-export const DEPTH_REASON = `nested deeper than ${MAX_JSON_DEPTH} levels (PostgreSQL's parser would run out of stack)`;
+const DEPTH_REASON = `nested deeper than ${MAX_JSON_DEPTH} levels (PostgreSQL's parser would run out of stack)`;
 
-export function numberReason(literal: string): string {
+function numberReason(literal: string): string {
   const shown =
     literal.length > 40 ? `${literal.slice(0, 20)}…${literal.slice(-12)} (${literal.length} characters)` : literal;
   return `holds the number ${shown}, outside the range of PostgreSQL's numeric type`;
