@@ -18,7 +18,7 @@ import pg from "pg";
 
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "../src/store/embedded.ts";
-import { CLI, daemonEnv, type Finished } from "./helpers/daemon.ts";
+import { CLI, clockEnv, daemonEnv, type Finished } from "./helpers/daemon.ts";
 import { freePort } from "./helpers/global-setup.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -126,7 +126,8 @@ function runScript(script: string, db: Cluster, env: Record<string, string>, fro
 function composeDaemon(args: string[], env: Record<string, string>): Promise<Finished> {
   const child = spawn("/bin/sh", [path.join(COMPOSE, "file-env.sh"), process.execPath, CLI, ...args], {
     cwd: ROOT,
-    env: { ...env, TINI: "/usr/bin/env" },
+    // clockEnv: under faketime (.ci/calendar) the daemon must share the simulator's shifted clock.
+    env: { ...clockEnv(), ...env, TINI: "/usr/bin/env" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
