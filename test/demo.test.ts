@@ -13,6 +13,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
+import { isAlive } from "../src/store/embedded.ts";
 import { freePort } from "./helpers/global-setup.ts";
 import { clockEnv, runCli } from "./helpers/daemon.ts";
 
@@ -91,20 +92,11 @@ async function bounded<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Prom
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 async function gone(pid: number, what: string): Promise<void> {
-  for (let i = 0; i < 600 && alive(pid); i++) {
+  for (let i = 0; i < 600 && isAlive(pid); i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  assert.ok(!alive(pid), `${what} (pid ${String(pid)}) is still running`);
+  assert.ok(!isAlive(pid), `${what} (pid ${String(pid)}) is still running`);
 }
 
 /** The demo's daemon: its one child process (Linux /proc). */
@@ -156,7 +148,7 @@ test(
       assert.equal(status.code, 0, status.stderr);
       assert.match(status.stdout, /interactiveUser +\S+/);
       assert.doesNotMatch(status.stdout, /No tenant has been polled yet/);
-      assert.ok(alive(server), "status left the demo's server running");
+      assert.ok(isAlive(server), "status left the demo's server running");
 
       demo.child.kill("SIGHUP");
       const { code } = await bounded(demo.exited, "demo exit after SIGHUP");
@@ -184,7 +176,7 @@ test(
       for (const daemon of daemons) {
         await gone(daemon, "the crashed demo's daemon");
       }
-      assert.ok(alive(server), "the leftover PostgreSQL keeps running after a SIGKILL (nothing could stop it)");
+      assert.ok(isAlive(server), "the leftover PostgreSQL keeps running after a SIGKILL (nothing could stop it)");
 
       const second = startDemo({ DATA_DIR: dir, EMBEDDED_PG_PORT: String(port) });
       await second.waitFor("Stop with Ctrl-C");

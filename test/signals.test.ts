@@ -16,7 +16,7 @@ import pg from "pg";
 
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
-import { runningServer, startEmbeddedPostgres } from "../src/store/embedded.ts";
+import { isAlive, runningServer, startEmbeddedPostgres } from "../src/store/embedded.ts";
 import { CLI, clockEnv, daemonEnv, startCli } from "./helpers/daemon.ts";
 import { simulatorSuite } from "./helpers/db.ts";
 import { freePort } from "./helpers/global-setup.ts";
@@ -61,15 +61,6 @@ function hasScript(): boolean {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 function shellQuote(value: string): string {
   return `'${value.replace(/'/g, "'\\''")}'`;
 }
@@ -111,12 +102,12 @@ test(
         }, 50);
       });
       daemonPid = Number(readFileSync(ownerFile, "utf8").trim());
-      assert.ok(alive(daemonPid), "the daemon runs the embedded server");
+      assert.ok(isAlive(daemonPid), "the daemon runs the embedded server");
       terminal.kill("SIGKILL");
-      for (let i = 0; i < WAIT_MS / 100 && alive(daemonPid); i++) {
+      for (let i = 0; i < WAIT_MS / 100 && isAlive(daemonPid); i++) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      assert.ok(!alive(daemonPid), `the daemon (pid ${String(daemonPid)}) outlived its terminal`);
+      assert.ok(!isAlive(daemonPid), `the daemon (pid ${String(daemonPid)}) outlived its terminal`);
       assert.equal(await runningServer(path.join(dir, "pg")), undefined, "its embedded PostgreSQL was stopped");
       assert.ok(!existsSync(ownerFile), "by the daemon's own shutdown (it removes its owner file)");
 
@@ -133,7 +124,7 @@ test(
       }
     } finally {
       terminal.kill("SIGKILL");
-      if (daemonPid > 0 && alive(daemonPid)) {
+      if (daemonPid > 0 && isAlive(daemonPid)) {
         process.kill(daemonPid, "SIGKILL");
       }
       const server = await runningServer(path.join(dir, "pg"));

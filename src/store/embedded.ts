@@ -60,7 +60,8 @@ function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-function isAlive(pid: number): boolean {
+/** True while a process with this pid exists (also one of another user, which signal 0 may not reach: EPERM). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

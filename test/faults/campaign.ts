@@ -539,6 +539,24 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   };
 
   /**
+   * While Date headers say 2001, a cycle's windows must still be planned from a real clock: its `planned_at` lies
+   * between the earlier of host and Graph time at the process's start (less the Date header's truncated second) and
+   * the later of the two now. Says what is wrong, or undefined. (Whether the checkpoint moves is no test of this:
+   * after a backward clock-skew step, or a cycle planned from a host clock ahead of Graph's, a correct run can end
+   * its window at or before the stored checkpoint.)
+   */
+  const wrongPlan = (
+    cycle: Record<string, unknown> | undefined,
+    clocksAtStart: { host: number; graph: number },
+  ): string | undefined => {
+    const plannedAt = typeof cycle?.planned_at === "string" ? Date.parse(cycle.planned_at) : Number.NaN;
+    const earliest = Math.min(clocksAtStart.host, clocksAtStart.graph) - 1000;
+    const latest = Math.max(Date.now(), sim.now().getTime());
+    return plannedAt >= earliest && plannedAt <= latest
+      ? undefined
+      : `windows planned from ${iso(plannedAt)} while Date headers said 2001 (host ${iso(clocksAtStart.host)}, Graph ${iso(clocksAtStart.graph)} at start)`;
+  };
+  /**
    * The new kinds' (issue 12) demands on a `once` that met them; narrows `allowed` (the exit codes judge accepts)
    * and records problems.
    */
@@ -548,7 +566,6 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     r: Finished,
     allowed: number[],
     at: {
-      checkpointBefore: number | undefined;
       poisonTo: Date | undefined;
       /** Host and Graph (simulator) clocks as the process started. */
       clocksAtStart: { host: number; graph: number };
@@ -578,18 +595,13 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         }
         break;
       case "past-date": {
-        // The windows must be planned from the host's or Graph's real clock, never from the 2001 header. (Whether the
-        // checkpoint moves is no test of that: after a backward clock-skew step, or a cycle planned from the host
-        // clock ahead of Graph's, a correct run can end its window at or before the stored checkpoint.)
         only(0);
-        const cycle = r.logs.find((l) => l.msg === "cycle complete" && l.stream === "interactiveUser");
-        const plannedAt = typeof cycle?.planned_at === "string" ? Date.parse(cycle.planned_at) : Number.NaN;
-        const earliest = Math.min(at.clocksAtStart.host, at.clocksAtStart.graph) - 1000;
-        const latest = Math.max(Date.now(), sim.now().getTime());
-        if (!(plannedAt >= earliest && plannedAt <= latest)) {
-          problems.push(
-            `${what}: windows planned from ${iso(plannedAt)} while Date headers said 2001 (host ${iso(at.clocksAtStart.host)}, Graph ${iso(at.clocksAtStart.graph)} at start; checkpoint ${iso(at.checkpointBefore)} → ${iso(after)})\n${cycleLines(r)}`,
-          );
+        const wrong = wrongPlan(
+          r.logs.find((l) => l.msg === "cycle complete" && l.stream === "interactiveUser"),
+          at.clocksAtStart,
+        );
+        if (wrong) {
+          problems.push(`${what}: ${wrong}; checkpoint now ${iso(after)}\n${cycleLines(r)}`);
         }
         break;
       }
@@ -728,7 +740,6 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
         proxy.setMode("refuse");
       }
     }
-    const checkpointBefore = kind === "past-date" ? await checkpointNow().catch(() => undefined) : undefined;
     let poisonTo: Date | undefined;
     if (kind === "poison") {
       poisonTo = await publishPoison(`poison-${options.seed}-${episodes}`);
@@ -915,14 +926,9 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
               25_000,
             )
             .catch(() => undefined);
-          const plannedAt = typeof cycle?.planned_at === "string" ? Date.parse(cycle.planned_at) : Number.NaN;
-          const earliest = Math.min(clocksAtStart.host, clocksAtStart.graph) - 1000;
-          if (!cycle) {
-            problems.push(`run #${proc.id} (past-date): no cycle completed within 25 s while Date headers said 2001`);
-          } else if (!(plannedAt >= earliest && plannedAt <= Math.max(Date.now(), sim.now().getTime()))) {
-            problems.push(
-              `run #${proc.id} (past-date): windows planned from ${iso(plannedAt)} while Date headers said 2001 (host ${iso(clocksAtStart.host)}, Graph ${iso(clocksAtStart.graph)} at start)`,
-            );
+          const wrong = cycle ? wrongPlan(cycle, clocksAtStart) : "no cycle completed within 25 s";
+          if (wrong) {
+            problems.push(`run #${proc.id} (past-date): ${wrong}`);
           }
         } else {
           await waitFor(() => proc.exited, ONCE_WATCHDOG_MS);
@@ -952,7 +958,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     }
     const r = await finish(proc, proc.signalSent ? 30_000 : ONCE_WATCHDOG_MS);
     if (command === "once" && !proc.signalSent) {
-      await checkOnce(kind, proc, r, allowed, { checkpointBefore, poisonTo, clocksAtStart });
+      await checkOnce(kind, proc, r, allowed, { poisonTo, clocksAtStart });
     }
     judge(proc, r, command === "run" ? [] : allowed);
     if (squat) {
