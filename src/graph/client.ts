@@ -25,13 +25,21 @@ export interface BudgetKey {
   appId: string;
 }
 
-export interface Page {
-  value: unknown[];
+/**
+ * A page's body as received, not parsed yet: the reader holds a fetched page in this form until the process's page
+ * budget (src/ingest/page-budget.ts) lets it parse, so pages fetched ahead by many slices or tenants cost their text
+ * only, never their parse (~3× the text).
+ */
+export interface PageBody {
   /** The body as received (JSON), for storing the events without serialising them again. */
   text: string;
-  nextLink: string | undefined;
   requestId: string | undefined;
   bytes: number;
+}
+
+export interface Page extends PageBody {
+  value: unknown[];
+  nextLink: string | undefined;
 }
 
 /**
@@ -138,8 +146,13 @@ export class GraphClient {
     }
   }
 
-  /** GETs one page. Retries transient failures; throws classified errors otherwise. */
+  /** GETs and parses one page (getPageBody, then parsePage). */
   async getPage(url: string, signal: AbortSignal, priority: Priority = "tail"): Promise<Page> {
+    return parsePage(await this.getPageBody(url, signal, priority));
+  }
+
+  /** GETs one page's body, unparsed. Retries transient failures; throws classified errors otherwise. */
+  async getPageBody(url: string, signal: AbortSignal, priority: Priority = "tail"): Promise<PageBody> {
     this.assertGraphUrl(url);
     let token = await this.#tokens.getToken(signal);
     let renewedAfter401 = false;
@@ -213,35 +226,27 @@ export class GraphClient {
         ? new MalformedPageError(error.message, error.code)
         : error;
     });
-    return parsePage(response);
+    return { text: response.text, requestId: response.headers["request-id"], bytes: response.text.length };
   }
 }
 
-/** Parses a 200 response into a page; a body that is not a Graph collection throws MalformedPageError. */
-function parsePage(response: HttpResponse): Page {
+/** Parses a page's body; a body that is not a Graph collection throws MalformedPageError. */
+export function parsePage(page: PageBody): Page {
   let body: unknown;
   try {
-    body = JSON.parse(response.text);
+    body = JSON.parse(page.text);
   } catch {
     throw new MalformedPageError(
-      `Graph returned a page that is not JSON (${response.text.length} bytes, request-id ${response.headers["request-id"] ?? "?"})`,
+      `Graph returned a page that is not JSON (${page.bytes} bytes, request-id ${page.requestId ?? "?"})`,
     );
   }
   const value = (body as { value?: unknown } | null)?.value;
   if (!Array.isArray(value)) {
-    throw new MalformedPageError(
-      `Graph returned a page without a value array (request-id ${response.headers["request-id"] ?? "?"})`,
-    );
+    throw new MalformedPageError(`Graph returned a page without a value array (request-id ${page.requestId ?? "?"})`);
   }
   const next = (body as { "@odata.nextLink"?: unknown })["@odata.nextLink"];
   if (next !== undefined && typeof next !== "string") {
     throw new MalformedPageError("Graph returned a page whose @odata.nextLink is not a string");
   }
-  return {
-    value,
-    text: response.text,
-    nextLink: next,
-    requestId: response.headers["request-id"],
-    bytes: response.text.length,
-  };
+  return { ...page, value, nextLink: next };
 }

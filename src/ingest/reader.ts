@@ -4,7 +4,7 @@
 
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Priority } from "../graph/budget.ts";
-import { type GraphClient, MalformedPageError } from "../graph/client.ts";
+import { type GraphClient, MalformedPageError, parsePage } from "../graph/client.ts";
 import { auditLogUrl } from "../graph/audit-logs.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -162,11 +162,12 @@ export async function readWindow(
               `window ${window.from.toISOString()}..${window.to.toISOString()} needs more than ${cap} pages`,
             ),
           )
-        : graph.getPage(pageUrl, fetchSignal, options.priority).then(async (page): Promise<FetchedPage> => {
-            // Parsed and held only once its bytes fit the process's page budget (the fetch itself never waits: a
-            // tenant whose Graph hangs must not hold back the others).
-            const grant = await budget.acquire(page.bytes, fetchSignal);
+        : graph.getPageBody(pageUrl, fetchSignal, options.priority).then(async (body): Promise<FetchedPage> => {
+            // Parsed only once its bytes fit the process's page budget (the fetch itself never waits: a tenant whose
+            // Graph hangs must not hold back the others); until then it is held as its text alone.
+            const grant = await budget.acquire(body.bytes, fetchSignal);
             try {
+              const page = parsePage(body);
               if (page.value.length > maxPageEvents(deps.pageSize)) {
                 // More than $top and more than Graph's largest page: not a page Graph sends (a hostile or broken
                 // peer); refused whole, like any malformed page.
