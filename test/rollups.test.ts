@@ -33,7 +33,8 @@ const HOURLY_ROLLUP = `
 select hour, tenant_id, sign_in_event_type, country_or_region, state, city, latitude, longitude, sign_ins, failures,
   interrupts
 from sign_in_rollup_hourly`;
-// From raw: since 0025 sign_in_ca_policies has no row for a notEnabled policy, and the rollup still counts them.
+// From raw: since 0025/0028 sign_in_ca_policies has no row for a policy that did not apply, and the rollup still
+// counts them.
 const CA_DIRECT = `
 select signin_day(s.created_date_time) as day, s.tenant_id, signin_text(p.v -> 'id') as policy_id,
   signin_text(p.v -> 'result') as result, signin_text(p.v -> 'displayName') as policy_name, count(*) as sign_ins

@@ -17,7 +17,7 @@ after(() => db.drop());
 const policies = (results: string[]) =>
   results.map((result, i) => ({ id: `p${i}`, displayName: `Policy ${i}`, result, enforcedGrantControls: ["Mfa"] }));
 
-test("0025: a notEnabled CA policy gets no child row, keeps its ordinal gaps, and the daily rollup still counts it", async () => {
+test("0025/0028: a CA policy that did not apply gets no child row, ordinals keep their gaps, the daily rollup still counts it", async () => {
   const base = { createdDateTime: "2026-05-04T10:00:00Z", userPrincipalName: "ann@contoso.example" };
   await upsertPages(
     db.pool,
@@ -31,7 +31,14 @@ test("0025: a notEnabled CA policy gets no child row, keeps its ordinal gaps, an
       {
         ...base,
         id: "b",
-        appliedConditionalAccessPolicies: policies(["notEnabled", "failure", "notEnabled", "notApplied"]),
+        appliedConditionalAccessPolicies: policies([
+          "notEnabled",
+          "failure",
+          "notEnabled",
+          "notApplied",
+          "reportOnlyNotApplied",
+          "reportOnlyFailure",
+        ]),
       },
     ],
     new Date(),
@@ -43,9 +50,8 @@ test("0025: a notEnabled CA policy gets no child row, keeps its ordinal gaps, an
     rows.rows.map((r) => [r.sign_in_id, r.ordinal, r.policy_id, r.result]),
     [
       ["a", 2, "p1", "success"],
-      ["a", 4, "p3", "notApplied"],
       ["b", 2, "p1", "failure"],
-      ["b", 4, "p3", "notApplied"],
+      ["b", 6, "p5", "reportOnlyFailure"],
     ],
   );
   const view = await db.pool.query(
@@ -59,6 +65,8 @@ test("0025: a notEnabled CA policy gets no child row, keeps its ordinal gaps, an
       ["p1", "success", 1],
       ["p2", "notEnabled", 2],
       ["p3", "notApplied", 2],
+      ["p4", "reportOnlyNotApplied", 1],
+      ["p5", "reportOnlyFailure", 1],
     ],
   );
   // A re-publication that switches a policy on adds its row; the rollup moves the count.
@@ -82,7 +90,6 @@ test("0025: a notEnabled CA policy gets no child row, keeps its ordinal gaps, an
     [
       [1, "success"],
       [2, "success"],
-      [4, "notApplied"],
     ],
   );
   const p0 = await db.pool.query(
