@@ -98,7 +98,7 @@ export async function runChecks(
           items.push({
             name: `stream ${name}`,
             ok: true,
-            detail: `${stream.version}/auditLogs/${stream.resource} answered (${page.value.length} event in the last hour)`,
+            detail: `${stream.version}/auditLogs/${stream.resource} answered (${page.length} event in the last hour)`,
           });
         } catch (error) {
           items.push(failedItem(`stream ${name}`, error));

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { isGraphDateTime, pageEvents, classifyParsedEvents } from "../src/events/classify.ts";
-import { jsonbProblem, MAX_JSON_DEPTH, numericProblem, scanPage } from "../src/events/jsonb.ts";
+import { elementOf, jsonbProblem, MAX_JSON_DEPTH, numericProblem, scanPage, splitPage } from "../src/events/jsonb.ts";
 
 test("Graph timestamps: 0..7 fractional digits with a zone are accepted; the rest is not", () => {
   for (const ok of ["2026-11-28T12:00:00Z", "2026-11-28T12:00:00.1834571Z", "2026-11-28T12:00:00.5+01:00"]) {
@@ -124,8 +124,7 @@ test("a page with a poison event is sent as its valid events' own texts; a clean
   const text =
     `{"value":[{"id":"a","createdDateTime":"2026-11-28T10:00:00Z","big":12345678901234567890},` +
     `{"createdDateTime":"2026-11-28T10:00:00Z","deep":${deep}},{"id":"c","createdDateTime":"2026-11-28T10:00:01Z"}]}`;
-  const value = (JSON.parse(text) as { value: unknown[] }).value;
-  const { valid, rejected, events } = pageEvents(text, value);
+  const { valid, rejected, events } = pageEvents(text, splitPage(text).scan);
   assert.deepEqual(
     valid.map((e) => e.id),
     ["a", "c"],
@@ -141,8 +140,56 @@ test("a page with a poison event is sent as its valid events' own texts; a clean
   assert.deepEqual([events.skip, events.count], [[], 2]);
 
   const clean = '{"value":[{"id":"a","createdDateTime":"2026-11-28T10:00:00Z"},{"id":"b"}]}';
-  const page = pageEvents(clean, (JSON.parse(clean) as { value: unknown[] }).value);
+  const page = pageEvents(clean, splitPage(clean).scan);
   assert.equal(page.events.text, clean);
   assert.deepEqual(page.events.skip, [false, true]);
   assert.equal(page.rejected[0]?.rawText, '{"id":"b"}');
+});
+
+/** What the reader concludes of a page text: JSON or not, and if so its envelope and events (parsed one by one). */
+function readSplit(text: string): { ok: false } | { ok: true; envelope: unknown; events: unknown[] } {
+  try {
+    const { envelope, scan } = splitPage(text);
+    const events = scan.elements.map((_, i) => elementOf(text, scan, i));
+    return { ok: true, envelope, events };
+  } catch (error) {
+    assert.ok(error instanceof SyntaxError, String(error));
+    return { ok: false };
+  }
+}
+
+test("a page split element by element is JSON exactly when JSON.parse says so, with the same events", () => {
+  const page =
+    '{"@odata.context":"c","value":[ {"id":"a","n":[1,2,{"x":null}]} , {"id":"b\\"]","s":"\\ud83d\\ude00"},5,"s,]",' +
+    'true,[[[]]] ],"@odata.nextLink":"https://graph.example/next?$skiptoken=a%5D"}';
+  const variants = new Set<string>([page, '{"value":[]}', '{"value":[ ]}', "[1,2]", '{"value":[1],"value":[2,3]}']);
+  // Every way of breaking it by one character: deleted, doubled, or replaced by a JSON-significant one.
+  for (let i = 0; i < page.length; i++) {
+    variants.add(page.slice(0, i) + page.slice(i + 1));
+    variants.add(page.slice(0, i) + page[i] + page.slice(i));
+    for (const c of [",", "]", "[", "}", "{", '"', ":", " ", "x", "#", "\\"]) {
+      variants.add(page.slice(0, i) + c + page.slice(i + 1));
+    }
+  }
+  let valid = 0;
+  for (const text of variants) {
+    let parsed: unknown;
+    let isJson = true;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      isJson = false;
+    }
+    const split = readSplit(text);
+    assert.equal(split.ok, isJson, `JSON.parse ${isJson ? "accepts" : "refuses"} ${text}`);
+    if (split.ok && parsed !== null && typeof parsed === "object") {
+      valid++;
+      const whole = parsed as { value?: unknown };
+      if (Array.isArray(whole.value) && !Array.isArray(parsed)) {
+        assert.deepEqual(split.events, whole.value, text);
+        assert.deepEqual(split.envelope, { ...whole, value: [] }, text);
+      }
+    }
+  }
+  assert.ok(valid > 20, `${valid} valid variants`);
 });

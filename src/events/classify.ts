@@ -2,7 +2,7 @@
 
 import type { DirectoryAudit, SignIn } from "@microsoft/microsoft-graph-types";
 
-import { type ElementSpan, NUL_REASON, scanPage } from "./jsonb.ts";
+import { type ElementSpan, elementOf, NUL_REASON, type ScannedPage } from "./jsonb.ts";
 
 /**
  * A sign-in or directory audit as Graph sent it; only `id` and the time field are relied on, the rest is kept
@@ -110,10 +110,22 @@ export function classifyEvents(
   problem: (index: number) => string | undefined = () => undefined,
   rawText: (index: number) => string = (index) => textOf(value[index]),
 ): ClassifiedEvents {
+  return classifyItems(value.length, (index) => value[index], timeField, problem, rawText);
+}
+
+/** classifyEvents over `length` events, each obtained when it is classified (and not held after). */
+function classifyItems(
+  length: number,
+  itemAt: (index: number) => unknown,
+  timeField: string,
+  problem: (index: number) => string | undefined,
+  rawText: (index: number) => string,
+): ClassifiedEvents {
   const byId = new Map<string, EventRef>();
   const rejected: RejectedEvent[] = [];
   let duplicates = 0;
-  for (const [index, item] of value.entries()) {
+  for (let index = 0; index < length; index++) {
+    const item = itemAt(index);
     const reason = problem(index) ?? rejectionReason(item, timeField);
     if (reason !== undefined) {
       rejected.push({ reason, rawText: rawText(index) });
@@ -143,33 +155,38 @@ export function classifyParsedEvents(value: readonly unknown[], timeField = "cre
 }
 
 /**
- * A page's events, classified (classifyEvents) by one scan of its text (jsonb.ts), with what to send for storage.
- * Normally that is the page's own text and the positions to skip. When PostgreSQL would refuse something anywhere
- * in the text (it parses the whole text, skipped elements included), the valid events' own texts are sent instead,
- * joined into an array. Rejected events keep their exact text.
+ * A page's events (a page split by jsonb.ts's splitPage), classified (classifyEvents) element by element: each is
+ * parsed when it is classified and dropped after, so a page never exists as one parsed whole. Throws SyntaxError
+ * for an element that is not JSON (the page is then not JSON). What is sent for storage is normally the page's own
+ * text and the positions to skip. When PostgreSQL would refuse something anywhere in the text (it parses the whole
+ * text, skipped elements included), the valid events' own texts are sent instead, joined into an array. Rejected
+ * events keep their exact text.
  */
 export function pageEvents(
   text: string,
-  value: readonly unknown[],
+  scan: ScannedPage,
   timeField = "createdDateTime",
 ): ClassifiedEvents & { events: PageEvents } {
-  const { elements, outside } = scanPage(text);
-  if (elements.length !== value.length) {
-    throw new Error(`page scan found ${elements.length} events where JSON.parse found ${value.length}`);
-  }
+  const { elements, outside } = scan;
   const slice = (index: number): string => {
     const span = elements[index] as ElementSpan;
     return text.slice(span.start, span.end);
   };
-  const classified = classifyEvents(value, timeField, (i) => elements[i]?.problem, slice);
+  const classified = classifyItems(
+    elements.length,
+    (i) => elementOf(text, scan, i),
+    timeField,
+    (i) => elements[i]?.problem,
+    slice,
+  );
   const { valid } = classified;
   if (outside !== undefined || elements.some((e) => e.problem !== undefined)) {
     const events = { text: `[${valid.map((e) => slice(e.index)).join(",")}]`, skip: [], count: valid.length };
     return { ...classified, events };
   }
   const skip: boolean[] = [];
-  if (valid.length < value.length) {
-    skip.length = value.length;
+  if (valid.length < elements.length) {
+    skip.length = elements.length;
     skip.fill(true);
     for (const e of valid) {
       skip[e.index] = false;

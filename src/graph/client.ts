@@ -18,6 +18,7 @@ import {
   sendWithRetries,
 } from "./http.ts";
 import type { TokenProvider } from "./token.ts";
+import { type ScannedPage, splitPage } from "../events/jsonb.ts";
 
 export interface BudgetKey {
   budget: GraphBudget;
@@ -37,8 +38,15 @@ export interface PageBody {
   bytes: number;
 }
 
+/**
+ * A page checked to be a Graph collection, not parsed whole: its events are parsed one at a time when they are
+ * classified (src/events/classify.ts pageEvents), which also finishes checking that the text is JSON.
+ */
 export interface Page extends PageBody {
-  value: unknown[];
+  /** The text's event array: each element's span (jsonb.ts). */
+  scan: ScannedPage;
+  /** How many events the page holds. */
+  length: number;
   nextLink: string | undefined;
 }
 
@@ -230,23 +238,32 @@ export class GraphClient {
   }
 }
 
-/** Parses a page's body; a body that is not a Graph collection throws MalformedPageError. */
+/**
+ * Checks a page's body without parsing it whole (jsonb.ts splitPage); a body that is not a Graph collection throws
+ * MalformedPageError. An event that is not JSON is found when the events are classified (pageEvents).
+ */
 export function parsePage(page: PageBody): Page {
-  let body: unknown;
+  let split: ReturnType<typeof splitPage>;
   try {
-    body = JSON.parse(page.text);
+    split = splitPage(page.text);
   } catch {
-    throw new MalformedPageError(
-      `Graph returned a page that is not JSON (${page.bytes} bytes, request-id ${page.requestId ?? "?"})`,
-    );
+    throw notJson(page);
   }
-  const value = (body as { value?: unknown } | null)?.value;
-  if (!Array.isArray(value)) {
+  const { envelope, scan } = split;
+  const value = (envelope as { value?: unknown } | null)?.value;
+  if (!Array.isArray(value) || value.length > 0 || scan.array === undefined) {
     throw new MalformedPageError(`Graph returned a page without a value array (request-id ${page.requestId ?? "?"})`);
   }
-  const next = (body as { "@odata.nextLink"?: unknown })["@odata.nextLink"];
+  const next = (envelope as { "@odata.nextLink"?: unknown })["@odata.nextLink"];
   if (next !== undefined && typeof next !== "string") {
     throw new MalformedPageError("Graph returned a page whose @odata.nextLink is not a string");
   }
-  return { ...page, value, nextLink: next };
+  return { ...page, scan, length: scan.elements.length, nextLink: next };
+}
+
+/** The error for a page body that is not JSON (also when one of its events is not). */
+export function notJson(page: PageBody): MalformedPageError {
+  return new MalformedPageError(
+    `Graph returned a page that is not JSON (${page.bytes} bytes, request-id ${page.requestId ?? "?"})`,
+  );
 }

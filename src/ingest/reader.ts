@@ -4,7 +4,7 @@
 
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Priority } from "../graph/budget.ts";
-import { type GraphClient, MalformedPageError, parsePage } from "../graph/client.ts";
+import { type GraphClient, MalformedPageError, notJson, parsePage } from "../graph/client.ts";
 import { auditLogUrl } from "../graph/audit-logs.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
@@ -168,20 +168,26 @@ export async function readWindow(
             const grant = await budget.acquire(body.bytes, fetchSignal);
             try {
               const page = parsePage(body);
-              if (page.value.length > maxPageEvents(deps.pageSize)) {
+              if (page.length > maxPageEvents(deps.pageSize)) {
                 // More than $top and more than Graph's largest page: not a page Graph sends (a hostile or broken
                 // peer); refused whole, like any malformed page.
                 throw new MalformedPageError(
-                  `Graph returned a page of ${page.value.length} events for $top=${deps.pageSize} (request-id ${page.requestId ?? "?"}); nothing from it is stored`,
+                  `Graph returned a page of ${page.length} events for $top=${deps.pageSize} (request-id ${page.requestId ?? "?"}); nothing from it is stored`,
                 );
               }
-              const { events, rejected, duplicates, valid } = pageEvents(page.text, page.value, timeField);
+              let classified: ReturnType<typeof pageEvents>;
+              try {
+                classified = pageEvents(page.text, page.scan, timeField);
+              } catch (error) {
+                throw error instanceof SyntaxError ? notJson(page) : error;
+              }
+              const { events, rejected, duplicates, valid } = classified;
               return {
                 months: monthsOf(valid.map((e) => e.createdDateTime)),
                 nextLink: page.nextLink,
                 requestId: page.requestId,
                 bytes: page.bytes,
-                length: page.value.length,
+                length: page.length,
                 events,
                 rejected,
                 duplicates,
