@@ -114,6 +114,14 @@ interface Setting {
   secret?: boolean;
   /** `${env}_FILE` may name a file holding the value instead (Docker/Kubernetes secrets): read once, trimmed. */
   fileVariant?: boolean;
+  /** A tenant's setting: a tenants file may set it per tenant or in `defaults`, under `key` (`${key}File` for the
+   * `_FILE` variant). Credentials are tenant settings too. */
+  tenant?: true;
+  /**
+   * One of a tenant's credential variables: a tenants-file level that sets any of them replaces every inherited one.
+   * `kind`: setting it picks the credential (resolveAuth); `detail`: it only completes one (a certificate's password).
+   */
+  credential?: "kind" | "detail";
   description: string;
   parse(text: string): Parsed;
 }
@@ -464,6 +472,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_TENANT_ID",
     key: "tenantId",
+    tenant: true,
     description: "Directory (tenant) ID of the Entra ID tenant, a GUID (or its primary domain).",
     parse: (text) =>
       GUID.test(text) || DOMAIN.test(text)
@@ -471,8 +480,17 @@ const CONFIG_SCHEMA: readonly Setting[] = [
         : bad("is not a tenant GUID or domain; copy the Directory (tenant) ID from the app registration"),
   },
   {
+    env: "TENANT_NAME",
+    key: "name",
+    tenant: true,
+    optional: true,
+    description: "A label for the tenant in logs and `status` (default: the tenant id).",
+    parse: ok,
+  },
+  {
     env: "AZURE_CLOUD",
     key: "cloud",
+    tenant: true,
     default: "public",
     description:
       "National cloud: `public`, `usgov` (GCC High), `usgov-dod` or `china`; sets the login and Graph hosts (and so the token scope) together.",
@@ -481,6 +499,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_CLIENT_ID",
     key: "clientId",
+    tenant: true,
     optional: true,
     description:
       "Application (client) ID of the app registration, a GUID. Required except with a system-assigned managed identity.",
@@ -492,6 +511,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_CLIENT_SECRET",
     key: "clientSecret",
+    credential: "kind",
     optional: true,
     secret: true,
     description:
@@ -502,6 +522,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_CLIENT_SECRET_FILE",
     key: "clientSecretFile",
+    credential: "kind",
     optional: true,
     description:
       "File holding the client secret (Docker/Kubernetes secrets), trimmed; read at every token renewal, so a rotated secret is picked up. Set it or `AZURE_CLIENT_SECRET`, not both.",
@@ -510,6 +531,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_CLIENT_CERTIFICATE_PATH",
     key: "clientCertificatePath",
+    credential: "kind",
     optional: true,
     description:
       "PEM file with the certificate and its private key; the token request carries a PS256-signed client assertion.",
@@ -518,6 +540,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_CLIENT_CERTIFICATE_PASSWORD",
     key: "clientCertificatePassword",
+    credential: "detail",
     optional: true,
     secret: true,
     fileVariant: true,
@@ -527,6 +550,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_FEDERATED_TOKEN_FILE",
     key: "federatedTokenFile",
+    credential: "kind",
     optional: true,
     description:
       "Workload identity federation (as AKS injects it): a file with the external token, used as the client assertion.",
@@ -535,6 +559,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_MANAGED_IDENTITY",
     key: "managedIdentity",
+    credential: "kind",
     default: "false",
     description:
       "`true`: use the Azure managed identity (Container Apps, App Service, VMs; user-assigned when `AZURE_CLIENT_ID` is set).",
@@ -543,6 +568,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "AZURE_AUTHORITY_HOST",
     key: "authorityHost",
+    tenant: true,
     default: "https://login.microsoftonline.com",
     defaultFrom: (env) => CLOUDS[env.AZURE_CLOUD ?? "public"]?.authorityHost,
     description: "OAuth2 authority (default per `AZURE_CLOUD`). `http://` only for loopback hosts (the simulator).",
@@ -551,6 +577,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "GRAPH_ENDPOINT",
     key: "graphEndpoint",
+    tenant: true,
     default: "https://graph.microsoft.com",
     defaultFrom: (env) => CLOUDS[env.AZURE_CLOUD ?? "public"]?.graphEndpoint,
     description:
@@ -558,15 +585,9 @@ const CONFIG_SCHEMA: readonly Setting[] = [
     parse: httpsUrl,
   },
   {
-    env: "TENANT_NAME",
-    key: "tenantName",
-    optional: true,
-    description: "A label for the tenant in logs and `status` (default: the tenant id).",
-    parse: ok,
-  },
-  {
     env: "STREAMS",
     key: "streams",
+    tenant: true,
     default: "interactiveUser",
     description: `Comma-separated streams to read: ${STREAM_NAMES.map((n) => `\`${n}\``).join(", ")}. The sign-in streams use Graph beta (interactiveUser: see INTERACTIVE_API_VERSION); directoryAudits uses v1.0.`,
     parse: (text) => {
@@ -584,6 +605,7 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "INTERACTIVE_API_VERSION",
     key: "interactiveApiVersion",
+    tenant: true,
     default: "beta",
     description:
       "Graph API the interactiveUser stream is read from: `beta` (with authenticationDetails, userAgent, authenticationProtocol … that MFA and device-code detections need) or `v1.0` (Microsoft's supported API, ~24 properties). Each row records its `api_version`.",
@@ -818,38 +840,29 @@ function storageConnectionString(text: string): Parsed {
 }
 
 export interface LoadOptions {
-  /** Only these variables are required (others may be missing), e.g. `migrate` needs no Azure credentials. */
+  /** `database`: the tenant settings (AZURE_*, STREAMS, …) are not read at all, e.g. `migrate` needs no Azure
+   * credentials. */
   require?: "all" | "database";
 }
 
-/** Settings that belong to a tenant: a tenants file may set them per tenant (camelCase keys) or in `defaults`. */
-const TENANT_KEYS: Record<string, string> = {
-  tenantId: "AZURE_TENANT_ID",
-  name: "TENANT_NAME",
-  cloud: "AZURE_CLOUD",
-  clientId: "AZURE_CLIENT_ID",
-  clientSecret: "AZURE_CLIENT_SECRET",
-  clientSecretFile: "AZURE_CLIENT_SECRET_FILE",
-  clientCertificatePath: "AZURE_CLIENT_CERTIFICATE_PATH",
-  clientCertificatePassword: "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-  clientCertificatePasswordFile: "AZURE_CLIENT_CERTIFICATE_PASSWORD_FILE",
-  federatedTokenFile: "AZURE_FEDERATED_TOKEN_FILE",
-  managedIdentity: "AZURE_MANAGED_IDENTITY",
-  authorityHost: "AZURE_AUTHORITY_HOST",
-  graphEndpoint: "GRAPH_ENDPOINT",
-  streams: "STREAMS",
-  interactiveApiVersion: "INTERACTIVE_API_VERSION",
-};
-const TENANT_ENV = new Set(Object.values(TENANT_KEYS));
-const CREDENTIAL_ENV = [
-  "AZURE_CLIENT_SECRET",
-  "AZURE_CLIENT_SECRET_FILE",
-  "AZURE_CLIENT_CERTIFICATE_PATH",
-  "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-  "AZURE_CLIENT_CERTIFICATE_PASSWORD_FILE",
-  "AZURE_FEDERATED_TOKEN_FILE",
-  "AZURE_MANAGED_IDENTITY",
-];
+const isTenantSetting = (s: Setting): boolean => s.tenant === true || s.credential !== undefined;
+
+/** The variable names of a setting, with its `_FILE` variant, each under its tenants-file key. */
+const namesOf = (s: Setting): Array<[key: string, env: string]> =>
+  s.fileVariant
+    ? [
+        [s.key, s.env],
+        [`${s.key}File`, `${s.env}_FILE`],
+      ]
+    : [[s.key, s.env]];
+
+/** A tenants file's keys (camelCase) and the variable each stands for. */
+const TENANT_KEYS: Record<string, string> = Object.fromEntries(CONFIG_SCHEMA.filter(isTenantSetting).flatMap(namesOf));
+const CREDENTIAL_ENV = CONFIG_SCHEMA.filter((s) => s.credential !== undefined)
+  .flatMap(namesOf)
+  .map(([, env]) => env);
+/** The variables that pick a credential: a problem with one means a credential was given, just not a valid one. */
+const CREDENTIAL_KIND_ENV = CONFIG_SCHEMA.filter((s) => s.credential === "kind").map((s) => s.env);
 
 /** Which credential the variables select; problems when none or several are given. */
 function resolveAuth(
@@ -878,7 +891,7 @@ function resolveAuth(
     given.push({ kind: "managed-identity" });
   }
   const credentialVariableIsBad = problems.some((p) =>
-    /AZURE_(CLIENT_SECRET|CLIENT_SECRET_FILE|CLIENT_CERTIFICATE_PATH|FEDERATED_TOKEN_FILE|MANAGED_IDENTITY):/.test(p),
+    CREDENTIAL_KIND_ENV.some((name) => p.startsWith(`${where}${name}:`)),
   );
   if (given.length === 0) {
     if (!credentialVariableIsBad) {
@@ -905,7 +918,6 @@ function parseSettings(
   env: Env,
   problems: string[],
   where: string,
-  required: (setting: Setting) => boolean,
 ): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const setting of settings) {
@@ -920,7 +932,7 @@ function parseSettings(
     }
     const text = raw === undefined || raw === "" ? (setting.defaultFrom?.(env) ?? setting.default) : raw;
     if (text === undefined) {
-      if (!setting.optional && required(setting)) {
+      if (!setting.optional) {
         problems.push(`${where}${setting.env} is not set: ${setting.description}`);
       }
       values[setting.key] = setting.optional ? undefined : "";
@@ -940,7 +952,7 @@ function parseSettings(
 function tenantFrom(values: Record<string, unknown>, problems: string[], where: string): TenantConfig {
   return {
     tenantId: values.tenantId as string,
-    name: (values.tenantName as string | undefined) ?? (values.tenantId as string),
+    name: (values.name as string | undefined) ?? (values.tenantId as string),
     clientId: values.clientId as string | undefined,
     auth: resolveAuth(values, problems, where),
     authorityHost: values.authorityHost as string,
@@ -1006,15 +1018,15 @@ function tenantEnvs(path: string, env: Env, problems: string[]): Array<{ where: 
 export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const problems: string[] = [];
   const needAzure = options.require !== "database";
-  const globalSettings = CONFIG_SCHEMA.filter((s) => !TENANT_ENV.has(s.env));
-  const tenantSettings = CONFIG_SCHEMA.filter((s) => TENANT_ENV.has(s.env));
-  const config = parseSettings(globalSettings, env, problems, "", () => true) as unknown as Config;
+  const globalSettings = CONFIG_SCHEMA.filter((s) => !isTenantSetting(s));
+  const tenantSettings = CONFIG_SCHEMA.filter(isTenantSetting);
+  const config = parseSettings(globalSettings, env, problems, "") as unknown as Config;
   const tenants: TenantConfig[] = [];
   if (needAzure) {
     const sources =
       config.tenantsFile !== undefined ? tenantEnvs(config.tenantsFile, env, problems) : [{ where: "", env }];
     for (const source of sources) {
-      const values = parseSettings(tenantSettings, source.env, problems, source.where, () => true);
+      const values = parseSettings(tenantSettings, source.env, problems, source.where);
       tenants.push(tenantFrom(values, problems, source.where));
     }
     const seen = new Set<string>();

@@ -193,6 +193,28 @@ test("a tenants file (YAML or JSON): defaults, per-tenant overrides, and every p
   assert.ok(!message.includes('"s"'), "secrets are not echoed");
 });
 
+test("tenants file: one tenant's invalid credential does not hide another tenant's missing one", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "cfg-tenants-"));
+  const json = path.join(dir, "tenants.json");
+  const clientId = "33333333-3333-4333-8333-333333333333";
+  writeFileSync(
+    json,
+    JSON.stringify({
+      tenants: [
+        { tenantId: "aaaaaaaa-0000-4000-8000-000000000001", clientId, clientSecret: " padded" },
+        { tenantId: "aaaaaaaa-0000-4000-8000-000000000002", clientId },
+      ],
+    }),
+  );
+  assert.throws(
+    () => loadConfig({ TENANTS_FILE: json }),
+    (error: Error) =>
+      /tenants\[0\].*AZURE_CLIENT_SECRET: the value given has leading or trailing whitespace/.test(error.message) &&
+      !/tenants\[0\][^\n]*no credential is set/.test(error.message) &&
+      /tenants\[1\][^\n]*no credential is set/.test(error.message),
+  );
+});
+
 test("_FILE variants: DATABASE_URL_FILE and AZURE_CLIENT_CERTIFICATE_PASSWORD_FILE are read and trimmed; both set or unreadable is a problem", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "config-file-variants-"));
   const urlFile = path.join(dir, "url");

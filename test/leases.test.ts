@@ -143,6 +143,18 @@ test("readiness: ok while cycles move windows, stalled when every cycle fails or
   assert.equal(states(500).moving, "stalled");
 });
 
+test("readiness: a free stream beyond this replica's fair share is skipped, not standby", () => {
+  const start = new Date("2027-01-02T10:00:00Z");
+  const tracker = new ReadinessTracker([{ tenantId: T, stream: "free" }], { maxAgeMs: 60_000, startedAt: start });
+  // No holder: nobody holds the lease, another replica's share takes it at its next tick.
+  tracker.observe([{ tenantId: T, stream: "free", standby: true }], new Date(start.getTime() + 10_000));
+  const [free] = tracker.report(new Date(start.getTime() + 20_000)).streams;
+  assert.equal(free?.lastOutcome, "skipped");
+  assert.equal(free?.lastError, "free, but beyond this replica's fair share");
+  assert.equal(free?.holder, null);
+  assert.equal(free?.state, "starting", "not standby: no live replica was seen holding it");
+});
+
 test("`once` exit code: 75 when a configured stream was skipped for another replica, whatever succeeded", () => {
   const t = (stream: string) => ({ stream: { name: stream } }) as unknown as TargetOutcome["target"];
   const ok = (stream: string): TargetOutcome => ({ target: t(stream), result: {} as TargetOutcome["result"] });

@@ -9,7 +9,7 @@ import type { GraphClient } from "../graph/client.ts";
 import { SKEW_WARNING_MS } from "../graph/clock.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { readCheckpoint, recordCycle, writeCheckpoint } from "../store/checkpoints.ts";
+import { type CycleOutcome, readCheckpoint, recordCycle, writeCheckpoint } from "../store/checkpoints.ts";
 import { type Pool, withQueryAbort, withTransaction } from "../store/db.ts";
 import { type Clock, formatDuration } from "../time.ts";
 import {
@@ -193,7 +193,7 @@ async function readAndStore(
   }
 }
 
-function observeCycle(deps: CycleDeps, stream: StreamSpec, outcome: "success" | "failure", result: CycleResult): void {
+function observeCycle(deps: CycleDeps, stream: StreamSpec, outcome: CycleOutcome, result: CycleResult): void {
   const m = deps.metrics;
   if (!m) {
     return;

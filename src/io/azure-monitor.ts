@@ -6,7 +6,7 @@
 // the record's category names the stream (properties carry no signInEventTypes).
 
 /** Where each Entra ID category goes; other categories (ProvisioningLogs, RiskyUsers, …) are counted and skipped. */
-export const AZURE_MONITOR_CATEGORIES: Readonly<
+const AZURE_MONITOR_CATEGORIES: Readonly<
   Record<string, { table: "sign_ins" | "directory_audits"; stream: string; timeField: string }>
 > = {
   signinlogs: { table: "sign_ins", stream: "interactiveUser", timeField: "createdDateTime" },
@@ -17,7 +17,7 @@ export const AZURE_MONITOR_CATEGORIES: Readonly<
 };
 
 /** Marks an event whose `properties` lacked its time and got the record's `time` (the only mapping done). */
-export const AZURE_MONITOR_SOURCE = "azureMonitor";
+const AZURE_MONITOR_SOURCE = "azureMonitor";
 
 /** True for an Azure Monitor resource-log record: a `category` string and a `properties` object, with `time`. */
 export function isAzureMonitorRecord(e: Record<string, unknown>): boolean {
@@ -69,7 +69,7 @@ export function unwrapRecord(record: Record<string, unknown>, text: string, sour
  * The text span of the value of a top-level member of a JSON object text that JSON.parse accepted (the last one
  * when the key repeats, as JSON.parse does), or undefined.
  */
-export function memberSpan(text: string, key: string): { start: number; end: number } | undefined {
+function memberSpan(text: string, key: string): { start: number; end: number } | undefined {
   let depth = 0;
   let expectKey = false;
   let currentKey: string | undefined;

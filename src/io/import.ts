@@ -30,14 +30,14 @@ import { unwrapRecord } from "./azure-monitor.ts";
 import { JsonEventScanner, JsonStructureError, type ScannedItem } from "./scan.ts";
 import { type EventShape, fromAzureAdGraph, SHAPE_LABELS, shapeOf, SOURCE_KEY } from "./shapes.ts";
 
-export const DEFAULT_IMPORT_BATCH = 1000;
+const DEFAULT_IMPORT_BATCH = 1000;
 /**
  * A batch also ends once its events' JSON reaches this many characters (~500 real-sized sign-ins): memory per
  * transaction stays bounded whatever the events' size (the batch's text, its copy for PostgreSQL, the parameter).
  */
-export const IMPORT_BATCH_CHARS = 4 * 1024 * 1024;
+const IMPORT_BATCH_CHARS = 4 * 1024 * 1024;
 /** The `stream` recorded for events an import set aside in rejected_events. */
-export const IMPORT_REJECTED_STREAM = "import";
+const IMPORT_REJECTED_STREAM = "import";
 
 export interface ImportDeps {
   pool: Pool;
@@ -66,7 +66,7 @@ export interface ImportProgress extends ImportCounts {
   finished: boolean;
 }
 
-export interface ImportCounts {
+interface ImportCounts {
   read: number;
   inserted: number;
   updated: number;
@@ -111,7 +111,7 @@ function emptyCounts(): ImportCounts {
 }
 
 /** The stream a Graph signIn belongs to: its first signInEventTypes entry, else interactive (v1.0 shape). */
-export function signInStream(raw: Record<string, unknown>): string {
+function signInStream(raw: Record<string, unknown>): string {
   const types = raw.signInEventTypes;
   const first = Array.isArray(types) ? types[0] : undefined;
   if (typeof first === "string" && isStreamName(first) && first !== "directoryAudits") {
@@ -433,7 +433,7 @@ function decodeChunk(decoder: TextDecoder, chunk: Uint8Array | undefined, more: 
 }
 
 /** UTF-8 unless a BOM or NUL bytes say UTF-16 (Windows PowerShell's Out-File writes UTF-16LE with a BOM). */
-export function detectEncoding(head: Uint8Array): string {
+function detectEncoding(head: Uint8Array): string {
   const [a, b] = [head[0], head[1]];
   if (a === 0xff && b === 0xfe) {
     return "utf-16le";

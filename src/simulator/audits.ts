@@ -12,7 +12,7 @@ import type { ServicePrincipal, TenantModel, User } from "./tenant.ts";
 const HOUR_MS = 3_600_000;
 
 /** Default audit events per user per day (each a change to or by that user). */
-export const DEFAULT_AUDITS_PER_USER_PER_DAY = 2;
+const DEFAULT_AUDITS_PER_USER_PER_DAY = 2;
 
 type Initiator = { user: User } | { app: { appId: string; displayName: string; servicePrincipalId: string } };
 

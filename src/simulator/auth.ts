@@ -23,7 +23,7 @@ export interface AssertionCredentials {
 }
 
 /** Why a certificate client assertion is refused (as Entra ID checks it), or undefined when it is valid. */
-export function certificateAssertionProblem(
+function certificateAssertionProblem(
   assertion: string,
   certPem: string,
   clientId: string,

@@ -1,7 +1,7 @@
 // Scripted faults: which request gets which misbehaviour.
 import type { Rng } from "./random.ts";
 
-export interface FaultMatch {
+interface FaultMatch {
   /** Substring of the request path. */
   path?: string;
   /** The nth Graph request (or nth token request when `token` is true), 1-based. */
@@ -45,7 +45,6 @@ export type FaultRule = FaultBase &
      */
     | { kind: "echo"; status?: number }
   );
-export type FaultKind = FaultRule["kind"];
 
 const KINDS = new Set<string>([
   "status",

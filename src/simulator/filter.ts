@@ -15,7 +15,7 @@ export interface FilterRecord {
   types: readonly string[];
   obj: Record<string, unknown>;
 }
-export interface Bound {
+interface Bound {
   at: Instant;
   inclusive: boolean;
 }
@@ -70,7 +70,7 @@ export function parseInstant(text: string): Instant | undefined {
   return { sec: ms / 1000 - offsetSec, frac: f ? Number(f.padEnd(7, "0")) : 0 };
 }
 
-export function compareInstant(a: Instant, b: Instant): number {
+function compareInstant(a: Instant, b: Instant): number {
   return a.sec - b.sec || a.frac - b.frac;
 }
 
@@ -362,7 +362,7 @@ function cmpResult(c: number, op: string): boolean {
   }
 }
 
-export function compileFilter(text: string, api: Api, resource: Resource = "signIns"): CompiledFilter {
+function compileFilter(text: string, api: Api, resource: Resource = "signIns"): CompiledFilter {
   const result: CompiledFilter = { test: () => true, hasTypeFilter: false };
   const timeField = resource === "signIns" ? "createddatetime" : "activitydatetime";
   const checkProp = (path: string): string => checkPropFor(path, api, resource);

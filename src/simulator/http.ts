@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 
 import { sleep as safeSleep } from "../time.ts";
 
-export const GRAPH_JSON =
+const GRAPH_JSON =
   "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8";
 export const AAD_JSON = "application/json; charset=utf-8";
 

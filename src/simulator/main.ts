@@ -5,7 +5,7 @@ import { validateRules } from "./faults.ts";
 import { startSimulator } from "./server.ts";
 import type { SimulatorMode, SimulatorOptions } from "./server.ts";
 
-export const SIMULATE_HELP = `Usage: node src/cli.ts simulate [options]
+const SIMULATE_HELP = `Usage: node src/cli.ts simulate [options]
 
 Starts a local stand-in for login.microsoftonline.com and graph.microsoft.com (one port) serving a
 deterministic synthetic tenant's sign-in logs. Runs until SIGINT/SIGTERM.

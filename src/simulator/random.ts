@@ -76,7 +76,7 @@ export function chance(rng: Rng, p: number): boolean {
 }
 
 /** Standard normal via Box-Muller. */
-export function normal(rng: Rng): number {
+function normal(rng: Rng): number {
   const u = Math.max(rng(), 1e-12);
   const v = rng();
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);

@@ -30,11 +30,11 @@ import { Universe } from "./store.ts";
 import { Throttle } from "./throttle.ts";
 import type { RequestRecord, Simulator, SimulatorMode, SimulatorOptions } from "./types.ts";
 
-export type { RequestRecord, Simulator, SimulatorMode, SimulatorOptions } from "./types.ts";
+export type { Simulator, SimulatorMode, SimulatorOptions } from "./types.ts";
 
-export const DEFAULT_TENANT = "00000000-0000-4000-8000-000000000001";
+const DEFAULT_TENANT = "00000000-0000-4000-8000-000000000001";
 export const DEFAULT_CLIENT = "11111111-1111-4111-8111-111111111111";
-export const DEFAULT_SECRET = "sim-secret";
+const DEFAULT_SECRET = "sim-secret";
 const TOKEN_RE = /^\/([^/]+)\/oauth2\/v2\.0\/token$/;
 const LIST_RE = /^\/(v1\.0|beta)\/auditLogs\/(signIns|directoryAudits)$/i;
 

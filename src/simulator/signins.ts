@@ -43,13 +43,13 @@ function queryHash(
   ).toString(36);
 }
 
-export function encodeSkipToken(secret: Buffer, c: Cursor, qh: string): string {
+function encodeSkipToken(secret: Buffer, c: Cursor, qh: string): string {
   const payload = Buffer.from(JSON.stringify([c.sec, c.frac, c.key, qh])).toString("base64url");
   const mac = createHmac("sha256", secret).update(payload).digest("base64url").slice(0, 22);
   return `${payload}.${mac}`;
 }
 
-export function decodeSkipToken(secret: Buffer, token: string, qh: string): Cursor {
+function decodeSkipToken(secret: Buffer, token: string, qh: string): Cursor {
   const bad = (): QueryError => new QueryError("Invalid Skip Token");
   const [payload, mac, extra] = token.split(".");
   if (!payload || !mac || extra !== undefined) {
@@ -76,7 +76,7 @@ export function decodeSkipToken(secret: Buffer, token: string, qh: string): Curs
 }
 
 /** Rebuilds the request URL with a new $skiptoken, keeping every other option verbatim. */
-export function nextLinkFor(baseUrl: string, path: string, params: URLSearchParams, token: string): string {
+function nextLinkFor(baseUrl: string, path: string, params: URLSearchParams, token: string): string {
   const parts: string[] = [];
   for (const [k, v] of params) {
     if (k.toLowerCase() === "$skiptoken") {

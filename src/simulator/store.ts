@@ -57,7 +57,7 @@ const V1_KEYS = new Set([
   "appliedConditionalAccessPolicies",
 ]);
 /** Properties that exist only on the beta signIn resource (dropped from v1.0 responses). */
-export const BETA_ONLY_KEYS = new Set([
+const BETA_ONLY_KEYS = new Set([
   "ipAddressFromResourceProvider",
   "userAgent",
   "originalRequestId",
@@ -139,7 +139,7 @@ function cmpRec(a: Cursor, b: Cursor): number {
 const bucketOf = (at: Instant): number => Math.floor(at.sec / 3600);
 
 /** Latest version visible at `nowMs`, or undefined. */
-export function visibleVersion(r: Rec, nowMs: number): Version | undefined {
+function visibleVersion(r: Rec, nowMs: number): Version | undefined {
   for (let i = r.versions.length - 1; i >= 0; i--) {
     const v = r.versions[i];
     if (v && v.visibleAtMs <= nowMs) {
@@ -162,7 +162,7 @@ export interface UniverseConfig extends GenConfig {
 }
 
 /** The time field of each resource's events. */
-export const TIME_FIELD: Record<Resource, string> = { signIns: "createdDateTime", directoryAudits: "activityDateTime" };
+const TIME_FIELD: Record<Resource, string> = { signIns: "createdDateTime", directoryAudits: "activityDateTime" };
 
 export class Universe {
   private readonly cfg: UniverseConfig;

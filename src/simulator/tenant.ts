@@ -18,7 +18,7 @@ import type { City, Device } from "./catalog.ts";
 import { chance, hash32, int, pick, rngFor, uuid, weighted } from "./random.ts";
 import type { Rng } from "./random.ts";
 
-export interface UserDevice {
+interface UserDevice {
   kind: Device;
   version: number;
   deviceId: string;
@@ -80,7 +80,7 @@ export function ipv4For(rng: Rng, country: string): string {
   return `${first}.${(h >>> 8) % 256}.${int(rng, 0, 255)}.${int(rng, 1, 254)}`;
 }
 
-export function ipv6For(rng: Rng, country: string): string {
+function ipv6For(rng: Rng, country: string): string {
   const h = hash32("ip6", country);
   const seg = (): string => int(rng, 0, 0xffff).toString(16);
   return `2a0${h % 10}:${((h >>> 4) & 0xfff).toString(16)}:${seg()}:${seg()}:${seg()}:${seg()}:${seg()}:${seg()}`;

@@ -45,12 +45,16 @@ export async function writeCheckpoint(
   await client.query(WRITE_CHECKPOINT, [tenantId, stream, position, at]);
 }
 
+/** How a cycle ended. A target beyond this replica's fair share runs no cycle, so it has no row (readiness calls it
+ * "skipped"). */
+export type CycleOutcome = "success" | "failure";
+
 export interface CycleRecord {
   tenantId: string;
   stream: string;
   startedAt: Date;
   finishedAt: Date;
-  outcome: "success" | "failure" | "skipped";
+  outcome: CycleOutcome;
   windowFrom: Date | undefined;
   windowTo: Date | undefined;
   pages: number;
