@@ -137,6 +137,35 @@ test("the page budget admits pages while their bytes fit, one page alone whateve
   assert.equal(budget.used, 0);
 });
 
+test("backfill slices get slots while two full pages each fit the budget; one always", () => {
+  const budget = new PageBudget(100);
+  assert.equal(budget.sliceSlot(5), undefined, "no page seen yet: no second slice");
+  const first = budget.sliceSlot(5, true);
+  assert.ok(first, "forced: a backfill always runs one slice");
+  budget.observe(10, 2);
+  const second = budget.sliceSlot(5);
+  assert.ok(second, "2 slices × 2 pages × 5 events × 5 bytes fit 100");
+  assert.equal(budget.sliceSlot(5), undefined, "a third does not");
+  second.release();
+  second.release();
+  const again = budget.sliceSlot(5);
+  assert.ok(again, "a released slot is free again (once, however often released)");
+  budget.observe(12, 1);
+  assert.equal(budget.sliceSlot(5), undefined, "more bytes per event: fewer slices");
+  const forced = budget.sliceSlot(5, true);
+  assert.ok(forced, "another backfill still gets its one slice");
+  for (const slot of [first, again, forced]) {
+    slot.release();
+  }
+  // A short page of large events counts as a full one; the estimate decays after many smaller ones.
+  for (let i = 0; i < 40; i++) {
+    budget.observe(3, 1);
+  }
+  const slots = [budget.sliceSlot(5), budget.sliceSlot(5), budget.sliceSlot(5)];
+  assert.ok(slots.every(Boolean), "3 × 2 × 5 × ~3 bytes fit 100");
+  assert.equal(budget.sliceSlot(5), undefined);
+});
+
 test("a page waiting for the budget gives up when its signal aborts, and the queue moves on", async () => {
   const budget = new PageBudget(10);
   const held = await budget.acquire(10);

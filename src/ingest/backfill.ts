@@ -20,6 +20,7 @@ import { type Reader, uncoveredWindows } from "../store/coverage.ts";
 import type { Pool } from "../store/db.ts";
 import { ceilSecond, DAY, floorSecond, formatDuration, HOUR, MINUTE, SECOND } from "../time.ts";
 import { addCounts, type Counts, emptyCounts, readWindow, type ReaderDeps } from "./reader.ts";
+import { pageBudget } from "./page-budget.ts";
 import { type Slice, SliceQueue } from "./slice-queue.ts";
 import type { Window } from "./window.ts";
 
@@ -31,7 +32,10 @@ export interface BackfillDeps extends ReaderDeps {
 export interface BackfillOptions {
   log: Logger;
   signal: AbortSignal;
-  /** Most slices read at once (default 6; each holds at most two pages in memory). */
+  /**
+   * Most slices read at once (default 6; each holds at most two pages in memory, and the page budget admits only as
+   * many as its bytes allow: PageBudget.sliceSlot).
+   */
   concurrency?: number;
   /** Length of the first slices, before the event density is known (default 1 h). */
   sliceMs?: number;
@@ -276,15 +280,23 @@ export async function runBackfill(
     }
   };
 
+  const pages = deps.pageBudget ?? pageBudget;
   const stopWatching = deps.budget?.onPenalty(() => limit.penalized(log));
   try {
     for (;;) {
       while (fatal === undefined && running.size < limit.value) {
+        // Bounded by the bytes of pages too (PageBudget.sliceSlot): at least one slice, more while their pages fit.
+        const slot = pages.sliceSlot(deps.pageSize, running.size === 0);
+        if (!slot) {
+          break;
+        }
         const slice = nextSlice();
         if (!slice) {
+          slot.release();
           break;
         }
         const task: Promise<void> = readSlice(slice).finally(() => {
+          slot.release();
           running.delete(task);
           report();
         });

@@ -1,7 +1,9 @@
 // Bytes of Graph pages held in this process (fetched, being checked or stored), across every window, slice, stream
 // and tenant: a fetched page is parsed and held only once its bytes fit the budget, so memory stays bounded whatever
 // the catch-up width, TENANT_CONCURRENCY or page size (a page larger than the whole budget is taken alone). Fetches
-// themselves never wait for it: a tenant whose Graph is slow or hangs holds no budget meanwhile.
+// themselves never wait for it: a tenant whose Graph is slow or hangs holds no budget meanwhile. A fetched page that
+// waits for the budget is held as its text, so the number of backfill slices (each with a page fetched ahead) is
+// bounded by the same bytes (sliceSlot).
 
 /** The default budget: two real-sized pages of 999 events (~8 MB of JSON each). */
 const PAGE_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
@@ -14,6 +16,13 @@ export interface PageGrant {
 export class PageBudget {
   readonly limit: number;
   #used = 0;
+  /**
+   * The most bytes per event seen lately in a page (each page observed lets it decay by 5 %): times the page size,
+   * what one more full page is expected to cost.
+   */
+  #bytesPerEvent = 0;
+  /** Concurrent slices holding a slot (sliceSlot). */
+  #slices = 0;
   readonly #waiters: Array<{ bytes: number; wake: () => void }> = [];
 
   constructor(limit = PAGE_BYTES_IN_FLIGHT) {
@@ -22,6 +31,39 @@ export class PageBudget {
 
   get used(): number {
     return this.#used;
+  }
+
+  /**
+   * A slot for one more slice of a backfill or catch-up (src/ingest/backfill.ts), or undefined when the slices
+   * already running would no longer fit: each holds up to two pages (one being stored, the next fetched ahead), and
+   * a page that waits for this budget is already in memory as its text, so the number of slices, not only the pages
+   * admitted, must be bounded by bytes. A slot is granted while (slices + 1) × 2 full pages (`pageSize` events at the
+   * bytes per event observed) fit the limit; before any page was observed only one slice runs. `force` grants it
+   * anyway (each backfill runs at least one slice, whatever the others hold). Realistic pages (999 sign-ins, ~8 MB)
+   * and the default 16 MB: one slice, its next page fetched while it stores; the simulator's small events: five.
+   */
+  sliceSlot(pageSize: number, force = false): PageGrant | undefined {
+    const fits = this.#bytesPerEvent > 0 && (this.#slices + 1) * 2 * pageSize * this.#bytesPerEvent <= this.limit;
+    if (!fits && !force) {
+      return undefined;
+    }
+    this.#slices++;
+    let held = true;
+    return {
+      release: () => {
+        if (held) {
+          held = false;
+          this.#slices--;
+        }
+      },
+    };
+  }
+
+  /** Records a page's size and event count (the reader, once the page is parsed), for sliceSlot's estimate. */
+  observe(bytes: number, events: number): void {
+    if (events > 0) {
+      this.#bytesPerEvent = Math.max(bytes / events, this.#bytesPerEvent * 0.95);
+    }
   }
 
   /** Waits until `bytes` fit (or nothing else is held), first come first served; rejects if `signal` aborts. */

@@ -168,6 +168,7 @@ export async function readWindow(
             const grant = await budget.acquire(body.bytes, fetchSignal);
             try {
               const page = parsePage(body);
+              budget.observe(page.bytes, page.length);
               if (page.length > maxPageEvents(deps.pageSize)) {
                 // More than $top and more than Graph's largest page: not a page Graph sends (a hostile or broken
                 // peer); refused whole, like any malformed page.
