@@ -13,9 +13,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 # A small V8 young generation keeps the resident set flat (see README Performance). The compile cache (filled below,
 # when the image is built) holds the sources already type-stripped: Node then never loads its type-stripping compiler,
-# a WebAssembly module of about 25 MB resident.
+# a WebAssembly module of about 25 MB resident. glibc's malloc otherwise raises its mmap threshold after the first
+# large buffer is freed (a page's 8 MB query message) and keeps later ones in its heap once freed: a fixed 128 KB
+# threshold gives them back at once (`once` over 10,000 real-sized sign-ins: 182 → 163 MB peak; docs/benchmarks.md).
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=4 \
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072 \
     NODE_COMPILE_CACHE=/app/.compile-cache \
     DATA_DIR=/data \
     METRICS_PORT=9464

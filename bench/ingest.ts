@@ -39,6 +39,8 @@ import { tenantsScenario } from "./tenants.ts";
 
 /** V8 heap settings of the production image (Dockerfile `NODE_OPTIONS`): a small young generation keeps RSS flat. */
 const PRODUCTION_NODE_FLAGS = "--max-semi-space-size=4";
+/** glibc's malloc setting of the production image (Dockerfile `GLIBC_TUNABLES`). */
+const PRODUCTION_GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=131072";
 
 /**
  * The production image runs with a compile cache filled when the image is built (Dockerfile `NODE_COMPILE_CACHE`):
@@ -136,10 +138,12 @@ const megabytes = (m: object, unit = 1048576) =>
 /** Runs this file in a child process with `args` (as the container would run the daemon); its last JSON line. */
 function spawnSelf(args: string[]): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    // The measured process runs with the heap settings the container uses (Dockerfile NODE_OPTIONS);
+    // The measured process runs with the heap and malloc settings the container uses (Dockerfile NODE_OPTIONS and
+    // GLIBC_TUNABLES);
     // BENCH_NODE_FLAGS overrides them (e.g. "" for Node's defaults).
     const flags = (process.env.BENCH_NODE_FLAGS ?? PRODUCTION_NODE_FLAGS).split(" ").filter(Boolean);
-    const { NODE_COMPILE_CACHE: _, ...env } = process.env;
+    const { NODE_COMPILE_CACHE: _, ...parent } = process.env;
+    const env = { ...parent, GLIBC_TUNABLES: PRODUCTION_GLIBC_TUNABLES };
     const proc = spawn(process.execPath, [...flags, SELF, ...args], {
       stdio: ["ignore", "pipe", "inherit"],
       env:
