@@ -18,6 +18,7 @@ import {
 } from "./graph/credentials.ts";
 import { createAgent, type HttpSettings } from "./graph/http.ts";
 import { ClientCredentialsTokenProvider, ManagedIdentityTokenProvider, type TokenProvider } from "./graph/token.ts";
+import { PageBudget } from "./ingest/page-budget.ts";
 import type { ReaderDeps } from "./ingest/reader.ts";
 import { type Target, type TargetOutcome, targetRunner } from "./ingest/targets.ts";
 import type { Logger } from "./log.ts";
@@ -177,9 +178,12 @@ export function createIngester(
     }
     return graph;
   };
+  // One budget for the process: every tenant's, stream's and slice's pages (src/ingest/page-budget.ts).
+  const pageBudget = new PageBudget(config.pageMemoryBytes);
   const readerDepsFor = (tenantId: string): ReaderDeps => {
     const graph = graphFor(tenantId);
     return {
+      pageBudget,
       db,
       graph,
       clock,

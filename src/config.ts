@@ -85,6 +85,7 @@ export interface Config {
   maxRetryAfterMs: number;
   cycleDeadlineMs: number;
   maxPageBytes: number;
+  pageMemoryBytes: number;
   metricsPort: number;
   metricsHost: string;
   readyCycleMultiple: number;
@@ -755,6 +756,14 @@ const CONFIG_SCHEMA: readonly Setting[] = [
     description:
       "Largest page body accepted, in bytes, counted while it streams; a larger one is refused unread as a malformed page (nothing stored, the next cycle retries). Default: `PAGE_SIZE` × 32 KiB + 1 MiB (shown for 999).",
     parse: integer(1024, 1 << 30),
+  },
+  {
+    env: "PAGE_MEMORY_BYTES",
+    key: "pageMemoryBytes",
+    default: String(16 * 1024 * 1024),
+    description:
+      "Bytes of Graph pages held in memory at once across every stream, slice and tenant of the process (fetched, checked or being stored); backfill and catch-up run only as many slices as two pages each fit (at least one per backfill). The default holds two real-sized pages of 999 sign-ins (~8 MB each): one slice, its next page fetched while one is stored. More lets a catch-up overlap more of Graph's latency, at that much more memory.",
+    parse: integer(1024 * 1024, 1 << 30),
   },
   {
     env: "METRICS_PORT",
