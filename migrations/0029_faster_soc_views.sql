@@ -114,8 +114,10 @@ create index sign_in_new_country_attempts_time_covering_idx on sign_in_new_count
   tenant_id) include (id);
 drop index sign_in_new_country_attempts_time_idx;
 
+-- The key columns come from the candidate (equal to the sign-in's by the lateral's condition), so that a filter on
+-- tenant_id or id (Grafana's `tenant_id in ($tenant)`) still narrows the candidates read, as 0024's join did.
 create or replace view v_new_country_attempts as
-select s.tenant_id, s.id, c.created_date_time, s.user_principal_name, s.location_country_or_region as country_or_region,
+select c.tenant_id, c.id, c.created_date_time, s.user_principal_name, s.location_country_or_region as country_or_region,
   s.location_city as city, s.ip_address, s.app_display_name, s.sign_in_event_type, s.status_error_code as error_code,
   s.outcome, s.autonomous_system_number, s.user_agent,
   exists (select 1 from sign_ins b
