@@ -8,10 +8,12 @@
 //   npm run bench -- --scenario small         the same with ~2.9 KB events (no CA policies, no authenticationDetails)
 //   npm run bench -- --scenario tenants [--tenants 4]
 //       several tenants: `once` at TENANT_CONCURRENCY 1, 2 and 4, then two replicas on one database (bench/tenants.ts)
-//   npm run bench -- --scenario throttled [--time-scale 10]
+//   npm run bench -- --scenario throttled [--time-scale 10] [--page-size 100] [--backfill-pages 300]
 //       the simulator enforces Graph's rule (5 requests / 10 s per app per tenant) and serves each page in 8 s
 //       (4× the budget interval), all time-scaled; budget_utilisation = achieved pages/s ÷ allowed pages/s for a
-//       sequential nextLink crawl and for backfill (in a child process running the reader directly).
+//       sequential nextLink crawl and for backfill (in a child process running the reader directly). The events are
+//       real-sized; --page-size 999 gives real-sized pages (~8 MB), where PAGE_MEMORY_BYTES (passed to the child)
+//       decides how many slices run at once.
 //
 // Each measurement gets a fresh database cloned from a migrated template on the same server. The throttled
 // scenario's child runs with the image's NODE_OPTIONS (PRODUCTION_NODE_FLAGS, kept equal to the Dockerfile's by
@@ -87,6 +89,7 @@ async function child(task: ChildTask): Promise<void> {
     HTTP_TIMEOUT: "60s",
     RETRY_BASE_DELAY: "100ms",
     LOG_LEVEL: "warn",
+    ...(process.env.PAGE_MEMORY_BYTES ? { PAGE_MEMORY_BYTES: process.env.PAGE_MEMORY_BYTES } : {}),
   });
   const pool = createPool(task.databaseUrl, log);
   const budget = new GraphBudget(task.budget ?? { perTenant: 1e9, perApp: 1e9, windowMs: 10_000, reserve: 0 });
@@ -186,12 +189,14 @@ function windowOf(events: Array<Record<string, unknown>>, newest: number): { fro
   return { from: floor(first.createdDateTime), to: ceil(last.createdDateTime) };
 }
 
-async function throttledScenario(dbs: Databases, timeScale: number): Promise<void> {
+async function throttledScenario(
+  dbs: Databases,
+  o: { timeScale: number; pageSize: number; backfillPages: number },
+): Promise<void> {
+  const { timeScale, pageSize, backfillPages } = o;
   const rule = { perTenant: 5, perApp: 122, windowMs: 10_000 };
   const pageLatencyMs = 4 * (rule.windowMs / rule.perTenant); // 8 s a page: four budget intervals
-  const pageSize = 100;
   const sequentialPages = 20;
-  const backfillPages = 300;
   const now = Date.now();
   const events = await makeEvents((sequentialPages + backfillPages) * pageSize, 2000, now - HOUR);
   const sim = await startSimulator({ generate: false, seed: 9, throttle: rule, pageLatencyMs, timeScale });
@@ -233,7 +238,9 @@ async function throttledScenario(dbs: Databases, timeScale: number): Promise<voi
     const bfRate = (bf.pages * 1000) / bf.ms;
     process.stdout.write(
       `Graph rule ${rule.perTenant}/${rule.windowMs / 1000}s per tenant, ${pageLatencyMs / 1000}s a page, time scale ${timeScale}× ` +
-        `(allowed ${allowed} pages/s scaled)\n\n`,
+        `(allowed ${allowed} pages/s scaled), ${pageSize} events a page` +
+        (process.env.PAGE_MEMORY_BYTES ? `, PAGE_MEMORY_BYTES ${process.env.PAGE_MEMORY_BYTES}` : "") +
+        "\n\n",
     );
     process.stdout.write(
       table([
@@ -245,15 +252,17 @@ async function throttledScenario(dbs: Databases, timeScale: number): Promise<voi
           pages_per_s: round(seqRate, 2),
           utilisation: round(seqRate / allowed, 3),
           http_429: seq429,
+          peak_rss_mb: round(seq.maxRssMb),
         },
         {
-          reader: "backfill (8 slices at once)",
+          reader: "backfill (at most 8 slices at once)",
           pages: bf.pages,
           events: bf.events,
           seconds: round(bf.ms / 1000, 1),
           pages_per_s: round(bfRate, 2),
           utilisation: round(bfRate / allowed, 3),
           http_429: bf429,
+          peak_rss_mb: round(bf.maxRssMb),
         },
       ]) + "\n\n",
     );
@@ -261,6 +270,9 @@ async function throttledScenario(dbs: Databases, timeScale: number): Promise<voi
       scenario: "throttled",
       time_scale: timeScale,
       page_latency_s: pageLatencyMs / 1000,
+      page_size: pageSize,
+      page_memory_bytes: process.env.PAGE_MEMORY_BYTES ?? "default",
+      backfill_peak_rss_mb: bf.maxRssMb,
       allowed_pages_per_s: allowed / timeScale,
       budget_utilisation: { sequential: round(seqRate / allowed, 3), backfill: round(bfRate / allowed, 3) },
       http_429: { sequential: seq429, backfill: bf429 },
@@ -283,6 +295,8 @@ async function main(): Promise<void> {
       events: { type: "string", default: "10000" },
       tenants: { type: "string", default: "4" },
       "time-scale": { type: "string", default: "10" },
+      "page-size": { type: "string", default: "100" },
+      "backfill-pages": { type: "string", default: "300" },
       keep: { type: "boolean", default: false },
       "database-url": {
         type: "string",
@@ -308,7 +322,11 @@ async function main(): Promise<void> {
   try {
     if (values.scenario === "throttled") {
       await spawnSelf(["--warm-up"]); // fills the compile cache before anything is measured, as building the image does
-      await throttledScenario(dbs, Number(values["time-scale"]));
+      await throttledScenario(dbs, {
+        timeScale: Number(values["time-scale"]),
+        pageSize: Number(values["page-size"]),
+        backfillPages: Number(values["backfill-pages"]),
+      });
     } else if (values.scenario === "tenants") {
       await tenantsScenario(dbs, { events, tenants: Number(values.tenants) });
     } else {

@@ -137,6 +137,13 @@ function defaultMaxPageBytes(pageSize: number): number {
   return events * 32 * 1024 + 1024 * 1024;
 }
 
+/**
+ * PAGE_MEMORY_BYTES unless set: 32 MiB, four real-sized pages, so a backfill runs two slices of them. Measured
+ * (docs/benchmarks.md, Graph answering in 8 s, 999 real-sized sign-ins a page): 16 MiB (one slice) used 20 % of a
+ * tenant's 5 requests / 10 s at 150 MB peak RSS, 32 MiB 36 % at 188 MB, 64 MiB 55 % at 336 MB.
+ */
+export const DEFAULT_PAGE_MEMORY_BYTES = 32 * 1024 * 1024;
+
 const ok = (value: unknown): Parsed => ({ ok: true, value });
 const bad = (problem: string): Parsed => ({ ok: false, problem });
 
@@ -760,9 +767,9 @@ const CONFIG_SCHEMA: readonly Setting[] = [
   {
     env: "PAGE_MEMORY_BYTES",
     key: "pageMemoryBytes",
-    default: String(16 * 1024 * 1024),
+    default: String(DEFAULT_PAGE_MEMORY_BYTES),
     description:
-      "Bytes of Graph pages held in memory at once across every stream, slice and tenant of the process (fetched, checked or being stored); backfill and catch-up run only as many slices as two pages each fit (at least one per backfill). The default holds two real-sized pages of 999 sign-ins (~8 MB each): one slice, its next page fetched while one is stored. More lets a catch-up overlap more of Graph's latency, at that much more memory.",
+      "Bytes of Graph pages held in memory at once across every stream, slice and tenant of the process (fetched, checked or being stored); backfill and catch-up run only as many slices as two pages each fit (at least one per backfill). A slice's pages follow each other's nextLink, so slices are what overlap Graph's latency: the default runs two slices of real-sized pages (999 sign-ins, ~8 MB each). More makes a backfill against a slow Graph faster, at that much more memory (docs/benchmarks.md).",
     parse: integer(1024 * 1024, 1 << 30),
   },
   {

@@ -164,6 +164,8 @@ test("backfill slices get slots while two full pages each fit the budget; one al
   const slots = [budget.sliceSlot(5), budget.sliceSlot(5), budget.sliceSlot(5)];
   assert.ok(slots.every(Boolean), "3 × 2 × 5 × ~3 bytes fit 100");
   assert.equal(budget.sliceSlot(5), undefined);
+  assert.equal(budget.slicesThatFit(5), 3, "what a backfill cuts its last stretch for");
+  assert.equal(new PageBudget(100).slicesThatFit(5), 1, "before any page: one");
 });
 
 test("a page waiting for the budget gives up when its signal aborts, and the queue moves on", async () => {

@@ -165,6 +165,7 @@ export async function runBackfill(
     "backfill starting",
   );
 
+  const pages = deps.pageBudget ?? pageBudget;
   const queue = new SliceQueue(gaps, {
     sliceMs: settings.sliceMs,
     minSliceMs: settings.minSliceMs,
@@ -183,7 +184,13 @@ export async function runBackfill(
   let splits = 0;
   let pagesInFlight = 0;
 
-  const nextSlice = (): Slice | undefined => queue.next({ slicesDone, doneMs, fetched: counts.fetched }, limit.value);
+  // The last stretch is cut for the slices that can run at once: the concurrency limit, and what the page budget
+  // holds (PageBudget.slicesThatFit; more, smaller slices would only add requests for partly filled pages).
+  const nextSlice = (): Slice | undefined =>
+    queue.next(
+      { slicesDone, doneMs, fetched: counts.fetched },
+      Math.min(limit.value, pages.slicesThatFit(deps.pageSize)),
+    );
 
   const progress = (finished: boolean): BackfillProgress => {
     const elapsedMs = performance.now() - started;
@@ -280,7 +287,6 @@ export async function runBackfill(
     }
   };
 
-  const pages = deps.pageBudget ?? pageBudget;
   const stopWatching = deps.budget?.onPenalty(() => limit.penalized(log));
   try {
     for (;;) {

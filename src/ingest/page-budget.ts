@@ -5,8 +5,7 @@
 // waits for the budget is held as its text, so the number of backfill slices (each with a page fetched ahead) is
 // bounded by the same bytes (sliceSlot).
 
-/** The default budget: two real-sized pages of 999 events (~8 MB of JSON each). */
-const PAGE_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+import { DEFAULT_PAGE_MEMORY_BYTES } from "../config.ts";
 
 export interface PageGrant {
   /** Gives the bytes back (idempotent). */
@@ -25,7 +24,7 @@ export class PageBudget {
   #slices = 0;
   readonly #waiters: Array<{ bytes: number; wake: () => void }> = [];
 
-  constructor(limit = PAGE_BYTES_IN_FLIGHT) {
+  constructor(limit = DEFAULT_PAGE_MEMORY_BYTES) {
     this.limit = limit;
   }
 
@@ -40,10 +39,10 @@ export class PageBudget {
    * admitted, must be bounded by bytes. A slot is granted while (slices + 1) × 2 full pages (`pageSize` events at the
    * bytes per event observed) fit the limit; before any page was observed only one slice runs. `force` grants it
    * anyway (each backfill runs at least one slice, whatever the others hold). Realistic pages (999 sign-ins, ~8 MB)
-   * and the default 16 MB: one slice, its next page fetched while it stores; the simulator's small events: five.
+   * and the default 32 MiB (PAGE_MEMORY_BYTES): two slices, each fetching its next page while it stores one.
    */
   sliceSlot(pageSize: number, force = false): PageGrant | undefined {
-    const fits = this.#bytesPerEvent > 0 && (this.#slices + 1) * 2 * pageSize * this.#bytesPerEvent <= this.limit;
+    const fits = this.#bytesPerEvent > 0 && (this.#slices + 1) * 2 * this.#pageBytes(pageSize) <= this.limit;
     if (!fits && !force) {
       return undefined;
     }
@@ -57,6 +56,19 @@ export class PageBudget {
         }
       },
     };
+  }
+
+  /**
+   * How many slices of full pages the whole budget holds (at least 1; 1 before any page was observed): how many
+   * workers a backfill should cut its last stretch for (src/ingest/slice-queue.ts), since more slices than that
+   * would not run at once and would only cost Graph requests for partly filled pages.
+   */
+  slicesThatFit(pageSize: number): number {
+    return this.#bytesPerEvent > 0 ? Math.max(1, Math.floor(this.limit / (2 * this.#pageBytes(pageSize)))) : 1;
+  }
+
+  #pageBytes(pageSize: number): number {
+    return pageSize * this.#bytesPerEvent;
   }
 
   /** Records a page's size and event count (the reader, once the page is parsed), for sliceSlot's estimate. */
