@@ -105,7 +105,10 @@ export interface Ingester {
   targets: Target[];
   /** The tenant's Graph client (`check` asks Graph through it). */
   graphFor(tenantId: string): GraphClient;
-  /** What a reader of `tenantId` needs (the one wiring: page size, MAX_PAGES_PER_WINDOW, metrics), for backfill. */
+  /**
+   * What a reader of `tenantId` needs (the one wiring: page size, MAX_PAGES_PER_WINDOW, metrics, the process's page
+   * budget), for the tail cycles, sweeps and backfill.
+   */
   readerDepsFor(tenantId: string): ReaderDeps;
   /** `run` and `once`: one cycle of every target this replica holds (src/ingest/targets.ts). */
   runAll: (signal: AbortSignal) => Promise<TargetOutcome[]>;

@@ -142,7 +142,7 @@ function defaultMaxPageBytes(pageSize: number): number {
  * (docs/benchmarks.md, Graph answering in 8 s, 999 real-sized sign-ins a page): 16 MiB (one slice) used 20 % of a
  * tenant's 5 requests / 10 s at 150 MB peak RSS, 32 MiB 36 % at 188 MB, 64 MiB 55 % at 336 MB.
  */
-export const DEFAULT_PAGE_MEMORY_BYTES = 32 * 1024 * 1024;
+const DEFAULT_PAGE_MEMORY_BYTES = 32 * 1024 * 1024;
 
 const ok = (value: unknown): Parsed => ({ ok: true, value });
 const bad = (problem: string): Parsed => ({ ok: false, problem });

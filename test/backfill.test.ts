@@ -66,6 +66,35 @@ function hoursAgo(hours: number): Date {
   return new Date(Math.floor((sim.now().getTime() - hours * HOUR) / 1000) * 1000);
 }
 
+test("the page budget bounds how many slices run at once (PAGE_MEMORY_BYTES), and everything is still read", async () => {
+  const from = hoursAgo(50);
+  const to = hoursAgo(1);
+  const expected = expectedIds(sim, from, to);
+  const mostAtOnce = async (env: Record<string, string>) => {
+    const db = await fresh();
+    const b = backfillDeps(sim, db, { PAGE_SIZE: "999", ...env });
+    let most = 0;
+    try {
+      await runBackfill(b.deps, INTERACTIVE_STREAM, from, to, {
+        log: b.log,
+        signal: new AbortController().signal,
+        concurrency: 4,
+        sliceMs: 2 * HOUR,
+        minSliceMs: 10 * 60_000,
+        onProgress: (p) => (most = Math.max(most, p.slicesRunning)),
+      });
+      assert.deepEqual(new Set(await storedIds(db, sim.tenantId)), expected);
+    } finally {
+      await b.close();
+    }
+    return most;
+  };
+  // Two full pages of 999 simulator events (~2 KB each) do not fit 1 MiB: one slice at a time.
+  assert.equal(await mostAtOnce({ PAGE_MEMORY_BYTES: String(1024 * 1024) }), 1);
+  // The default (32 MiB) holds the concurrency limit's four.
+  assert.ok((await mostAtOnce({})) > 1, "several slices at once with the default budget");
+});
+
 test("a concurrent backfill stores exactly the simulator's events of the range, once each; a re-run reads nothing", async () => {
   const db = await fresh();
   const from = hoursAgo(50);

@@ -20,7 +20,6 @@ import { type Reader, uncoveredWindows } from "../store/coverage.ts";
 import type { Pool } from "../store/db.ts";
 import { ceilSecond, DAY, floorSecond, formatDuration, HOUR, MINUTE, SECOND } from "../time.ts";
 import { addCounts, type Counts, emptyCounts, readWindow, type ReaderDeps } from "./reader.ts";
-import { pageBudget } from "./page-budget.ts";
 import { type Slice, SliceQueue } from "./slice-queue.ts";
 import type { Window } from "./window.ts";
 
@@ -165,7 +164,7 @@ export async function runBackfill(
     "backfill starting",
   );
 
-  const pages = deps.pageBudget ?? pageBudget;
+  const pages = deps.pageBudget;
   const queue = new SliceQueue(gaps, {
     sliceMs: settings.sliceMs,
     minSliceMs: settings.minSliceMs,

@@ -17,7 +17,6 @@ import {
   type Counts,
   emptyCounts,
   INTERACTIVE_STREAM,
-  MAX_PAGES_PER_WINDOW,
   type ReaderDeps,
   readWindowSplitting,
 } from "./reader.ts";
@@ -31,7 +30,6 @@ const RECORD_TIMEOUT_MS = 10_000;
 const CATCH_UP_AFTER_WINDOWS = 4;
 
 interface CycleSettings extends WindowSettings {
-  pageSize: number;
   cycleDeadlineMs: number;
 }
 
@@ -48,8 +46,11 @@ export interface CycleDeps {
   signal: AbortSignal;
   /** Aborted when this replica loses the stream's lease: the cycle stops as on shutdown, but counts as failed. */
   lease?: AbortSignal;
-  /** Page cap per window before it is split (default MAX_PAGES_PER_WINDOW). */
-  maxPagesPerWindow?: number;
+  /**
+   * How windows are read and stored (the Ingester's readerDepsFor: page size, page cap, the process's page budget),
+   * the same wiring `backfill` and sweeps use.
+   */
+  reader: ReaderDeps;
   /** Prometheus metrics, when the ops listener is on. */
   metrics?: Metrics;
 }
@@ -151,16 +152,7 @@ async function readAndStore(
   if (checkpoint) {
     deps.metrics?.checkpoint(tenantId, stream.name, checkpoint);
   }
-  const reader: ReaderDeps = {
-    db,
-    graph,
-    clock: deps.clock,
-    tenantId,
-    graphEndpoint: graph.endpoint,
-    pageSize: settings.pageSize,
-    maxPagesPerWindow: deps.maxPagesPerWindow ?? MAX_PAGES_PER_WINDOW,
-    ...(deps.metrics ? { metrics: deps.metrics } : {}),
-  };
+  const { reader } = deps;
   const first = plan.windows[0];
   const last = plan.windows.at(-1);
   if (first && last && plan.windows.length > CATCH_UP_AFTER_WINDOWS) {

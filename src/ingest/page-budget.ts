@@ -5,8 +5,6 @@
 // waits for the budget is held as its text, so the number of backfill slices (each with a page fetched ahead) is
 // bounded by the same bytes (sliceSlot).
 
-import { DEFAULT_PAGE_MEMORY_BYTES } from "../config.ts";
-
 export interface PageGrant {
   /** Gives the bytes back (idempotent). */
   release(): void;
@@ -24,7 +22,8 @@ export class PageBudget {
   #slices = 0;
   readonly #waiters: Array<{ bytes: number; wake: () => void }> = [];
 
-  constructor(limit = DEFAULT_PAGE_MEMORY_BYTES) {
+  /** `limit`: PAGE_MEMORY_BYTES (src/app.ts builds one budget per process). */
+  constructor(limit: number) {
     this.limit = limit;
   }
 
@@ -124,6 +123,3 @@ export class PageBudget {
     }
   }
 }
-
-/** The process's budget, shared by every reader (src/ingest/reader.ts). */
-export const pageBudget = new PageBudget();

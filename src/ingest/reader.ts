@@ -23,7 +23,7 @@ import {
 } from "../store/signins.ts";
 import type { Clock } from "../time.ts";
 import { pageEvents, type PageEvents, type RejectedEvent } from "../events/classify.ts";
-import { type PageBudget, pageBudget, type PageGrant } from "./page-budget.ts";
+import type { PageBudget, PageGrant } from "./page-budget.ts";
 import { type StreamSpec, STREAMS } from "../events/streams.ts";
 import type { Window } from "./window.ts";
 
@@ -31,7 +31,7 @@ import type { Window } from "./window.ts";
 export const INTERACTIVE_STREAM: StreamSpec = STREAMS.interactiveUser;
 
 // A nextLink crawl longer than this is a loop, not a window (20,000 pages ≈ 20M events).
-export const MAX_PAGES_PER_WINDOW = 20_000;
+const MAX_PAGES_PER_WINDOW = 20_000;
 
 /** Graph's largest page: `$top` above it is clamped or refused (graph-api-notes: "Max = default = 1000"). */
 const GRAPH_MAX_PAGE = 1000;
@@ -56,8 +56,8 @@ export interface ReaderDeps {
   metrics?: Metrics;
   /** Test hook: called after each page is committed. */
   afterPageCommit?: (pageNumber: number) => void | Promise<void>;
-  /** Bytes of pages in flight, shared by every reader of the process (default: page-budget.ts's pageBudget). */
-  pageBudget?: PageBudget;
+  /** Bytes of pages in flight, shared by every reader of the process (one per Ingester: PAGE_MEMORY_BYTES). */
+  pageBudget: PageBudget;
 }
 
 export interface ReadOptions {
@@ -147,7 +147,7 @@ export async function readWindow(
   });
   const timeField = stream.resource === "signIns" ? "createdDateTime" : "activityDateTime";
   const seen = new Set<string>();
-  const budget = deps.pageBudget ?? pageBudget;
+  const budget = deps.pageBudget;
   const fetchController = new AbortController();
   const fetchSignal = AbortSignal.any([options.signal, fetchController.signal]);
   // While one page is being stored, the next one is already being fetched: at most two pages are in memory, and

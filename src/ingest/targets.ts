@@ -68,7 +68,7 @@ export function targetRunner(deps: TargetRunnerDeps): TargetRunner {
       stream: target.stream,
       signal,
       ...(lease ? { lease } : {}),
-      maxPagesPerWindow: config.maxPagesPerWindow,
+      reader: deps.readerDepsFor(tenantId),
       ...(metrics ? { metrics } : {}),
     });
     // The sweep's queries stop with the tick or the lease, like the cycle's.
