@@ -31,6 +31,7 @@ import { GraphBudget } from "../src/graph/budget.ts";
 import { runBackfill } from "../src/ingest/backfill.ts";
 import { emptyCounts, INTERACTIVE_STREAM, readWindow } from "../src/ingest/reader.ts";
 import { startSimulator } from "../src/simulator/server.ts";
+import { MMAP_THRESHOLD } from "../src/start-settings.ts";
 import { createPool } from "../src/store/db.ts";
 import { HOUR } from "../src/time.ts";
 import { Databases } from "./databases.ts";
@@ -41,8 +42,6 @@ import { tenantsScenario } from "./tenants.ts";
 
 /** V8 heap settings of the production image (Dockerfile `NODE_OPTIONS`): a small young generation keeps RSS flat. */
 const PRODUCTION_NODE_FLAGS = "--max-semi-space-size=4";
-/** glibc's malloc setting of the production image (Dockerfile `GLIBC_TUNABLES`). */
-const PRODUCTION_GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=131072";
 
 /**
  * The production image runs with a compile cache filled when the image is built (Dockerfile `NODE_COMPILE_CACHE`):
@@ -146,7 +145,7 @@ function spawnSelf(args: string[]): Promise<unknown> {
     // BENCH_NODE_FLAGS overrides them (e.g. "" for Node's defaults).
     const flags = (process.env.BENCH_NODE_FLAGS ?? PRODUCTION_NODE_FLAGS).split(" ").filter(Boolean);
     const { NODE_COMPILE_CACHE: _, ...parent } = process.env;
-    const env = { ...parent, GLIBC_TUNABLES: PRODUCTION_GLIBC_TUNABLES };
+    const env = { ...parent, GLIBC_TUNABLES: MMAP_THRESHOLD };
     const proc = spawn(process.execPath, [...flags, SELF, ...args], {
       stdio: ["ignore", "pipe", "inherit"],
       env:

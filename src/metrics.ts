@@ -1,7 +1,20 @@
 // Prometheus metrics (prom-client), one registry per process. Everything that counts something receives this
 // object; nothing reads a global registry.
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { createRequire } from "node:module";
+
+import type * as PromClient from "prom-client";
+
+// prom-client's index also loads its Pushgateway (node:http, node:https), cluster aggregation (node:cluster),
+// Summary and bucket helpers; this module uses five of its files, loaded alone (~5 MB less resident memory in
+// every process, docs/benchmarks.md change 12; the package has no `exports` map, package-lock.json pins it, and
+// test/metrics tests read what they register). The types are the package's.
+const require = createRequire(import.meta.url);
+const Counter = require("prom-client/lib/counter.js") as typeof PromClient.Counter;
+const Gauge = require("prom-client/lib/gauge.js") as typeof PromClient.Gauge;
+const Histogram = require("prom-client/lib/histogram.js") as typeof PromClient.Histogram;
+const Registry = require("prom-client/lib/registry.js") as typeof PromClient.Registry;
+const collectDefaultMetrics = require("prom-client/lib/defaultMetrics.js") as typeof PromClient.collectDefaultMetrics;
 
 export type Endpoint = "graph" | "token";
 

@@ -1,6 +1,15 @@
 // Process settings every command gets, however it is started (`node src/cli.ts …`, `npm start`, the image): imported
 // first by src/cli.ts, so it runs before any other module's top-level code.
 //
+// * What only the process's start can set, the image sets in its environment: glibc's mmap threshold fixed at
+//   128 KB (GLIBC_TUNABLES; glibc otherwise raises it after the first large buffer is freed, a page's 8 MB query
+//   message, and keeps later ones in its heap once freed) and Node's compile cache (NODE_COMPILE_CACHE) on before
+//   the entry file loads (so Node's TypeScript stripper, ~18 MB resident, is never loaded once the cache is filled).
+//   A plain `node src/cli.ts` gets the same: on Linux, when GLIBC_TUNABLES names no mmap_threshold, the process
+//   replaces itself once (process.execve: the same pid, arguments, Node flags, file descriptors and environment,
+//   plus those two variables) before any other module loads. NODE_COMPILE_CACHE is added only when it is unset and
+//   NODE_DISABLE_COMPILE_CACHE is not; any GLIBC_TUNABLES naming mmap_threshold (the image's, a user's) means no
+//   re-exec. Measured (docs/benchmarks.md change 13): `once` over 10,000 real-sized sign-ins ~193 → ~169 MB peak.
 // * The young generation stops growing at 2 × 4 MB, as with the image's NODE_OPTIONS (--max-semi-space-size=4). V8
 //   doubles it (up to 2 × 64 MB on a large host) each time enough bytes survived its scavenges since the last
 //   growth, so in a long run (a catch-up, an import of a big archive) it always ends at its maximum, and the peak RSS
@@ -23,6 +32,17 @@
 
 import module from "node:module";
 import v8 from "node:v8";
+
+import { startSettings } from "./start-settings.ts";
+
+const restart = process.platform === "linux" && typeof process.execve === "function" && startSettings(process.env);
+if (restart) {
+  try {
+    process.execve?.(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], restart);
+  } catch {
+    // Not allowed here (a sandbox refusing execve): go on with this process's settings.
+  }
+}
 
 const YOUNG_GENERATION_CAP = 8 * 1024 * 1024;
 

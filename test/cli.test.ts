@@ -1,11 +1,13 @@
 // The CLI as users and the container run it: real child processes, signals and exit codes.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
+import { startSettings, MMAP_THRESHOLD } from "../src/start-settings.ts";
 import { readCheckpoint } from "../src/store/checkpoints.ts";
-import { daemonEnv, runCli, startCli } from "./helpers/daemon.ts";
+import { CLI, daemonEnv, runCli, startCli } from "./helpers/daemon.ts";
 import { freePort } from "./helpers/global-setup.ts";
 import { simulatorSuite } from "./helpers/db.ts";
 import { seedRecent } from "./helpers/seed.ts";
@@ -186,6 +188,15 @@ test("`run` serves /healthz, /readyz and Prometheus /metrics; `status` reports e
   const env = daemonEnv(sim, db.url, { METRICS_PORT: String(port), METRICS_HOST: "127.0.0.1" });
   const running = startCli(["run"], env);
   const cycle = await running.waitForLog((l) => l.msg === "cycle complete");
+  if (process.platform === "linux") {
+    // src/runtime.ts: the plain `node src/cli.ts run` replaced itself (same pid, same arguments) to start with the
+    // image's malloc setting and compile cache.
+    const environ = readFileSync(`/proc/${String(running.child.pid)}/environ`, "utf8").split("\0");
+    assert.ok(environ.includes(`GLIBC_TUNABLES=${MMAP_THRESHOLD}`), environ.join(" "));
+    assert.ok(environ.some((v) => v.startsWith("NODE_COMPILE_CACHE=")));
+    const cmdline = readFileSync(`/proc/${String(running.child.pid)}/cmdline`, "utf8").split("\0");
+    assert.deepEqual(cmdline.slice(1, 3), [CLI, "run"]);
+  }
   const base = `http://127.0.0.1:${port}`;
   assert.equal((await fetch(`${base}/healthz`)).status, 200);
   const ready = await fetch(`${base}/readyz`);
@@ -350,4 +361,21 @@ test("`import` and `export` need only the database (and a tenant id), not Graph 
   assert.equal(exported.code, 0, exported.stderr);
   assert.equal(exported.stdout.trim().split("\n").length, stored, "one JSON line per stored event");
   assert.ok(!exported.stdout.includes('"level"'), "logs stay on stderr");
+});
+
+test("start settings: the image's malloc setting is added to a user's GLIBC_TUNABLES, never over a chosen threshold", () => {
+  const plain = startSettings({ PATH: "/bin" });
+  assert.equal(plain?.GLIBC_TUNABLES, MMAP_THRESHOLD);
+  assert.match(String(plain?.NODE_COMPILE_CACHE), /node-compile-cache$/);
+  assert.equal(plain?.PATH, "/bin", "the rest of the environment is kept");
+  const other = startSettings({ GLIBC_TUNABLES: "glibc.malloc.arena_max=2", NODE_COMPILE_CACHE: "/c" });
+  assert.equal(other?.GLIBC_TUNABLES, `glibc.malloc.arena_max=2:${MMAP_THRESHOLD}`);
+  assert.equal(other?.NODE_COMPILE_CACHE, "/c", "a chosen cache folder is kept");
+  assert.equal(startSettings({ NODE_DISABLE_COMPILE_CACHE: "1" })?.NODE_COMPILE_CACHE, undefined);
+  // Already set (the image), or the user's own threshold: no re-exec, so it cannot loop.
+  assert.equal(startSettings({ GLIBC_TUNABLES: MMAP_THRESHOLD }), undefined);
+  assert.equal(
+    startSettings({ GLIBC_TUNABLES: "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536" }),
+    undefined,
+  );
 });

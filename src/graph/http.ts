@@ -3,8 +3,6 @@
 
 import { randomUUID } from "node:crypto";
 
-import { Agent, request, type Dispatcher } from "undici";
-
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Endpoint, HttpObserver } from "../metrics.ts";
@@ -12,6 +10,7 @@ import { redact } from "../redact.ts";
 import type { Clock } from "../time.ts";
 import { formatDuration, sleep } from "../time.ts";
 import { backoffDelay, clampRetryAfter, parseRetryAfter } from "./retry.ts";
+import { Agent, type Dispatcher, request } from "./undici.ts";
 
 export interface HttpSettings {
   httpTimeoutMs: number;
