@@ -5,9 +5,9 @@
 //
 // Node's compile cache is turned on here, before any TypeScript is loaded (src/runtime.ts turns it on again, which
 // is harmless): every module, src/cli.ts included, then comes from the cache already stripped of its types once the
-// cache is filled, and Node never loads its TypeScript stripper (~24 MB resident; `--help` peaks at 86 MB instead of
-// 100 MB through `node src/cli.ts`). The cache is NODE_COMPILE_CACHE, else Node's folder in the system's temporary
-// directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+// cache is filled, and Node never loads its TypeScript stripper (~18 MB resident). The cache is NODE_COMPILE_CACHE,
+// else Node's folder in the system's temporary directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off. (On Linux
+// src/runtime.ts re-executes the process once with the image's start settings, as it does for `node src/cli.ts`.)
 import module from "node:module";
 
 import { requireNode } from "./require-node.mjs";

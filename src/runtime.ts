@@ -22,13 +22,13 @@
 //   generation bound; `once` catching up 20,000 at 304 MB without either setting, ~180-200 MB with them.
 //   (Stricter settings, 1-2 MB young generation and 20 % growth, saved another ~15 MB but cost enough CPU to slow
 //   the fault campaign's daemons by a third on a loaded machine.)
-// * Node's compile cache for every module loaded from here on: src/cli.ts imports only this module before it loads
-//   the program (src/main.ts), so all of it comes from the cache, already stripped of its types, once the cache is
-//   filled (the first run fills it; the image fills it at build time). Only src/cli.ts and this file are stripped by
-//   Node's TypeScript stripper, whose memory grows with the largest file it strips: `node src/cli.ts --help` peaks
-//   at 100 MB instead of 110 MB; bin/signin-ingest.mjs (`npm start`) turns the cache on before src/cli.ts and spares
-//   the stripper altogether (86 MB). The cache is NODE_COMPILE_CACHE, else Node's folder in the system's temporary
-//   directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+// * Node's compile cache for every module loaded from here on, where the re-exec above did not happen (not Linux,
+//   execve refused, GLIBC_TUNABLES already set without NODE_COMPILE_CACHE): src/cli.ts imports only this module
+//   before it loads the program (src/main.ts), so all of it comes from the cache, already stripped of its types,
+//   once the cache is filled. Only src/cli.ts and this file are then stripped by Node's TypeScript stripper:
+//   `node src/cli.ts --help` peaks at 100 MB instead of 110 MB (81 MB with the cache on from the start). The cache
+//   is NODE_COMPILE_CACHE, else Node's folder in the system's temporary directory; NODE_DISABLE_COMPILE_CACHE=1
+//   turns it off.
 
 import module from "node:module";
 import v8 from "node:v8";
