@@ -8,7 +8,7 @@ import type * as PromClient from "prom-client";
 // prom-client's index also loads its Pushgateway (node:http, node:https), cluster aggregation (node:cluster),
 // Summary and bucket helpers; this module uses five of its files, loaded alone (~5 MB less resident memory in
 // every process, docs/benchmarks.md change 12; the package has no `exports` map, package-lock.json pins it, and
-// test/metrics tests read what they register). The types are the package's.
+// test/cli.test.ts reads what they register at /metrics). The types are the package's.
 const require = createRequire(import.meta.url);
 const Counter = require("prom-client/lib/counter.js") as typeof PromClient.Counter;
 const Gauge = require("prom-client/lib/gauge.js") as typeof PromClient.Gauge;

@@ -9,7 +9,8 @@
 //   replaces itself once (process.execve: the same pid, arguments, Node flags, file descriptors and environment,
 //   plus those two variables) before any other module loads. NODE_COMPILE_CACHE is added only when it is unset and
 //   NODE_DISABLE_COMPILE_CACHE is not; any GLIBC_TUNABLES naming mmap_threshold (the image's, a user's) means no
-//   re-exec. Measured (docs/benchmarks.md change 13): `once` over 10,000 real-sized sign-ins ~193 → ~169 MB peak.
+//   re-exec. Measured (docs/benchmarks.md change 13): `once` over 10,000 real-sized sign-ins ~193 → ~166 MB peak
+//   (medians of six runs).
 // * The young generation stops growing at 2 × 4 MB, as with the image's NODE_OPTIONS (--max-semi-space-size=4). V8
 //   doubles it (up to 2 × 64 MB on a large host) each time enough bytes survived its scavenges since the last
 //   growth, so in a long run (a catch-up, an import of a big archive) it always ends at its maximum, and the peak RSS
