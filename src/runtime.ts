@@ -6,8 +6,8 @@
 //   message, and keeps later ones in its heap once freed) and Node's compile cache (NODE_COMPILE_CACHE) on before
 //   the entry file loads (so Node's TypeScript stripper, ~18 MB resident, is never loaded once the cache is filled).
 //   A plain `node src/cli.ts` gets the same: on Linux, when GLIBC_TUNABLES names no mmap_threshold, the process
-//   replaces itself once (process.execve: the same pid, arguments, Node flags, file descriptors and environment,
-//   plus those two variables) before any other module loads. NODE_COMPILE_CACHE is added only when it is unset and
+//   replaces itself once (process.execve: the same pid, arguments, Node flags, standard input, output and error, and
+//   environment, plus those two variables) before any other module loads; not when started with an IPC channel. NODE_COMPILE_CACHE is added only when it is unset and
 //   NODE_DISABLE_COMPILE_CACHE is not; any GLIBC_TUNABLES naming mmap_threshold (the image's, a user's) means no
 //   re-exec. Measured (docs/benchmarks.md change 13): `once` over 10,000 real-sized sign-ins ~193 → ~166 MB peak
 //   (medians of six runs).

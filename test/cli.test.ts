@@ -374,6 +374,7 @@ test("start settings: the image's malloc setting is added to a user's GLIBC_TUNA
   assert.equal(startSettings({ NODE_DISABLE_COMPILE_CACHE: "1" })?.NODE_COMPILE_CACHE, undefined);
   // Already set (the image), or the user's own threshold: no re-exec, so it cannot loop.
   assert.equal(startSettings({ GLIBC_TUNABLES: MMAP_THRESHOLD }), undefined);
+  assert.equal(startSettings({ NODE_CHANNEL_FD: "3" }), undefined, "an IPC channel would not survive execve");
   assert.equal(
     startSettings({ GLIBC_TUNABLES: "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536" }),
     undefined,
