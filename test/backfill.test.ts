@@ -10,7 +10,7 @@ import { createIngester } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
 import { GraphBudget } from "../src/graph/budget.ts";
 import { type BackfillDeps, gapsToRead, runBackfill } from "../src/ingest/backfill.ts";
-import { INTERACTIVE_STREAM } from "../src/ingest/reader.ts";
+import { emptyCounts, INTERACTIVE_STREAM, readWindow } from "../src/ingest/reader.ts";
 import { createLogger } from "../src/log.ts";
 import { type Simulator, startSimulator } from "../src/simulator/server.ts";
 import { HOUR } from "../src/time.ts";
@@ -93,6 +93,63 @@ test("the page budget bounds how many slices run at once (PAGE_MEMORY_BYTES), an
   assert.equal(await mostAtOnce({ PAGE_MEMORY_BYTES: String(1024 * 1024) }), 1);
   // The default (32 MiB) holds the concurrency limit's four.
   assert.ok((await mostAtOnce({})) > 1, "several slices at once with the default budget");
+});
+
+test("a window fetches its next page while it stores one, unless told not to (slices beside others)", async () => {
+  const from = hoursAgo(20);
+  const to = hoursAgo(1);
+  // At each page's commit: how many of this window's pages Graph has been asked for. `pages`: how many the window
+  // has (known from a first read), so that a fetch ahead is awaited for every page but the last.
+  const askedAtCommit = async (prefetch: boolean, pages = 0) => {
+    const db = await fresh();
+    const b = backfillDeps(sim, db, { PAGE_SIZE: "20" });
+    const asked: number[] = [];
+    sim.resetRequests();
+    try {
+      const deps = {
+        ...b.deps,
+        afterPageCommit: async (page: number) => {
+          // A fetch ahead was started before this page's store: wait (bounded) until it reached Graph.
+          for (let i = 0; prefetch && page < pages && i < 500 && graphRequests(sim).length <= page; i++) {
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          asked.push(graphRequests(sim).length);
+        },
+      };
+      const counts = emptyCounts();
+      await readWindow(
+        deps,
+        INTERACTIVE_STREAM,
+        { from, to },
+        {
+          log: b.log,
+          signal: new AbortController().signal,
+          reader: "backfill",
+          priority: "backfill",
+          prefetch: () => prefetch,
+        },
+        counts,
+      );
+      assert.deepEqual(new Set(await storedIds(db, sim.tenantId)), expectedIds(sim, from, to));
+      return { pages: counts.pages, asked };
+    } finally {
+      await b.close();
+    }
+  };
+  const after = await askedAtCommit(false);
+  assert.ok(after.pages >= 3, `${after.pages} pages`);
+  assert.deepEqual(
+    after.asked,
+    after.asked.map((_, i) => i + 1),
+    "without: page n + 1 is asked for only after page n is committed",
+  );
+  const ahead = await askedAtCommit(true, after.pages);
+  assert.equal(ahead.pages, after.pages);
+  assert.deepEqual(
+    ahead.asked,
+    ahead.asked.map((_, i) => Math.min(i + 2, after.pages)),
+    "with: page n + 1 is asked for before page n is committed",
+  );
 });
 
 test("a concurrent backfill stores exactly the simulator's events of the range, once each; a re-run reads nothing", async () => {

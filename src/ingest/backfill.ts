@@ -236,7 +236,14 @@ export async function runBackfill(
         sliceDeps,
         stream,
         slice,
-        { log, signal: sliceSignal, reader: settings.reader ?? "backfill", priority: settings.priority ?? "backfill" },
+        {
+          log,
+          signal: sliceSignal,
+          reader: settings.reader ?? "backfill",
+          priority: settings.priority ?? "backfill",
+          // A slice alone fetches ahead (it overlaps its own store); beside others it does not (ReadOptions).
+          prefetch: () => running.size <= 1,
+        },
         inSlice,
       );
       addCounts(counts, inSlice);
