@@ -7,9 +7,9 @@
 //   the entry file loads (so Node's TypeScript stripper, ~18 MB resident, is never loaded once the cache is filled).
 //   A plain `node src/cli.ts` gets the same: on Linux, when GLIBC_TUNABLES names no mmap_threshold, the process
 //   replaces itself once (process.execve: the same pid, arguments, Node flags, standard input, output and error, and
-//   environment, plus those two variables) before any other module loads; not when started with an IPC channel. NODE_COMPILE_CACHE is added only when it is unset and
-//   NODE_DISABLE_COMPILE_CACHE is not; any GLIBC_TUNABLES naming mmap_threshold (the image's, a user's) means no
-//   re-exec. Measured (docs/benchmarks.md change 13): `once` over 10,000 real-sized sign-ins ~193 → ~166 MB peak
+//   environment, plus those two variables) before any other module loads; not when started with an IPC channel.
+//   NODE_COMPILE_CACHE is added only when it is unset and NODE_DISABLE_COMPILE_CACHE is not; any GLIBC_TUNABLES
+//   naming mmap_threshold (the image's, a user's) means no re-exec (src/start-settings.ts). Measured (docs/benchmarks.md change 13): `once` over 10,000 real-sized sign-ins ~193 → ~166 MB peak
 //   (medians of six runs).
 // * The young generation stops growing at 2 × 4 MB, as with the image's NODE_OPTIONS (--max-semi-space-size=4). V8
 //   doubles it (up to 2 × 64 MB on a large host) each time enough bytes survived its scavenges since the last
@@ -36,7 +36,7 @@ import v8 from "node:v8";
 
 import { startSettings } from "./start-settings.ts";
 
-const restart = process.platform === "linux" && typeof process.execve === "function" && startSettings(process.env);
+const restart = process.platform === "linux" && process.execve && startSettings(process.env);
 if (restart) {
   try {
     process.execve?.(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], restart);

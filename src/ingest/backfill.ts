@@ -241,8 +241,9 @@ export async function runBackfill(
           signal: sliceSignal,
           reader: settings.reader ?? "backfill",
           priority: settings.priority ?? "backfill",
-          // A slice alone fetches ahead (it overlaps its own store); beside others it does not (ReadOptions).
-          prefetch: () => running.size <= 1,
+          // A slice alone in the process fetches ahead (it overlaps its own store); beside others, of this backfill
+          // or of another tenant's or stream's, it does not (ReadOptions.prefetch).
+          prefetch: () => deps.pageBudget.slices <= 1,
         },
         inSlice,
       );

@@ -31,6 +31,11 @@ export class PageBudget {
     return this.#used;
   }
 
+  /** Slices holding a slot, across every backfill and catch-up of the process. */
+  get slices(): number {
+    return this.#slices;
+  }
+
   /**
    * A slot for one more slice of a backfill or catch-up (src/ingest/backfill.ts), or undefined when the slices
    * already running would no longer fit: each holds up to two pages (one being stored, the next fetched ahead), and

@@ -74,9 +74,9 @@ export interface ReadOptions {
   /**
    * Whether the next page is fetched while this one is stored (asked at each page; default: yes). The fetch ahead
    * overlaps the store (~0.3 s for a page of real-sized sign-ins) with Graph's answer and holds one more page in
-   * memory. Backfill slices running beside others skip it (src/ingest/backfill.ts): the other slices keep
-   * PostgreSQL busy, and against Graph's latency the fetch ahead hides only the store (docs/benchmarks.md, change
-   * 14: a two-slice catch-up held ~10 MB less at the same speed).
+   * memory. Backfill and catch-up slices running beside others in the process skip it (src/ingest/backfill.ts,
+   * PageBudget.slices): the other slices keep PostgreSQL busy, and against Graph's latency the fetch ahead hides
+   * only the store (docs/benchmarks.md, change 14: a two-slice catch-up held ~10 MB less at the same speed).
    */
   prefetch?: () => boolean;
 }
@@ -222,16 +222,17 @@ export async function readWindow(
       if (next !== undefined) {
         graph.assertGraphUrl(next);
       }
-      const ahead = next !== undefined && (options.prefetch?.() ?? true);
-      pending = next !== undefined && ahead ? fetchPage(next, pageNumber + 1) : undefined;
+      const fetchNext = () => (next === undefined ? undefined : fetchPage(next, pageNumber + 1));
+      const ahead = options.prefetch?.() ?? true;
+      pending = ahead ? fetchNext() : undefined;
       try {
         await ensure(page.months);
         await storePage(deps, stream, window, options, inWindow, page, next);
       } finally {
         page.grant.release();
       }
-      if (next !== undefined && !ahead) {
-        pending = fetchPage(next, pageNumber + 1);
+      if (!ahead) {
+        pending = fetchNext();
       }
     }
   } finally {
