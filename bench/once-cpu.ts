@@ -25,6 +25,15 @@ const dbs = new Databases(
 );
 await dbs.init();
 const templates = await templateEvents(false);
+if (process.env.PROBE_NAMES === "local") {
+  const names = ["山田 太郎", "Łukasz Wójcik", "Иван Петров", "김민준", "Σοφία Παπαδοπούλου", "שרה כהן", "Zoë Brontë"];
+  templates.forEach((t, i) => {
+    t.userDisplayName = names[i % names.length];
+    (t.location as { city: string }).city = ["東京", "Kraków", "Москва", "서울", "Αθήνα", "תל אביב", "São Paulo"][
+      i % 7
+    ]!;
+  });
+}
 const now = Date.now();
 const spacingMs = (2 * DAY) / n;
 const endMs = now - HOUR;
@@ -35,7 +44,7 @@ const work = await mkdtemp(path.join(tmpdir(), "probe-"));
 await runCli(["migrate"], { DATABASE_URL: dbs.templateUrl, LOG_LEVEL: "warn" }, work);
 const lookbackMs = now - (endMs - (n - 1) * spacingMs) + HOUR / 2;
 const pgCpu = () => {
-  const out = execSync("for p in $(pgrep -u postgres); do cat /proc/$p/stat 2>/dev/null; done").toString();
+  const out = execSync("for p in $(pgrep -u postgres); do cat /proc/$p/stat 2>/dev/null; done; true").toString();
   let t = 0;
   for (const line of out.split("\n")) {
     const f = line.split(") ")[1]?.split(" ");

@@ -2,7 +2,7 @@
 
 import type { DirectoryAudit, SignIn } from "@microsoft/microsoft-graph-types";
 
-import { type ElementSpan, elementOf, NUL_REASON, type ScannedPage } from "./jsonb.ts";
+import { elementOf, elementText, type JsonbBytes, NUL_REASON, type ScannedPage } from "./jsonb.ts";
 
 /**
  * A sign-in or directory audit as Graph sent it; only `id` and the time field are relied on, the rest is kept
@@ -44,12 +44,13 @@ export interface ClassifiedEvents {
 }
 
 /**
- * A page's storable events as the page's own JSON text (a Graph page object, or a bare array of events): every
- * element of its `value` array except those marked in `skip`. The store sends this text as it is, so a page is held
- * as one string while it waits for the previous page's transaction, not as parsed objects plus their re-serialisation.
+ * A page's storable events as the page's own JSON (a Graph page object, or a bare array of events): every element
+ * of its `value` array except those marked in `skip`. The store sends it as it is, so a page is held as its bytes
+ * as received (JsonbBytes) while it waits for the previous page's transaction, not as parsed objects plus their
+ * re-serialisation. (A string: JSON text built here or by a caller, sent as text.)
  */
 export interface PageEvents {
-  text: string;
+  text: JsonbBytes | string;
   /** By position (0-based): true for the elements not to store (rejected events, earlier copies of repeated ids). */
   skip: readonly boolean[];
   /** How many events are stored (elements minus skipped). */
@@ -163,18 +164,14 @@ export function classifyParsedEvents(value: readonly unknown[], timeField = "cre
  * events keep their exact text.
  */
 export function pageEvents(
-  text: string,
   scan: ScannedPage,
   timeField = "createdDateTime",
 ): ClassifiedEvents & { events: PageEvents } {
   const { elements, outside } = scan;
-  const slice = (index: number): string => {
-    const span = elements[index] as ElementSpan;
-    return text.slice(span.start, span.end);
-  };
+  const slice = (index: number): string => elementText(scan, index);
   const classified = classifyItems(
     elements.length,
-    (i) => elementOf(text, scan, i),
+    (i) => elementOf(scan, i),
     timeField,
     (i) => elements[i]?.problem,
     slice,
@@ -192,7 +189,7 @@ export function pageEvents(
       skip[e.index] = false;
     }
   }
-  return { ...classified, events: { text, skip, count: valid.length } };
+  return { ...classified, events: { text: scan.bytes, skip, count: valid.length } };
 }
 
 /** JSON text of a parsed value for rejected_events; never throws (deep nesting, BigInt, cycles). */

@@ -9,8 +9,37 @@
 //     numeric format"), where JSON.parse gives Infinity or 0;
 //   - nesting deep enough to exhaust PostgreSQL's stack (54001, ~15,000 levels at max_stack_depth 2MB, fewer on a
 //     server with a smaller setting): anything deeper than MAX_JSON_DEPTH is refused here, far below that.
-// The scan also finds the elements of a page's `value` array (their text spans), so a rejected event is kept as the
+// The scan also finds the elements of a page's `value` array (their byte spans), so a rejected event is kept as the
 // exact text Graph sent (JSON.stringify would turn 1e999999 into null, and throws on ~5,000 levels of nesting).
+//
+// The scan reads UTF-8 bytes held as PostgreSQL's jsonb binary input takes them (JsonbBytes): a page stays in that
+// form from the wire to the Bind message, so it costs its bytes in memory whatever the script of its names (a
+// JavaScript string holding any character beyond U+00FF takes two bytes a character: a page of names in Japanese,
+// Cyrillic or Greek held as text cost twice its size) and it is sent to PostgreSQL without being encoded again.
+// Every structural character of JSON is ASCII and no byte of a multi-byte UTF-8 sequence is below 0x80, so the
+// scan follows the bytes exactly as it would the characters.
+
+/**
+ * A JSON text in the jsonb binary format PostgreSQL's jsonb_recv reads: the format version (1) in byte 0, then the
+ * text in UTF-8. Given to node-postgres as a Buffer parameter, it is sent in binary format as it is.
+ */
+export type JsonbBytes = Buffer;
+
+/** The jsonb binary format's version byte (PostgreSQL's jsonb_recv accepts 1 only). */
+export const JSONB_BINARY_VERSION = 1;
+
+/** `text` as JsonbBytes. */
+export function jsonbBytes(text: string): JsonbBytes {
+  const bytes = Buffer.allocUnsafe(1 + Buffer.byteLength(text));
+  bytes[0] = JSONB_BINARY_VERSION;
+  bytes.write(text, 1);
+  return bytes;
+}
+
+/** The text of `bytes` (JsonbBytes) from byte `start` (default: the whole JSON) to `end`. */
+export function utf8Text(bytes: JsonbBytes, start = 1, end = bytes.length): string {
+  return bytes.toString("utf8", start, end);
+}
 
 /** Nesting levels allowed within one event (a Graph event has fewer than 10). */
 export const MAX_JSON_DEPTH = 200;
@@ -30,14 +59,16 @@ function numberReason(literal: string): string {
   return `holds the number ${shown}, outside the range of PostgreSQL's numeric type`;
 }
 
-/** A span of the scanned text: one element of the event array, and what PostgreSQL would refuse in it. */
-export interface ElementSpan {
+/** A span of the scanned bytes: one element of the event array, and what PostgreSQL would refuse in it. */
+interface ElementSpan {
   start: number;
   end: number;
   problem: string | undefined;
 }
 
 export interface ScannedPage {
+  /** What was scanned (the spans index it). */
+  bytes: JsonbBytes;
   /** The elements of the page's `value` array (of the top-level array for a bare array), in order. */
   elements: ElementSpan[];
   /** What PostgreSQL would refuse outside those elements (e.g. in @odata.nextLink), if anything. */
@@ -48,7 +79,7 @@ export interface ScannedPage {
 
 /** The problem PostgreSQL would find in this JSON text (one value, e.g. one event), or undefined. */
 export function jsonbProblem(text: string): string | undefined {
-  const scan = scanJson(text, "value");
+  const scan = scanJson(jsonbBytes(text), "value");
   return scan.elements[0]?.problem ?? scan.outside;
 }
 
@@ -57,8 +88,8 @@ export function jsonbProblem(text: string): string | undefined {
  * element of its event array and what PostgreSQL would refuse in each. With duplicate "value" keys the last one
  * counts, as for JSON.parse and PostgreSQL.
  */
-export function scanPage(text: string): ScannedPage {
-  return scanJson(text, "page");
+export function scanPage(page: JsonbBytes | string): ScannedPage {
+  return scanJson(typeof page === "string" ? jsonbBytes(page) : page, "page");
 }
 
 /**
@@ -70,37 +101,42 @@ export function scanPage(text: string): ScannedPage {
  * SyntaxError for one that does not, so a caller that reads every element has checked the whole text. Throws
  * SyntaxError when the text is not JSON.
  */
-export function splitPage(text: string): { envelope: unknown; scan: ScannedPage } {
-  const scan = scanPage(text);
-  const { array, elements } = scan;
+export function splitPage(page: JsonbBytes | string): { envelope: unknown; scan: ScannedPage } {
+  const scan = scanPage(page);
+  const { array, elements, bytes } = scan;
   if (array === undefined) {
-    return { envelope: JSON.parse(text) as unknown, scan };
+    return { envelope: JSON.parse(utf8Text(bytes)) as unknown, scan };
   }
   let at = array.start + 1;
   for (const [index, span] of elements.entries()) {
-    if (!onlySeparator(text, at, span.start, index > 0)) {
-      throw new SyntaxError(`unexpected text before element ${index} of the event array (position ${at})`);
+    if (!onlySeparator(bytes, at, span.start, index > 0)) {
+      throw new SyntaxError(`unexpected text before element ${index} of the event array (byte ${at - 1})`);
     }
     at = span.end;
   }
-  if (!onlySeparator(text, at, array.end - 1, false)) {
-    throw new SyntaxError(`unexpected text at the end of the event array (position ${at})`);
+  if (!onlySeparator(bytes, at, array.end - 1, false)) {
+    throw new SyntaxError(`unexpected text at the end of the event array (byte ${at - 1})`);
   }
-  const envelope = JSON.parse(text.slice(0, array.start) + "[]" + text.slice(array.end)) as unknown;
+  const envelope = JSON.parse(utf8Text(bytes, 1, array.start) + "[]" + utf8Text(bytes, array.end)) as unknown;
   return { envelope, scan };
 }
 
-/** Element `index` of a page split by splitPage, parsed; throws SyntaxError when it is not JSON. */
-export function elementOf(text: string, scan: ScannedPage, index: number): unknown {
+/** The text of element `index` of a scanned page, as received. */
+export function elementText(scan: ScannedPage, index: number): string {
   const span = scan.elements[index] as ElementSpan;
-  return JSON.parse(text.slice(span.start, span.end)) as unknown;
+  return utf8Text(scan.bytes, span.start, span.end);
 }
 
-/** True when text[from, to) is JSON whitespace around exactly one comma (`comma`), or whitespace only. */
-function onlySeparator(text: string, from: number, to: number, comma: boolean): boolean {
+/** Element `index` of a page split by splitPage, parsed; throws SyntaxError when it is not JSON. */
+export function elementOf(scan: ScannedPage, index: number): unknown {
+  return JSON.parse(elementText(scan, index)) as unknown;
+}
+
+/** True when bytes[from, to) is JSON whitespace around exactly one comma (`comma`), or whitespace only. */
+function onlySeparator(bytes: Uint8Array, from: number, to: number, comma: boolean): boolean {
   let commas = 0;
   for (let i = from; i < to; i++) {
-    const c = text.charCodeAt(i);
+    const c = bytes[i];
     if (c === COMMA) {
       commas++;
     } else if (!(c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09)) {
@@ -152,10 +188,10 @@ const MINUS = 0x2d;
 const PLUS = 0x2b;
 
 /** The value of the four hex digits at `at`, or -1. */
-function hex4(text: string, at: number): number {
+function hex4(bytes: Uint8Array, at: number): number {
   let value = 0;
   for (let k = at; k < at + 4; k++) {
-    const d = text.charCodeAt(k);
+    const d = bytes[k] ?? -1;
     const digit =
       d >= DIGIT_0 && d <= DIGIT_9
         ? d - DIGIT_0
@@ -184,10 +220,10 @@ function note(current: ElementSpan | undefined, outside: string | undefined, pro
 /**
  * The scanner. `mode` "page": elements are those of the top-level object's "value" array (or of a top-level
  * array); "value": the whole text is one element. The text must be valid JSON (JSON.parse accepted it): structure
- * is followed, not checked. One pass over the characters, written as one loop without closures (it runs over
- * every page: less time than JSON.parse takes on the same text; strings are skipped with indexOf).
+ * is followed, not checked. One pass over the bytes from byte 1 (JsonbBytes), written as one loop without closures
+ * (it runs over every page: less time than JSON.parse takes on the same text).
  */
-function scanJson(text: string, mode: "page" | "value"): ScannedPage {
+function scanJson(bytes: JsonbBytes, mode: "page" | "value"): ScannedPage {
   const page = mode === "page";
   let elements: ElementSpan[] = [];
   let outside: string | undefined;
@@ -199,14 +235,10 @@ function scanJson(text: string, mode: "page" | "value"): ScannedPage {
   let expectKey = false;
   let lastKey: string | undefined;
   let pendingValueKey = false;
-  const len = text.length;
-  // Positions of the next quote and backslash at or after the scan (-1: none left), each found by indexOf only
-  // once the scan has passed the previous one: linear however the escapes fall.
-  let nextQuote = -2;
-  let nextBackslash = -2;
-  let i = 0;
+  const len = bytes.length;
+  let i = 1;
   while (i < len) {
-    const c = text.charCodeAt(i);
+    const c = bytes[i] as number;
     if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
       i++;
       continue;
@@ -276,28 +308,26 @@ function scanJson(text: string, mode: "page" | "value"): ScannedPage {
       i++;
       let escaped = false;
       for (;;) {
-        if (nextQuote !== -1 && nextQuote < i) {
-          nextQuote = text.indexOf('"', i);
+        // To the closing quote or the next escape (a plain loop: faster than Buffer#indexOf for short strings).
+        let d = 0;
+        while (i < len && (d = bytes[i] as number) !== QUOTE && d !== BACKSLASH) {
+          i++;
         }
-        if (nextBackslash !== -1 && nextBackslash < i) {
-          nextBackslash = text.indexOf("\\", i);
-        }
-        if (nextQuote === -1 || nextBackslash === -1 || nextQuote < nextBackslash) {
-          i = nextQuote === -1 ? len : nextQuote + 1;
+        if (i >= len || d === QUOTE) {
+          i = Math.min(i + 1, len);
           break;
         }
-        i = nextBackslash;
         escaped = true;
-        if (text.charCodeAt(i + 1) !== LOWER_U) {
+        if (bytes[i + 1] !== LOWER_U) {
           i += 2;
           continue;
         }
-        const unit = hex4(text, i + 2);
+        const unit = hex4(bytes, i + 2);
         i += 6;
         if (unit === 0) {
           outside = note(current, outside, NUL_REASON);
         } else if (unit >= 0xd800 && unit <= 0xdbff) {
-          const low = text.charCodeAt(i) === BACKSLASH && text.charCodeAt(i + 1) === LOWER_U ? hex4(text, i + 2) : -1;
+          const low = bytes[i] === BACKSLASH && bytes[i + 1] === LOWER_U ? hex4(bytes, i + 2) : -1;
           if (low >= 0xdc00 && low <= 0xdfff) {
             i += 6;
           } else {
@@ -308,7 +338,7 @@ function scanJson(text: string, mode: "page" | "value"): ScannedPage {
         }
       }
       if (page && depth === 1 && expectKey) {
-        const key = text.slice(start, i);
+        const key = utf8Text(bytes, start, i);
         lastKey = escaped ? (JSON.parse(key) as string) : key.slice(1, -1);
         expectKey = false;
       }
@@ -316,7 +346,7 @@ function scanJson(text: string, mode: "page" | "value"): ScannedPage {
       let exponent = false;
       i++;
       for (; i < len; i++) {
-        const d = text.charCodeAt(i);
+        const d = bytes[i] as number;
         if (d === LOWER_E || d === UPPER_E) {
           exponent = true;
         } else if (!((d >= DIGIT_0 && d <= DIGIT_9) || d === DOT || d === MINUS || d === PLUS)) {
@@ -324,7 +354,8 @@ function scanJson(text: string, mode: "page" | "value"): ScannedPage {
         }
       }
       // Only a literal with an exponent, or longer than the numeric type's scale, can be out of range.
-      const problem = exponent || i - start > NUMERIC_MAX_DSCALE ? numericProblem(text.slice(start, i)) : undefined;
+      const problem =
+        exponent || i - start > NUMERIC_MAX_DSCALE ? numericProblem(utf8Text(bytes, start, i)) : undefined;
       if (problem) {
         outside = note(current, outside, problem);
       }
@@ -332,7 +363,7 @@ function scanJson(text: string, mode: "page" | "value"): ScannedPage {
       // true, false or null. The first character is passed whatever it is: splitPage scans text JSON.parse has not
       // checked, and a stray character must not stop the scan from advancing.
       i++;
-      while (i < len && text.charCodeAt(i) >= LOWER_A && text.charCodeAt(i) <= LOWER_Z) {
+      while (i < len && (bytes[i] as number) >= LOWER_A && (bytes[i] as number) <= LOWER_Z) {
         i++;
       }
     }
@@ -346,5 +377,5 @@ function scanJson(text: string, mode: "page" | "value"): ScannedPage {
       current = undefined;
     }
   }
-  return { elements, outside, array };
+  return { bytes, elements, outside, array };
 }

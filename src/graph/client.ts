@@ -18,7 +18,7 @@ import {
   sendWithRetries,
 } from "./http.ts";
 import type { TokenProvider } from "./token.ts";
-import { type ScannedPage, splitPage } from "../events/jsonb.ts";
+import { JSONB_BINARY_VERSION, type JsonbBytes, type ScannedPage, splitPage } from "../events/jsonb.ts";
 
 export interface BudgetKey {
   budget: GraphBudget;
@@ -28,13 +28,14 @@ export interface BudgetKey {
 
 /**
  * A page's body as received, not parsed yet: the reader holds a fetched page in this form until the process's page
- * budget (src/ingest/page-budget.ts) lets it parse, so pages fetched ahead by many slices or tenants cost their text
- * only, never their parse (~3× the text).
+ * budget (src/ingest/page-budget.ts) lets it parse, so pages fetched ahead by many slices or tenants cost their bytes
+ * only, never their parse (~3× the bytes).
  */
 export interface PageBody {
-  /** The body as received (JSON), for storing the events without serialising them again. */
-  text: string;
+  /** The body as received (JSON, UTF-8), for storing the events as they came (src/events/jsonb.ts). */
+  json: JsonbBytes;
   requestId: string | undefined;
+  /** The body's length in bytes. */
   bytes: number;
 }
 
@@ -234,7 +235,9 @@ export class GraphClient {
         ? new MalformedPageError(error.message, error.code)
         : error;
     });
-    return { text: response.text, requestId: response.headers["request-id"], bytes: response.text.length };
+    const json = response.body;
+    json[0] = JSONB_BINARY_VERSION;
+    return { json, requestId: response.headers["request-id"], bytes: json.length - 1 };
   }
 }
 
@@ -245,7 +248,7 @@ export class GraphClient {
 export function parsePage(page: PageBody): Page {
   let split: ReturnType<typeof splitPage>;
   try {
-    split = splitPage(page.text);
+    split = splitPage(page.json);
   } catch {
     throw notJson(page);
   }

@@ -1,6 +1,7 @@
 // The HTTP layer shared by the token endpoint and Graph: one undici Agent, per-request timeouts, bounded bodies,
 // and one retry loop driven by a small policy (which outcomes retry, how long to wait).
 
+import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 
 import { TemporaryError, WindowTooLargeError } from "../errors.ts";
@@ -35,7 +36,13 @@ export function createAgent(settings: HttpSettings): Agent {
 export interface HttpResponse {
   status: number;
   headers: Record<string, string | undefined>;
-  text: string;
+  /**
+   * The body's bytes (valid UTF-8) from byte 1: byte 0 is left free for a header of the caller's, so a Graph page
+   * becomes PostgreSQL's jsonb binary input (src/events/jsonb.ts JsonbBytes) without a copy.
+   */
+  body: Buffer;
+  /** The body as text (decoded when read). */
+  readonly text: string;
   receivedAt: Date;
   clientRequestId: string;
 }
@@ -99,28 +106,50 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
   return flat;
 }
 
-// Decoded chunk by chunk as it arrives: no copy of the whole body as bytes, and the text is an ordinary heap string.
-// (Node makes a string decoded from more than about 1 MB at once an external one, outside V8's heap limits: pages
-// kept until stored would pile up there between full GCs.) The byte count is checked before a chunk is kept, so a
-// hostile body costs at most `maxBytes`; invalid UTF-8 fails (fatal decoding) instead of becoming U+FFFD, which would
-// store text Graph never sent.
-async function readBounded(body: Dispatcher.ResponseData["body"], maxBytes: number, what: string): Promise<string> {
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  let text = "";
+// Kept as bytes (a page goes to PostgreSQL as it came: src/events/jsonb.ts), in one buffer of the declared length
+// when the response has one (each chunk is copied in as it arrives and dies young), else gathered and joined once.
+// The byte count is checked before a chunk is kept, so a hostile body costs at most `maxBytes`; invalid UTF-8 fails
+// (a page is never stored as text Graph did not send). Byte 0 of the result is free (HttpResponse.body).
+async function readBounded(
+  body: Dispatcher.ResponseData["body"],
+  declared: number | undefined,
+  maxBytes: number,
+  what: string,
+): Promise<Buffer> {
+  let whole = declared === undefined ? undefined : Buffer.allocUnsafeSlow(1 + declared);
+  const chunks: Buffer[] = [];
   let size = 0;
   try {
     for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > maxBytes) {
+      const bytes = chunk as Buffer;
+      if (size + bytes.length > maxBytes) {
         throw tooLarge(what, maxBytes);
       }
-      text += decode(decoder, chunk as Buffer, size, what);
+      if (whole !== undefined && 1 + size + bytes.length <= whole.length) {
+        bytes.copy(whole, 1 + size);
+      } else {
+        // No declared length, or a body longer than it (undici refuses those; handled all the same).
+        if (whole !== undefined) {
+          chunks.push(whole.subarray(1, 1 + size));
+          whole = undefined;
+        }
+        chunks.push(bytes);
+      }
+      size += bytes.length;
     }
-    return text + decode(decoder, undefined, size, what);
   } catch (error) {
     body.destroy();
     throw error;
   }
+  const result = whole?.subarray(0, 1 + size) ?? Buffer.concat([Buffer.alloc(1), ...chunks], 1 + size);
+  result[0] = 0;
+  if (!isUtf8(result.subarray(1))) {
+    throw new MalformedResponseError(
+      `${what}: the response body (${size} bytes) is not valid UTF-8; refused`,
+      "invalid_utf8",
+    );
+  }
+  return result;
 }
 
 function tooLarge(what: string, maxBytes: number): MalformedResponseError {
@@ -128,22 +157,6 @@ function tooLarge(what: string, maxBytes: number): MalformedResponseError {
     `${what}: the response body exceeds MAX_PAGE_BYTES (${maxBytes} bytes); refused unread. If Graph really sends pages this large, lower PAGE_SIZE or raise MAX_PAGE_BYTES`,
     "body_too_large",
   );
-}
-
-function decode(
-  decoder: InstanceType<typeof TextDecoder>,
-  chunk: Buffer | undefined,
-  size: number,
-  what: string,
-): string {
-  try {
-    return chunk === undefined ? decoder.decode() : decoder.decode(chunk, { stream: true });
-  } catch {
-    throw new MalformedResponseError(
-      `${what}: the response body is not valid UTF-8 (within its first ${size} bytes); refused`,
-      "invalid_utf8",
-    );
-  }
 }
 
 export interface SendOptions {
@@ -176,11 +189,19 @@ async function send(
     response.body.destroy();
     throw tooLarge(what, settings.maxPageBytes);
   }
-  const text = await readBounded(response.body, settings.maxPageBytes, what);
+  const body = await readBounded(
+    response.body,
+    Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined,
+    settings.maxPageBytes,
+    what,
+  );
   return {
     status: response.statusCode,
     headers: flattenHeaders(response.headers),
-    text,
+    body,
+    get text() {
+      return body.toString("utf8", 1);
+    },
     receivedAt: clock.now(),
     clientRequestId,
   };

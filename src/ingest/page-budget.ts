@@ -2,8 +2,8 @@
 // and tenant: a fetched page is parsed and held only once its bytes fit the budget, so memory stays bounded whatever
 // the catch-up width, TENANT_CONCURRENCY or page size (a page larger than the whole budget is taken alone). Fetches
 // themselves never wait for it: a tenant whose Graph is slow or hangs holds no budget meanwhile. A fetched page that
-// waits for the budget is held as its text, so the number of backfill slices (each with a page fetched ahead) is
-// bounded by the same bytes (sliceSlot).
+// waits for the budget is held as its bytes (src/events/jsonb.ts), so the number of backfill slices (each with a page
+// fetched ahead) is bounded by the same bytes (sliceSlot).
 
 export interface PageGrant {
   /** Gives the bytes back (idempotent). */
@@ -39,7 +39,7 @@ export class PageBudget {
   /**
    * A slot for one more slice of a backfill or catch-up (src/ingest/backfill.ts), or undefined when the slices
    * already running would no longer fit: each holds up to two pages (one being stored, the next fetched ahead), and
-   * a page that waits for this budget is already in memory as its text, so the number of slices, not only the pages
+   * a page that waits for this budget is already in memory as its bytes, so the number of slices, not only the pages
    * admitted, must be bounded by bytes. A slot is granted while (slices + 1) × 2 full pages (`pageSize` events at the
    * bytes per event observed) fit the limit; before any page was observed only one slice runs. `force` grants it
    * anyway (each backfill runs at least one slice, whatever the others hold). Realistic pages (999 sign-ins, ~8 MB)

@@ -105,7 +105,7 @@ export function addCounts(into: Counts, more: Counts): void {
 /**
  * A fetched page as it waits to be stored: its JSON text and which events to store. The parsed events are dropped
  * as soon as they are checked (they die young instead of being promoted while the previous page commits), and the
- * store sends the text as it came.
+ * store sends the bytes as they came.
  */
 interface FetchedPage {
   nextLink: string | undefined;
@@ -172,7 +172,7 @@ export async function readWindow(
           )
         : graph.getPageBody(pageUrl, fetchSignal, options.priority).then(async (body): Promise<FetchedPage> => {
             // Parsed only once its bytes fit the process's page budget (the fetch itself never waits: a tenant whose
-            // Graph hangs must not hold back the others); until then it is held as its text alone.
+            // Graph hangs must not hold back the others); until then it is held as its bytes alone.
             const grant = await budget.acquire(body.bytes, fetchSignal);
             try {
               const page = parsePage(body);
@@ -186,7 +186,7 @@ export async function readWindow(
               }
               let classified: ReturnType<typeof pageEvents>;
               try {
-                classified = pageEvents(page.text, page.scan, timeField);
+                classified = pageEvents(page.scan, timeField);
               } catch (error) {
                 throw error instanceof SyntaxError ? notJson(page) : error;
               }

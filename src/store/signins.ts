@@ -2,7 +2,7 @@
 // safety net) stores a page PostgreSQL refuses on its data again with the refused events isolated.
 
 import type { PageEvents, RejectedEvent, ValidEvent } from "../events/classify.ts";
-import { scanPage } from "../events/jsonb.ts";
+import { elementText, scanPage } from "../events/jsonb.ts";
 import type { PoolClient } from "./db.ts";
 
 interface UpsertCounts {
@@ -19,7 +19,8 @@ export interface UpsertResult extends UpsertCounts {
 // Typed columns are generated from `raw` by PostgreSQL, so only the key, the stream and `raw` travel.
 // A changed re-publish updates the row (revision + 1); an identical one fails the `where` and writes nothing.
 // (`xmax = 0` cannot tell inserts from updates on a partitioned table, hence the revision counter.)
-// $4 is a JSON array of events or a Graph page (its `value` array; `->` gives null on an array); an element whose
+// $4 is a JSON array of events or a Graph page (its `value` array; `->` gives null on an array), as text or as a
+// page's bytes as received in jsonb's binary format (JsonbBytes: PostgreSQL reads them as they are); an element whose
 // position (1-based) is true in the boolean array $5 is left out (see PageEvents): one array subscript per element,
 // so a page of any number of skipped elements costs linear time (a skip list tested with `<> all` was quadratic).
 // $6 is the Graph API version the page came from (null: unknown, e.g. an import); it describes raw, so it changes
@@ -70,7 +71,8 @@ async function upsert(
   if (("text" in events ? events.count : events.length) === 0) {
     return { inserted: 0, updated: 0, unchanged: 0, insertedCreatedAt: [] };
   }
-  // A page arrives as Graph's own text; parsed events (import, tests) are serialised here.
+  // A page arrives as Graph's own bytes (sent in binary format, as they are); parsed events (import, tests) are
+  // serialised here.
   const page: PageEvents =
     "text" in events ? events : { text: JSON.stringify(events.map((e) => e.raw)), skip: [], count: events.length };
   const result = await client.query<{ inserted: boolean; created_date_time: Date }>(sql, [
@@ -230,11 +232,11 @@ export async function storeOrIsolate<T>(
 
 /** The texts of the events a PageEvents stores (its array's elements, less the skipped ones). */
 export function storedTexts(events: PageEvents): string[] {
-  const { elements } = scanPage(events.text);
+  const scan = scanPage(events.text);
   const texts: string[] = [];
-  for (const [index, span] of elements.entries()) {
+  for (let index = 0; index < scan.elements.length; index++) {
     if (events.skip[index] !== true) {
-      texts.push(events.text.slice(span.start, span.end));
+      texts.push(elementText(scan, index));
     }
   }
   return texts;
