@@ -102,7 +102,7 @@ test("a body that is not UTF-8 is refused whole, wherever the bad byte falls", a
   for (const path of ["/truncated", "/stray"]) {
     await assert.rejects(get(path), (error: Error & { code?: string }) => {
       assert.equal(error.code, "invalid_utf8", path);
-      assert.match(error.message, /test page: the response body \(\d+ bytes\) is not valid UTF-8; refused/);
+      assert.match(error.message, /test page: the response body is not valid UTF-8 \(\d+ bytes\); refused/);
       return true;
     });
   }

@@ -145,7 +145,7 @@ async function readBounded(
   result[0] = 0;
   if (!isUtf8(result.subarray(1))) {
     throw new MalformedResponseError(
-      `${what}: the response body (${size} bytes) is not valid UTF-8; refused`,
+      `${what}: the response body is not valid UTF-8 (${size} bytes); refused`,
       "invalid_utf8",
     );
   }
