@@ -110,8 +110,8 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
 // when the response has one (each chunk is copied in as it arrives and dies young), else gathered and joined once.
 // The byte count is checked before a chunk is kept, so a hostile body costs at most `maxBytes`; invalid UTF-8 fails
 // (a page is never stored as text Graph did not send). Byte 0 of the result is free (HttpResponse.body). A buffer of
-// the declared length is not zeroed: the memory of a body that never arrives (a hanging peer) is not touched, so
-// it is not resident.
+// the declared length is not zeroed: the part of a body that never arrives (a hanging peer) is never written, and
+// with the process's malloc setting (src/start-settings.ts: buffers this large are mmap'd) never resident.
 async function readBounded(
   body: Dispatcher.ResponseData["body"],
   declared: number | undefined,
