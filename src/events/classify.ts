@@ -159,7 +159,7 @@ export function classifyParsedEvents(value: readonly unknown[], timeField = "cre
  * A page's events (a page split by jsonb.ts's splitPage), classified (classifyEvents) element by element: each is
  * parsed when it is classified and dropped after, so a page never exists as one parsed whole. Throws SyntaxError
  * for an element that is not JSON (the page is then not JSON). What is sent for storage is normally the page's own
- * text and the positions to skip. When PostgreSQL would refuse something anywhere in the text (it parses the whole
+ * bytes and the positions to skip. When PostgreSQL would refuse something anywhere in the text (it parses the whole
  * text, skipped elements included), the valid events' own texts are sent instead, joined into an array. Rejected
  * events keep their exact text.
  */

@@ -107,7 +107,8 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
 }
 
 // Kept as bytes (a page goes to PostgreSQL as it came: src/events/jsonb.ts), in one buffer of the declared length
-// when the response has one (each chunk is copied in as it arrives and dies young), else gathered and joined once.
+// when the response has one (each chunk is copied in as it arrives and dies young; a longer body is refused), else
+// gathered and joined once.
 // The byte count is checked before a chunk is kept, so a hostile body costs at most `maxBytes`; invalid UTF-8 fails
 // (a page is never stored as text Graph did not send). Byte 0 of the result is free (HttpResponse.body). A buffer of
 // the declared length is not zeroed: the part of a body that never arrives (a hanging peer) is never written, and
@@ -118,7 +119,7 @@ async function readBounded(
   maxBytes: number,
   what: string,
 ): Promise<Buffer> {
-  let whole = declared === undefined ? undefined : Buffer.allocUnsafeSlow(1 + declared);
+  const whole = declared === undefined ? undefined : Buffer.allocUnsafeSlow(1 + declared);
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -127,15 +128,16 @@ async function readBounded(
       if (size + bytes.length > maxBytes) {
         throw tooLarge(what, maxBytes);
       }
-      if (whole !== undefined && 1 + size + bytes.length <= whole.length) {
+      if (whole === undefined) {
+        chunks.push(bytes);
+      } else if (1 + size + bytes.length <= whole.length) {
         bytes.copy(whole, 1 + size);
       } else {
-        // No declared length, or a body longer than it (undici refuses those; handled all the same).
-        if (whole !== undefined) {
-          chunks.push(whole.subarray(1, 1 + size));
-          whole = undefined;
-        }
-        chunks.push(bytes);
+        // undici never delivers more than the declared length; refused all the same rather than overrun.
+        throw new MalformedResponseError(
+          `${what}: the response body is longer than its Content-Length`,
+          "malformed_page",
+        );
       }
       size += bytes.length;
     }
