@@ -1,13 +1,15 @@
 // Where a page's write time goes: the daemon's page statement (UPSERT_SIGN_INS, one page of real-sized sign-ins)
 // under EXPLAIN (ANALYZE, BUFFERS, WAL), in a fresh database: the statement itself (generated columns, heap, TOAST,
-// indexes) and each statement trigger (child rows, rollups, travel candidates), page after page.
+// indexes) and each statement trigger (child rows, rollups, travel candidates), page after page, with the backend's
+// CPU for the page (from /proc: the server must run on this machine; steadier than wall time on a busy one).
 //
 //   node bench/write-path.ts [--pages 5] [--page-size 999] [--setup "SQL run first"] [--database-url postgres://…]
 
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 import { DAY, HOUR } from "../src/time.ts";
-import { UPSERT_SIGN_INS } from "../src/store/signins.ts";
+import { PAGE_WORK_MEM, UPSERT_SIGN_INS } from "../src/store/signins.ts";
 import { Databases, ensureClientPartitions, withClient } from "./databases.ts";
 import { cloneEvents, templateEvents } from "./events.ts";
 import { round, table } from "./report.ts";
@@ -20,6 +22,23 @@ interface Explained {
   Plan: PlanNode & { "WAL Bytes"?: number };
   Triggers?: Array<{ "Trigger Name": string; Time: number; Calls: number }>;
   "Execution Time": number;
+}
+
+/** The PostgreSQL backend's CPU so far (user + system, /proc/<pid>/stat; the server must be on this machine). */
+function backendCpuMs(pid: number): () => number {
+  return () => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+      return (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      return Number.NaN;
+    }
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 const { values } = parseArgs({
@@ -49,22 +68,31 @@ try {
   const url = await dbs.fresh("explain");
   const rows: Array<Record<string, string | number>> = [];
   await withClient(url, async (c) => {
+    const { rows: backend } = await c.query<{ pid: number }>("select pg_backend_pid() as pid");
+    const cpuMs = backendCpuMs(backend[0]?.pid ?? 0);
     await ensureClientPartitions(c, new Date(now - 3 * DAY), new Date(now));
     if (values.setup) {
       await c.query(values.setup);
     }
     for (let p = 0; p < pages; p++) {
       const page = JSON.stringify({ value: events.slice(p * pageSize, (p + 1) * pageSize) });
+      const cpuBefore = cpuMs();
+      // As the daemon writes a page: in a transaction that raises work_mem (PAGE_WORK_MEM).
+      await c.query("begin");
+      await c.query(PAGE_WORK_MEM);
       const { rows: plan } = await c.query<{ "QUERY PLAN": Explained[] }>(
         `explain (analyze, buffers, wal, format json) ${UPSERT_SIGN_INS}`,
         ["bench", "interactiveUser", new Date(), page, [], "beta"],
       );
+      await c.query("commit");
       const e = plan[0]?.["QUERY PLAN"][0] as Explained;
+      const cpu = cpuMs() - cpuBefore;
       const triggers = e.Triggers ?? [];
       const triggerMs = triggers.reduce((a, t) => a + t.Time, 0);
       rows.push({
         page: p + 1,
         total_ms: round(e["Execution Time"]),
+        server_cpu_ms: round(cpu),
         statement_ms: round(e["Execution Time"] - triggerMs),
         ...Object.fromEntries(triggers.map((t) => [t["Trigger Name"].replace(/^sign_ins_/, ""), round(t.Time)])),
         wal_mb: round((e.Plan["WAL Bytes"] ?? 0) / 1048576, 1),
@@ -74,7 +102,8 @@ try {
   process.stdout.write(
     `${pageSize} real-sized sign-ins per page (${round(Buffer.byteLength(JSON.stringify(events[0])))} bytes each), ms per page:\n\n` +
       table(rows) +
-      "\n",
+      `\nmedian total_ms ${median(rows.map((r) => Number(r.total_ms)))}, ` +
+      `median server_cpu_ms ${median(rows.map((r) => Number(r.server_cpu_ms)))} (10 ms ticks, EXPLAIN's own cost included)\n`,
   );
 } finally {
   await dbs.dropAll();
