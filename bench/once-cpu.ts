@@ -3,7 +3,7 @@
 // /proc, exited backends through the postmaster's children times) and the whole machine used meanwhile. The figures
 // docs/benchmarks.md marks "by hand" (the CPU split, the six-run RSS medians of changes 13 and 14) come from it.
 //
-//   ROUNDS=6 node bench/once-cpu.ts [N=10000] ["once"] ['{"EXTRA_ENV":"value"}']
+//   ROUNDS=6 node bench/once-cpu.ts [N=10000] ["once"|"run"|"backfill --from … --to …"] ['{"EXTRA_ENV":"value"}']
 //   PROBE_LOG=1 …   also sets log_min_duration_statement = 0 on each measured database (the server log)
 import { execSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -67,7 +67,15 @@ for (let i = 0; i < Number(process.env.ROUNDS ?? 2); i++) {
   const t0 = sysCpu();
   const p0 = pgCpu();
   const s0 = process.cpuUsage();
-  const r = await runCli(args, { ...catchUpEnv(sim, url, lookbackMs, { AZURE_TENANT_ID: TENANT }), ...extra }, work);
+  // `run` never exits by itself: it gets SIGTERM once every event is stored.
+  const stored = async () =>
+    withClient(url, async (c) => Number((await c.query("select count(*) as n from sign_ins")).rows[0]?.n) >= n);
+  const r = await runCli(
+    args,
+    { ...catchUpEnv(sim, url, lookbackMs, { AZURE_TENANT_ID: TENANT }), ...extra },
+    work,
+    args[0] === "run" ? stored : undefined,
+  );
   const s1 = process.cpuUsage(s0);
   const p1 = pgCpu();
   const t1 = sysCpu();

@@ -215,12 +215,18 @@ test("the checks agree with PostgreSQL: a number or timestamp is accepted by bot
     `0.${"0".repeat(16383)}1`,
     "1E5",
   ];
+  // Refused by the check; PostgreSQL 15 refuses it too, 18 accepts it (the exponent INT_MAX / 2 itself).
+  const versionDependent = new Set(["0e1073741823"]);
   for (const n of numbers) {
     const text = `{"a":${n}}`;
     const pgAccepts = await db.pool.query("select $1::jsonb", [text]).then(
       () => true,
       (e: { code: string }) => (assert.equal(e.code, "22003", n), false),
     );
+    if (versionDependent.has(n)) {
+      assert.ok(jsonbProblem(text), n);
+      continue;
+    }
     assert.equal(jsonbProblem(text) === undefined, pgAccepts, n.length > 40 ? `${n.slice(0, 20)}… (${n.length})` : n);
   }
   for (const [text, code] of [

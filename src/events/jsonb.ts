@@ -46,6 +46,8 @@ export const MAX_JSON_DEPTH = 200;
 
 const NUMERIC_MAX_DSCALE = 16383;
 const NUMERIC_MAX_WEIGHT10 = 131071;
+// An exponent of ±1073741823 (INT_MAX / 2) itself is refused by PostgreSQL 15 ("value overflows numeric format",
+// whatever the digits: 0e1073741823 too) and accepted by 18 for a zero; refused here for both.
 const NUMERIC_MAX_EXPONENT = 1073741823;
 
 export const NUL_REASON = "holds a U+0000 (NUL) character, which PostgreSQL cannot store";
@@ -158,7 +160,7 @@ export function numericProblem(literal: string): string | undefined {
     return numberReason(literal);
   }
   const exponent = (sign === "-" ? -1 : 1) * Number(digits || "0");
-  if (Math.abs(exponent) > NUMERIC_MAX_EXPONENT || frac.length - exponent > NUMERIC_MAX_DSCALE) {
+  if (Math.abs(exponent) >= NUMERIC_MAX_EXPONENT || frac.length - exponent > NUMERIC_MAX_DSCALE) {
     return numberReason(literal);
   }
   const first = (int + frac).search(/[1-9]/);
