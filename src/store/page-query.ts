@@ -27,9 +27,20 @@ interface Connection {
 
 const BIND = 0x42; // 'B'
 
+/** Without node-postgres' valueMapper, parameters must already be text, bytes or null. */
+function textOrBytes(v: unknown): string | Buffer | null {
+  if (v === null || v === undefined) {
+    return null;
+  }
+  if (typeof v === "string" || v instanceof Buffer) {
+    return v;
+  }
+  throw new TypeError(`a parameter must be text, bytes or null without a valueMapper, got ${typeof v}`);
+}
+
 /** The Bind message for `config` with parameter `index` left out: the bytes before it and after it. */
 export function bindAround(config: BindConfig, index: number, length: number): { head: Buffer; tail: Buffer } {
-  const map = config.valueMapper ?? ((v: unknown) => (v === null || v === undefined ? null : (v as string | Buffer)));
+  const map = config.valueMapper ?? textOrBytes;
   const values = (config.values ?? []).map((v, i) => (i === index ? undefined : map(v, i)));
   const before: Buffer[] = [];
   const after: Buffer[] = [];
