@@ -12,3 +12,9 @@ export function table(rows: Array<Record<string, string | number>>): string {
 }
 
 export const round = (n: number, digits = 0): number => Number(n.toFixed(digits));
+
+/** The middle value (the upper one of an even count), NaN for none. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}

@@ -31,6 +31,7 @@ import { withTransaction } from "../src/store/db.ts";
 import { migrate } from "../src/store/migrate.ts";
 import { ensurePartitions } from "../src/store/partitions.ts";
 import { upsertDirectoryAudits, upsertSignIns } from "../src/store/signins.ts";
+import { median } from "./report.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -105,10 +106,6 @@ function withDatabase(url: string, name: string): string {
   return u.toString();
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-};
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 
 async function main(): Promise<void> {

@@ -3,7 +3,10 @@
 // indexes) and each statement trigger (child rows, rollups, travel candidates), page after page, with the backend's
 // CPU for the page (from /proc: the server must run on this machine; steadier than wall time on a busy one).
 //
-//   node bench/write-path.ts [--pages 5] [--page-size 999] [--setup "SQL run first"] [--database-url postgres://…]
+//   node bench/write-path.ts [--pages 5] [--page-size 999] [--setup "SQL run first"] [--work-mem 4MB]
+//                            [--database-url postgres://…]
+// --work-mem sets the page transaction's work_mem instead of the daemon's PAGE_WORK_MEM (to compare); temp_mb is
+// what the page statement wrote to temporary files (pg_stat_database.temp_bytes).
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -12,7 +15,7 @@ import { DAY, HOUR } from "../src/time.ts";
 import { PAGE_WORK_MEM, UPSERT_SIGN_INS } from "../src/store/signins.ts";
 import { Databases, ensureClientPartitions, withClient } from "./databases.ts";
 import { cloneEvents, templateEvents } from "./events.ts";
-import { round, table } from "./report.ts";
+import { median, round, table } from "./report.ts";
 
 interface PlanNode {
   "Actual Total Time"?: number;
@@ -36,16 +39,12 @@ function backendCpuMs(pid: number): () => number {
   };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
-
 const { values } = parseArgs({
   options: {
     pages: { type: "string", default: "5" },
     "page-size": { type: "string", default: "999" },
     setup: { type: "string" },
+    "work-mem": { type: "string" },
     "database-url": {
       type: "string",
       default:
@@ -70,6 +69,13 @@ try {
   await withClient(url, async (c) => {
     const { rows: backend } = await c.query<{ pid: number }>("select pg_backend_pid() as pid");
     const cpuMs = backendCpuMs(backend[0]?.pid ?? 0);
+    const tempBytes = async () => {
+      await c.query("select pg_stat_force_next_flush()");
+      const { rows: t } = await c.query<{ b: string }>(
+        "select temp_bytes as b from pg_stat_database where datname = current_database()",
+      );
+      return Number(t[0]?.b);
+    };
     await ensureClientPartitions(c, new Date(now - 3 * DAY), new Date(now));
     if (values.setup) {
       await c.query(values.setup);
@@ -77,9 +83,14 @@ try {
     for (let p = 0; p < pages; p++) {
       const page = JSON.stringify({ value: events.slice(p * pageSize, (p + 1) * pageSize) });
       const cpuBefore = cpuMs();
+      const tempBefore = await tempBytes();
       // As the daemon writes a page: in a transaction that raises work_mem (PAGE_WORK_MEM).
       await c.query("begin");
-      await c.query(PAGE_WORK_MEM);
+      if (values["work-mem"]) {
+        await c.query("select set_config('work_mem', $1, true)", [values["work-mem"]]);
+      } else {
+        await c.query(PAGE_WORK_MEM);
+      }
       const { rows: plan } = await c.query<{ "QUERY PLAN": Explained[] }>(
         `explain (analyze, buffers, wal, format json) ${UPSERT_SIGN_INS}`,
         ["bench", "interactiveUser", new Date(), page, [], "beta"],
@@ -87,6 +98,7 @@ try {
       await c.query("commit");
       const e = plan[0]?.["QUERY PLAN"][0] as Explained;
       const cpu = cpuMs() - cpuBefore;
+      const tempMb = ((await tempBytes()) - tempBefore) / 1048576;
       const triggers = e.Triggers ?? [];
       const triggerMs = triggers.reduce((a, t) => a + t.Time, 0);
       rows.push({
@@ -96,6 +108,7 @@ try {
         statement_ms: round(e["Execution Time"] - triggerMs),
         ...Object.fromEntries(triggers.map((t) => [t["Trigger Name"].replace(/^sign_ins_/, ""), round(t.Time)])),
         wal_mb: round((e.Plan["WAL Bytes"] ?? 0) / 1048576, 1),
+        temp_mb: round(tempMb, 1),
       });
     }
   });

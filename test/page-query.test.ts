@@ -1,6 +1,7 @@
 // A page's bytes go to PostgreSQL as their own Buffer (src/store/page-query.ts): the Bind message framed around it
 // must be byte for byte node-postgres' own, and the query must behave as client.query does (rows, errors, the
-// connection usable after an error).
+// connection usable after an error). The page statement (src/store/signins.ts) sends its page that way, in a
+// transaction whose work_mem keeps the page's tuplestores off disk.
 
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
@@ -8,8 +9,11 @@ import { after, before, test } from "node:test";
 
 import pg from "pg";
 
-import { jsonbBytes } from "../src/events/jsonb.ts";
+import { pageEvents } from "../src/events/classify.ts";
+import { jsonbBytes, scanPage } from "../src/events/jsonb.ts";
 import { bindAround, queryWithBuffer } from "../src/store/page-query.ts";
+import { ensureMonths } from "../src/store/partitions.ts";
+import { UPSERT_SIGN_INS, upsertSignIns } from "../src/store/signins.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
 
 let db: TestDatabase;
@@ -56,13 +60,7 @@ test("the Bind message framed around a page is node-postgres' own, byte for byte
 test("a Buffer parameter is written as the caller's Buffer itself, and the statement answers as client.query does", async () => {
   const client = await db.pool.connect();
   try {
-    const socket = (client as unknown as { connection: { stream: { write(b: Buffer): boolean } } }).connection.stream;
-    const written: Buffer[] = [];
-    const write = socket.write.bind(socket);
-    socket.write = (b: Buffer) => {
-      written.push(b);
-      return write(b);
-    };
+    const written = spyOnSocket(client);
     const page = jsonbBytes(
       JSON.stringify({
         value: [
@@ -106,6 +104,80 @@ test("a Buffer parameter is written as the caller's Buffer itself, and the state
       ["c"],
     );
   } finally {
+    client.release();
+  }
+});
+
+/** The socket's writes from now on (the chunks themselves, by identity). */
+function spyOnSocket(client: pg.PoolClient): Buffer[] {
+  const socket = (client as unknown as { connection: { stream: { write(b: Buffer): boolean } } }).connection.stream;
+  const written: Buffer[] = [];
+  const write = socket.write.bind(socket);
+  socket.write = (b: Buffer) => {
+    written.push(b);
+    return write(b);
+  };
+  return written;
+}
+
+async function workMem(client: pg.PoolClient): Promise<string | undefined> {
+  return (await client.query<{ w: string }>("select current_setting('work_mem') as w")).rows[0]?.w;
+}
+
+/** Temporary-file bytes this database has written so far. */
+async function tempBytes(client: pg.PoolClient): Promise<number> {
+  await client.query("select pg_stat_force_next_flush()");
+  const { rows } = await client.query<{ b: string }>(
+    "select temp_bytes as b from pg_stat_database where datname = current_database()",
+  );
+  return Number(rows[0]?.b);
+}
+
+test("the page statement sends its page in place, in a transaction whose work_mem keeps its tuplestores off disk", async () => {
+  await ensureMonths(db.pool, [new Date("2026-05-01T00:00:00Z")]);
+  // ~6 MB: both tuplestores of the statement exceed the 4 MB set below.
+  const page = (tag: string) =>
+    jsonbBytes(
+      JSON.stringify({
+        value: Array.from({ length: 600 }, (_, i) => ({
+          id: `${tag}-${i}`,
+          createdDateTime: "2026-05-04T10:00:00Z",
+          userPrincipalName: `u${i}@contoso.example`,
+          pad: "x".repeat(10_000),
+        })),
+      }),
+    );
+  const client = await db.pool.connect();
+  try {
+    await client.query("set work_mem = '4MB'");
+    // The same statement without the page transaction's setting spills (so the check below can see a spill).
+    const before = await tempBytes(client);
+    await client.query("begin");
+    await queryWithBuffer(client, UPSERT_SIGN_INS, ["t-wm", "interactiveUser", new Date(), page("a"), [], null], 3);
+    await client.query("commit");
+    assert.ok((await tempBytes(client)) - before > 4 * 1024 * 1024, "at 4 MB the statement writes temporary files");
+
+    const bytes = page("b");
+    const written = spyOnSocket(client);
+    const start = await tempBytes(client);
+    await client.query("begin");
+    const r = await upsertSignIns(client, "t-wm", "interactiveUser", pageEvents(scanPage(bytes)).events, new Date());
+    const inTransaction = await workMem(client);
+    await client.query("commit");
+    assert.equal(r.inserted, 600);
+    assert.ok(written.includes(bytes), "the page went to the socket as its own Buffer (no copy)");
+    assert.equal(inTransaction, "64MB");
+    assert.equal((await tempBytes(client)) - start, 0, "no temporary files for the page");
+    assert.equal(await workMem(client), "4MB", "for the transaction only");
+
+    // A higher setting is kept.
+    await client.query("set work_mem = '256MB'");
+    await client.query("begin");
+    await upsertSignIns(client, "t-wm", "interactiveUser", pageEvents(scanPage(page("c"))).events, new Date());
+    assert.equal(await workMem(client), "256MB");
+    await client.query("commit");
+  } finally {
+    await client.query("reset work_mem").catch(() => undefined);
     client.release();
   }
 });

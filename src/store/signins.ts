@@ -47,11 +47,12 @@ on conflict (tenant_id, id, created_date_time) do nothing
 returning true as inserted, s.created_date_time`;
 
 // A page's statement holds the page twice in tuplestores: jsonb_array_elements' result and the transition table the
-// statement triggers read (~9 MB each for 999 real-sized sign-ins). At the server's default work_mem (4 MB) both
-// spill to temporary files, written once and read back by each trigger: ~8 % of the server's CPU for a page in a
-// profile. bench/write-path.ts, five alternated pairs of runs at 4 MB and 64 MB: 5–14 % less time a page in each,
-// 6–9 % less backend CPU in four (6 % more in one; a busy machine). Raised for the page's transaction only, never
-// lowered (a role or database setting above it is kept). docs/benchmarks.md, change 16.
+// statement triggers read. At the server's default work_mem (4 MB) both spill to temporary files, written once and
+// read back by each trigger: a page of 999 real-sized sign-ins (7.5 MB) wrote 17.7 MB of them (pg_stat_database
+// temp_bytes; none at 64 MB), ~8 % of the server's CPU for a page in a profile. bench/write-path.ts, five
+// alternated pairs of runs at 4 MB and 64 MB: 5–14 % less time a page in each, 6–9 % less backend CPU in four (6 %
+// more in one; a busy machine). Raised for the page's transaction only, never lowered (a role or database setting
+// above it is kept). docs/benchmarks.md, change 16; test/page-query.test.ts.
 export const PAGE_WORK_MEM = `
 select set_config('work_mem', '64MB', true)
 where pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('64MB')`;
