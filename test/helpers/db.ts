@@ -1,11 +1,13 @@
 // A fresh, migrated database per test file (or per test), dropped afterwards, on the run's PostgreSQL.
 
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { after, afterEach, before } from "node:test";
 
 import pg from "pg";
 import { pino } from "pino";
 
+import { isAlive } from "../../src/store/embedded.ts";
 import { migrate } from "../../src/store/migrate.ts";
 
 export interface TestDatabase {
@@ -40,10 +42,41 @@ export const TEMPLATE_ENV = "TEST_TEMPLATE_DATABASE";
  */
 export async function createTemplateDatabase(url: string): Promise<string> {
   const name = `signin_template_${randomBytes(6).toString("hex")}`;
-  await withAdmin(url, (admin) => admin.query(`create database ${name}`));
+  await withAdmin(url, async (admin) => {
+    await admin.query(`create database ${name}`);
+    await admin.query(`comment on database ${name} is '${templateComment(process.pid)}'`);
+  });
   await migrate(withDatabase(url, name), silentLog);
   await withAdmin(url, (admin) => admin.query(`alter database ${name} is_template true allow_connections false`));
   return name;
+}
+
+/** Who made a template: the run's process on this host (a server may be shared by several machines' runs). */
+function templateComment(pid: number): string {
+  return `signin-ingest test template of pid ${String(pid)} on ${hostname().replaceAll("'", "")}`;
+}
+
+const TEMPLATES = `
+select d.datname as name, shobj_description(d.oid, 'pg_database') as comment
+from pg_database d where d.datname like 'signin\\_template\\_%' and d.datistemplate`;
+
+/**
+ * Drops the templates of this host's earlier runs whose process is gone. A run against a server of its own
+ * (TEST_DATABASE_URL) drops its template in globalTeardown, which `--test-force-exit` cuts short (the runner exits
+ * while the teardown still awaits), and a killed run never gets there: each left a migrated database behind.
+ */
+export async function dropLeftoverTemplates(url: string): Promise<string[]> {
+  const { rows } = await withAdmin(url, (admin) => admin.query<{ name: string; comment: string | null }>(TEMPLATES));
+  const dropped: string[] = [];
+  for (const { name, comment } of rows) {
+    const pid = Number(/ of pid (\d+) on /.exec(comment ?? "")?.[1]);
+    if (!Number.isInteger(pid) || comment !== templateComment(pid) || isAlive(pid)) {
+      continue;
+    }
+    await dropTemplateDatabase(url, name);
+    dropped.push(name);
+  }
+  return dropped;
 }
 
 export async function dropTemplateDatabase(url: string, name: string): Promise<void> {

@@ -2,13 +2,13 @@
 // embedded PostgreSQL is started in a temporary directory for the whole run and removed afterwards. Either way a
 // template database is migrated once, and every test database is a copy of it (test/helpers/db.ts).
 
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-import { type EmbeddedDatabase, startEmbeddedPostgres } from "../../src/store/embedded.ts";
-import { createTemplateDatabase, dropTemplateDatabase, TEMPLATE_ENV } from "./db.ts";
+import { type EmbeddedDatabase, isAlive, runningServer, startEmbeddedPostgres } from "../../src/store/embedded.ts";
+import { createTemplateDatabase, dropLeftoverTemplates, dropTemplateDatabase, TEMPLATE_ENV } from "./db.ts";
 
 let embedded: EmbeddedDatabase | undefined;
 let dir: string | undefined;
@@ -25,13 +25,46 @@ export function freePort(): Promise<number> {
   });
 }
 
+const CLUSTER_PREFIX = "signin-ingest-test-";
+/** A directory younger than this may belong to a run still initialising its cluster (no server, no owner yet). */
+const LEFTOVER_AGE_MS = 15 * 60_000;
+
+/**
+ * Removes earlier runs' embedded clusters (~80 MB each): `--test-force-exit` ends the runner while globalTeardown
+ * still awaits the server's stop, so the directory stayed behind after every run, and a killed run leaves its own.
+ * A directory is kept while its server runs, its owner lives, or it is too young to tell.
+ */
+async function removeLeftoverClusters(now: number): Promise<void> {
+  for (const name of await readdir(tmpdir())) {
+    if (!name.startsWith(CLUSTER_PREFIX)) {
+      continue;
+    }
+    const leftover = path.join(tmpdir(), name);
+    const owner = Number((await readFile(path.join(leftover, "postmaster.owner"), "utf8").catch(() => "")).trim());
+    const young = await stat(leftover).then(
+      (s) => now - s.mtimeMs < LEFTOVER_AGE_MS,
+      () => true,
+    );
+    if (young || (owner > 0 && isAlive(owner)) || (await runningServer(path.join(leftover, "pg")))) {
+      continue;
+    }
+    await rm(leftover, { recursive: true, force: true }).catch((error: unknown) =>
+      console.error(`global setup: could not remove the leftover cluster ${leftover}`, error),
+    );
+  }
+}
+
 export async function globalSetup(): Promise<void> {
   if (!process.env.TEST_DATABASE_URL) {
-    dir = await mkdtemp(path.join(tmpdir(), "signin-ingest-test-"));
+    await removeLeftoverClusters(Date.now());
+    dir = await mkdtemp(path.join(tmpdir(), CLUSTER_PREFIX));
     embedded = await startEmbeddedPostgres({ dir, port: await freePort() });
     process.env.TEST_DATABASE_URL = embedded.url;
   }
   const url = process.env.TEST_DATABASE_URL;
+  if (!embedded) {
+    await dropLeftoverTemplates(url);
+  }
   template = { url, name: await createTemplateDatabase(url) };
   process.env[TEMPLATE_ENV] = template.name;
 }
