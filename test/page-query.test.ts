@@ -11,7 +11,7 @@ import pg from "pg";
 
 import { pageEvents } from "../src/events/classify.ts";
 import { jsonbBytes, scanPage } from "../src/events/jsonb.ts";
-import { bindAround, queryWithBuffer } from "../src/store/page-query.ts";
+import { bindAround, freeSentBuffer, queryWithBuffer } from "../src/store/page-query.ts";
 import { ensureMonths } from "../src/store/partitions.ts";
 import { UPSERT_SIGN_INS, upsertSignIns } from "../src/store/signins.ts";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.ts";
@@ -108,17 +108,70 @@ test("a Buffer parameter is written as the caller's Buffer itself, and the state
   }
 });
 
+type Write = (b: Buffer, done?: () => void) => boolean;
+
+function socketOf(client: pg.PoolClient): { write: Write } {
+  return (client as unknown as { connection: { stream: { write: Write } } }).connection.stream;
+}
+
 /** The socket's writes from now on (the chunks themselves, by identity). */
 function spyOnSocket(client: pg.PoolClient): Buffer[] {
-  const socket = (client as unknown as { connection: { stream: { write(b: Buffer): boolean } } }).connection.stream;
+  const socket = socketOf(client);
   const written: Buffer[] = [];
   const write = socket.write.bind(socket);
-  socket.write = (b: Buffer) => {
+  socket.write = (b, done) => {
     written.push(b);
-    return write(b);
+    return write(b, done);
   };
   return written;
 }
+
+test("a sent page's memory is given back at once, never while the socket may still read it or when it is a slice", async () => {
+  const client = await db.pool.connect();
+  const socket = socketOf(client);
+  const write = socket.write.bind(socket);
+  try {
+    const events = Array.from({ length: 200 }, (_, i) => ({ id: `e${String(i)}`, pad: "x".repeat(500) }));
+    const page = jsonbBytes(JSON.stringify({ value: events }));
+    const size = page.length;
+    assert.equal(
+      page.buffer.byteLength,
+      size,
+      "a page of ~100 KB is an ArrayBuffer of its own (Node pools buffers below 32 KB)",
+    );
+    // The socket's "done with these bytes" for the page is held back, as when the kernel's buffer is full.
+    const held: Array<() => void> = [];
+    socket.write = (b, done) => write(b, b === page && done ? () => held.push(done) : done);
+    const sql = `select count(*)::int as n from jsonb_array_elements($1::jsonb -> 'value')`;
+    const { rows } = await queryWithBuffer<{ n: number }>(client, sql, [page], 0);
+    assert.equal(rows[0]?.n, 200);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(held.length, 1, "the page's write reported done to the socket's caller");
+    assert.equal(freeSentBuffer(page), false, "not freed while its write is pending");
+    assert.equal(page.length, size, "still whole");
+    assert.equal(JSON.parse(page.toString("utf8", 1)).value.length, 200);
+    for (const done of held) {
+      done();
+    }
+    assert.equal(freeSentBuffer(page), true, "freed once the socket is done with it");
+    assert.equal(page.length, 0, "a freed page reads as empty");
+    assert.equal(page.buffer.byteLength, 0);
+    assert.equal(freeSentBuffer(page), false, "freed once");
+
+    // Buffers sharing their memory are left alone: Node's pool of small buffers, a slice of a larger one.
+    const small = jsonbBytes('{"value":[]}');
+    assert.ok(small.buffer.byteLength > small.length);
+    assert.equal(freeSentBuffer(small), false);
+    assert.equal(small.toString("utf8", 1), '{"value":[]}');
+    const large = Buffer.alloc(100_000, 0x20);
+    const slice = large.subarray(0, 50_000);
+    assert.equal(freeSentBuffer(slice), false);
+    assert.equal(large.length, 100_000);
+  } finally {
+    socket.write = write;
+    client.release();
+  }
+});
 
 async function workMem(client: pg.PoolClient): Promise<string | undefined> {
   return (await client.query<{ w: string }>("select current_setting('work_mem') as w")).rows[0]?.w;

@@ -11,6 +11,7 @@ import type { Metrics } from "../metrics.ts";
 import { writeCheckpoint } from "../store/checkpoints.ts";
 import { type Reader, recordCoverage } from "../store/coverage.ts";
 import { type Pool, withTransaction } from "../store/db.ts";
+import { freeSentBuffer } from "../store/page-query.ts";
 import { ensureMonths, monthsBetween, monthsOf } from "../store/partitions.ts";
 import {
   insertRejected,
@@ -230,6 +231,7 @@ export async function readWindow(
         await storePage(deps, stream, window, options, inWindow, page, next);
       } finally {
         page.grant.release();
+        discard(page);
       }
       if (!ahead) {
         pending = fetchNext();
@@ -239,11 +241,21 @@ export async function readWindow(
     fetchController.abort(new Error("window finished"));
     // A page fetched ahead for a window that failed is never stored: its bytes go back to the budget.
     pending?.then(
-      (p) => p.grant.release(),
+      (p) => {
+        p.grant.release();
+        discard(p);
+      },
       () => undefined,
     );
   }
   addCounts(counts, inWindow);
+}
+
+/** A page stored or given up: its bytes are freed now, as its share of the page budget was (freeSentBuffer). */
+function discard(page: FetchedPage): void {
+  if (typeof page.events.text !== "string") {
+    freeSentBuffer(page.events.text);
+  }
 }
 
 async function storePage(

@@ -22,8 +22,11 @@ interface BindConfig {
 
 interface Connection {
   bind(config: BindConfig): void;
-  stream: { write(chunk: Buffer): boolean };
+  stream: { write(chunk: Buffer, done?: () => void): boolean };
 }
+
+/** The pages whose write to a socket has not completed: libuv may still read their memory. */
+const sending = new WeakSet<Buffer>();
 
 const BIND = 0x42; // 'B'
 
@@ -98,8 +101,11 @@ class PageQuery extends pg.Query {
     // An own property over the prototype's method for this one call, removed after it.
     connection.bind = (config: BindConfig) => {
       const { head, tail } = bindAround(config, this.#index, this.#page.length);
+      const page = this.#page;
       connection.stream.write(head);
-      connection.stream.write(this.#page);
+      sending.add(page);
+      // Called once the socket is done with the bytes: written to the kernel, or the socket destroyed.
+      connection.stream.write(page, () => sending.delete(page));
       connection.stream.write(tail);
     };
     try {
@@ -127,4 +133,27 @@ export function queryWithBuffer<R extends pg.QueryResultRow>(
       ),
     );
   });
+}
+
+/**
+ * Gives a sent page's memory back now instead of at a later garbage collection. V8 collects a dead Buffer's 8 MB
+ * only once the process's external memory has grown by tens of MB since the last collection, so stored pages piled
+ * up beyond the page budget (PAGE_MEMORY_BYTES) until one. The Buffer's ArrayBuffer is detached (transferred to an
+ * empty one, which frees its memory at once) and the Buffer reads as empty afterwards: the caller must be its last
+ * user. Nothing is freed (false) while a write of it to a socket is pending (a blackholed server: the kernel's
+ * buffer full), or when it is part of a larger ArrayBuffer (Node's pool for small buffers, a slice of another).
+ */
+export function freeSentBuffer(bytes: Buffer): boolean {
+  const whole = bytes.buffer;
+  if (
+    sending.has(bytes) ||
+    !(whole instanceof ArrayBuffer) ||
+    whole.detached ||
+    bytes.byteOffset !== 0 ||
+    bytes.byteLength !== whole.byteLength
+  ) {
+    return false;
+  }
+  whole.transfer(0);
+  return true;
 }
