@@ -6,6 +6,7 @@ import {
   elementOf,
   elementText,
   JSONB_BINARY_VERSION,
+  jsonbArray,
   jsonbBytes,
   jsonbProblem,
   MAX_JSON_DEPTH,
@@ -141,6 +142,16 @@ test("a page is held as its UTF-8 bytes, whatever the script of its names, and i
     names.map((_, i) => `e${i}`),
   );
   assert.equal(events.text, scan.bytes, "stored as received, not re-encoded");
+});
+
+test("a batch of event texts becomes one JSON array in jsonb's binary input, byte for byte", () => {
+  const texts = ['{"id":"a","city":"東京"}', '{"id":"b","n":1e999999}', '{"id":"c","name":"Zoë 🙂"}'];
+  for (const batch of [texts, texts.slice(0, 1), []]) {
+    const bytes = jsonbArray(batch);
+    assert.equal(bytes[0], 1, "jsonb's binary format version");
+    assert.equal(bytes.toString("utf8", 1), `[${batch.join(",")}]`);
+    assert.equal(bytes.length, 1 + Buffer.byteLength(`[${batch.join(",")}]`), "no byte left unwritten");
+  }
 });
 
 test("numbers: out of PostgreSQL's numeric range exactly when the scale or weight overflows", () => {

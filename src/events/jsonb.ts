@@ -36,6 +36,29 @@ export function jsonbBytes(text: string): JsonbBytes {
   return bytes;
 }
 
+/**
+ * A JSON array of `texts` (each one JSON value) as JsonbBytes, written straight into one buffer: no joined string
+ * and no copy by node-postgres (sent in place: src/store/page-query.ts), so a batch is held once.
+ */
+export function jsonbArray(texts: readonly string[]): JsonbBytes {
+  let size = 2 + Math.max(0, texts.length - 1);
+  for (const text of texts) {
+    size += Buffer.byteLength(text);
+  }
+  const bytes = Buffer.allocUnsafe(1 + size);
+  bytes[0] = JSONB_BINARY_VERSION;
+  bytes[1] = 0x5b; // [
+  let at = 2;
+  for (const [i, text] of texts.entries()) {
+    if (i > 0) {
+      bytes[at++] = 0x2c; // ,
+    }
+    at += bytes.write(text, at);
+  }
+  bytes[at] = 0x5d; // ]
+  return bytes;
+}
+
 /** The text of `bytes` (JsonbBytes) from byte `start` (default: the whole JSON) to `end`. */
 export function utf8Text(bytes: JsonbBytes, start = 1, end = bytes.length): string {
   return bytes.toString("utf8", start, end);

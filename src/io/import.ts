@@ -10,10 +10,11 @@ import { TextDecoder } from "node:util";
 
 import type { RejectedEvent } from "../events/classify.ts";
 import { classifyEvents } from "../events/classify.ts";
-import { jsonbProblem } from "../events/jsonb.ts";
+import { jsonbArray, jsonbProblem } from "../events/jsonb.ts";
 import { isStreamName } from "../events/streams.ts";
 import type { Logger } from "../log.ts";
 import { type Pool, withTransaction } from "../store/db.ts";
+import { freeSentBuffer } from "../store/page-query.ts";
 import { ensureMonths, monthsOf } from "../store/partitions.ts";
 import {
   insertNewDirectoryAudits,
@@ -569,8 +570,8 @@ async function storeBatch(
           refused.push(...isolated.rejected);
           result = isolated;
         } else {
+          const text = jsonbArray(s.texts);
           try {
-            const text = `[${s.texts.join(",")}]`;
             result = await upsert(
               client,
               deps.tenantId,
@@ -581,6 +582,9 @@ async function storeBatch(
           } catch (error) {
             failed();
             throw error;
+          } finally {
+            // Stored or refused, the batch's bytes are not read again (an isolating retry stores s.texts).
+            freeSentBuffer(text);
           }
         }
         batchCounts.inserted += result.inserted;
