@@ -3,10 +3,11 @@
 // /proc, exited backends through the postmaster's children times) and the whole machine used meanwhile. The figures
 // docs/benchmarks.md marks "by hand" (the CPU split, the six-run RSS medians of changes 13 and 14) come from it.
 //
-//   ROUNDS=6 node bench/once-cpu.ts [N=10000] ["once"|"run"|"backfill --from … --to …"] ['{"EXTRA_ENV":"value"}']
+//   ROUNDS=6 node bench/once-cpu.ts [N=10000] ["once"|"run"|"backfill --from … --to …"|"import"] ['{"EXTRA_ENV":"value"}']
+//   ("import": the same events from a JSON Lines file, `import --tenant … <file>`)
 //   PROBE_LOG=1 …   also sets log_min_duration_statement = 0 on each measured database (the server log)
 import { execSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { startSimulator } from "../src/simulator/server.ts";
@@ -43,6 +44,11 @@ sim.addEvents(events, { tenantId: TENANT, visibleAt: new Date(now - 2 * HOUR) })
 const work = await mkdtemp(path.join(tmpdir(), "probe-"));
 await runCli(["migrate"], { DATABASE_URL: dbs.templateUrl, LOG_LEVEL: "warn" }, work);
 const lookbackMs = now - (endMs - (n - 1) * spacingMs) + HOUR / 2;
+if (args[0] === "import") {
+  const file = path.join(work, "events.jsonl");
+  await writeFile(file, events.map((e) => JSON.stringify(e)).join("\n") + "\n");
+  args.push("--tenant", TENANT, file);
+}
 const pgCpu = () => {
   const out = execSync("for p in $(pgrep -u postgres); do cat /proc/$p/stat 2>/dev/null; done; true").toString();
   let t = 0;

@@ -231,7 +231,8 @@ export async function runningServer(dataDir: string): Promise<{ pid: number; por
   return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? { pid, port } : undefined;
 }
 
-async function ownerPid(dir: string): Promise<number | undefined> {
+/** The pid recorded as the owner of the cluster under `dir` (the process that started it), if any. */
+export async function ownerPid(dir: string): Promise<number | undefined> {
   try {
     const pid = Number((await readFile(path.join(dir, OWNER_FILE), "utf8")).trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;

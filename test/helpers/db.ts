@@ -65,18 +65,14 @@ from pg_database d where d.datname like 'signin\\_template\\_%' and d.datistempl
  * (TEST_DATABASE_URL) drops its template in globalTeardown, which `--test-force-exit` cuts short (the runner exits
  * while the teardown still awaits), and a killed run never gets there: each left a migrated database behind.
  */
-export async function dropLeftoverTemplates(url: string): Promise<string[]> {
+export async function dropLeftoverTemplates(url: string): Promise<void> {
   const { rows } = await withAdmin(url, (admin) => admin.query<{ name: string; comment: string | null }>(TEMPLATES));
-  const dropped: string[] = [];
   for (const { name, comment } of rows) {
     const pid = Number(/ of pid (\d+) on /.exec(comment ?? "")?.[1]);
-    if (!Number.isInteger(pid) || comment !== templateComment(pid) || isAlive(pid)) {
-      continue;
+    if (Number.isInteger(pid) && comment === templateComment(pid) && !isAlive(pid)) {
+      await dropTemplateDatabase(url, name);
     }
-    await dropTemplateDatabase(url, name);
-    dropped.push(name);
   }
-  return dropped;
 }
 
 export async function dropTemplateDatabase(url: string, name: string): Promise<void> {

@@ -2,12 +2,18 @@
 // embedded PostgreSQL is started in a temporary directory for the whole run and removed afterwards. Either way a
 // template database is migrated once, and every test database is a copy of it (test/helpers/db.ts).
 
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
-import { type EmbeddedDatabase, isAlive, runningServer, startEmbeddedPostgres } from "../../src/store/embedded.ts";
+import {
+  type EmbeddedDatabase,
+  isAlive,
+  ownerPid,
+  runningServer,
+  startEmbeddedPostgres,
+} from "../../src/store/embedded.ts";
 import { createTemplateDatabase, dropLeftoverTemplates, dropTemplateDatabase, TEMPLATE_ENV } from "./db.ts";
 
 let embedded: EmbeddedDatabase | undefined;
@@ -40,12 +46,12 @@ async function removeLeftoverClusters(now: number): Promise<void> {
       continue;
     }
     const leftover = path.join(tmpdir(), name);
-    const owner = Number((await readFile(path.join(leftover, "postmaster.owner"), "utf8").catch(() => "")).trim());
+    const owner = await ownerPid(leftover);
     const young = await stat(leftover).then(
       (s) => now - s.mtimeMs < LEFTOVER_AGE_MS,
       () => true,
     );
-    if (young || (owner > 0 && isAlive(owner)) || (await runningServer(path.join(leftover, "pg")))) {
+    if (young || (owner !== undefined && isAlive(owner)) || (await runningServer(path.join(leftover, "pg")))) {
       continue;
     }
     await rm(leftover, { recursive: true, force: true }).catch((error: unknown) =>
